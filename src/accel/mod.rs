@@ -1,0 +1,7 @@
+//! Accelerated hot loops and the choice of backend (gpu | simd | scalar | auto).
+
+pub mod calibrate;
+pub mod gpu;
+pub mod hash;
+
+pub use hash::{Backend, BatchHasher, CpuHasher, GpuBatchHasher, AutoHasher, HashError};

@@ -1,0 +1,8 @@
+//! quasar: an Ethereum consensus-layer verification node whose hot loops run on the GPU.
+//!
+//! See `DESIGN.md` in the shared folder for the map. This crate holds the node; the
+//! CPU SIMD kernels live in the `quasar-kernels` crate (the only place with `unsafe`).
+
+pub mod accel;
+pub mod bench;
+pub mod merkle;

@@ -1,0 +1,177 @@
+//! The `quasar` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use quasar::accel::hash::{hasher_for, Backend};
+use quasar::bench;
+use quasar::merkle;
+
+#[derive(Parser)]
+#[command(name = "quasar", version, about = "Ethereum consensus verification node with GPU-accelerated hashing and BLS")]
+struct Cli {
+    /// Log filter (tracing's env-filter syntax), e.g. `info`, `quasar=debug`; also RUST_LOG.
+    #[arg(long, global = true, default_value = "warn,wgpu_core=error,wgpu_hal=error,naga=error")]
+    log: String,
+    /// Worker threads for CPU paths (default: all cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// One-shot tools over files.
+    #[command(subcommand)]
+    Tool(Tool),
+    /// Benchmarks, each against its peers in the same run.
+    #[command(subcommand)]
+    Bench(BenchCmd),
+}
+
+#[derive(Subcommand)]
+enum Tool {
+    /// Print the SSZ root of `merkleize(chunks, limit)` of a file of concatenated 32-byte chunks.
+    Merkleize {
+        /// Hashing backend.
+        #[arg(long, value_enum, default_value = "auto")]
+        backend: Backend,
+        /// Chunk limit (the tree is padded to the next power of two of it); default: the chunk count.
+        #[arg(long)]
+        limit: Option<u64>,
+        /// File of concatenated 32-byte chunks.
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// Merkleization throughput: every backend beside sha2 and hashtree, 2^min … 2^max leaves.
+    Hash(HashArgs),
+}
+
+#[derive(Args)]
+struct HashArgs {
+    /// Smallest tree, as log2 of the leaf count.
+    #[arg(long, default_value_t = 10)]
+    min_log: u32,
+    /// Largest tree, as log2 of the leaf count (24 = 512 MiB of leaves).
+    #[arg(long, default_value_t = 20)]
+    max_log: u32,
+    /// Step between sizes, in powers of two.
+    #[arg(long, default_value_t = 2)]
+    step: u32,
+    /// Milliseconds spent per measurement (the fastest run counts).
+    #[arg(long, default_value_t = 300)]
+    millis: u64,
+    /// Leave the GPU out.
+    #[arg(long)]
+    no_gpu: bool,
+    /// Print the report as JSON on stdout instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Also write an SVG plot of throughput against size.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cli.log))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Some(n) = cli.threads {
+        rayon::ThreadPoolBuilder::new().num_threads(n).build_global().context("--threads")?;
+    }
+    match cli.command {
+        Command::Tool(Tool::Merkleize { backend, limit, file }) => {
+            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            anyhow::ensure!(
+                bytes.len() % 32 == 0,
+                "{}: length {} is not a multiple of 32 bytes",
+                file.display(),
+                bytes.len()
+            );
+            let chunks: &[[u8; 32]] = bytemuck::cast_slice(&bytes);
+            if let Some(limit) = limit {
+                anyhow::ensure!(
+                    chunks.len() as u64 <= limit,
+                    "{}: {} chunks exceed --limit {limit}",
+                    file.display(),
+                    chunks.len()
+                );
+            }
+            let hasher = hasher_for(backend).with_context(|| format!("--backend {}", backend_name(backend)))?;
+            let root = merkle::merkleize(hasher.as_ref(), chunks, limit)?;
+            tracing::info!("merkleized {} chunks with {}", chunks.len(), hasher.name());
+            println!("0x{}", hex(&root));
+        }
+        Command::Bench(BenchCmd::Hash(a)) => {
+            let cfg = bench::hash::HashBenchConfig {
+                min_log2: a.min_log,
+                max_log2: a.max_log,
+                step: a.step,
+                target: std::time::Duration::from_millis(a.millis),
+                no_gpu: a.no_gpu,
+                ..Default::default()
+            };
+            anyhow::ensure!(cfg.min_log2 <= cfg.max_log2 && cfg.max_log2 <= 28, "sizes: need --min-log <= --max-log <= 28");
+            if !a.json {
+                println!("{}", bench::hash::header());
+            }
+            let json = a.json;
+            let report = bench::hash::run(&cfg, |line| {
+                if json {
+                    eprintln!("{line}");
+                } else {
+                    println!("{line}");
+                }
+            })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "cpu kernel: {}; threads: {}; gpu: {}",
+                    report.cpu_kernel,
+                    report.threads,
+                    report.gpu.as_deref().or(report.gpu_note.as_deref()).unwrap_or("none")
+                );
+                for (log2, subs, up, down) in &report.gpu_traffic {
+                    println!("gpu tree 2^{log2}: {subs} submission(s), {up} bytes up, {down} bytes down");
+                }
+            }
+            if let Some(path) = a.plot {
+                bench::hash::plot(&report, &path)?;
+                eprintln!("plot written to {}", path.display());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn backend_name(b: Backend) -> &'static str {
+    match b {
+        Backend::Auto => "auto",
+        Backend::Gpu => "gpu",
+        Backend::Simd => "simd",
+        Backend::Scalar => "scalar",
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

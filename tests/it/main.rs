@@ -1,0 +1,5 @@
+//! One integration-test binary, so the workspace links once.
+mod cli;
+mod gpu;
+mod merkle;
+mod reference;
