@@ -5,4 +5,5 @@
 
 pub mod accel;
 pub mod bench;
+pub mod bls;
 pub mod merkle;

@@ -3,10 +3,13 @@
 //!
 //! ```text
 //! cargo run --release -p quasar-kernels --example kernel_speed [-- ROUNDS [NAME...]]
+//! # plus the SHA-NI stream-count variants (x1..x4):
+//! cargo run --release -p quasar-kernels --features bench-internals --example kernel_speed
 //! ```
 //!
-//! Sizes: 2^10 blocks (64 KiB, L1/L2-resident), 2^16 blocks (4 MiB, repeated: warm
-//! cache) and 2^22 blocks (256 MiB: streams from memory). The implementations take turns
+//! Sizes: small batches (1, 3, 7, 17, 100 blocks: call overhead and tails), 2^10 blocks
+//! (64 KiB, L1/L2-resident), 2^16 blocks (4 MiB, repeated: warm cache) and 2^22 blocks
+//! (256 MiB: streams from memory). The implementations take turns
 //! within each round, so background load hits them alike; the best round is reported
 //! (and the median next to it).
 
@@ -34,7 +37,7 @@ fn impls() -> Vec<(String, HashFn)> {
     for k in Kernel::available() {
         v.push((format!("quasar {}", k.name()), Box::new(move |i, o| hash_blocks(k, i, o))));
     }
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(feature = "bench-internals", target_arch = "x86_64"))]
     if Kernel::ShaNi.is_available() {
         for s in [1usize, 2, 3, 4] {
             v.push((
@@ -92,8 +95,12 @@ fn main() {
         .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
         .collect();
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    for log_n in [10u32, 16, 22] {
-        let n = 1usize << log_n;
+    let sizes: Vec<(String, usize)> = [1usize, 3, 7, 17, 100]
+        .iter()
+        .map(|&n| (format!("{n}"), n))
+        .chain([10u32, 16, 22].iter().map(|&l| (format!("2^{l}"), 1usize << l)))
+        .collect();
+    for (label, n) in sizes {
         // Repeat small sizes so that each timed sample hashes at least 2^21 blocks.
         let reps = ((1usize << 21) / n).max(1);
         let input: Vec<[u8; 64]> = (0..n)
@@ -126,7 +133,7 @@ fn main() {
             }
         }
         println!(
-            "\n2^{log_n} blocks ({} KiB in), {reps} rep(s) x {rounds} rounds: ns/block best (median)",
+            "\n{label} blocks ({} KiB in), {reps} rep(s) x {rounds} rounds: ns/block best (median)",
             n * 64 / 1024
         );
         for (j, (name, _)) in impls.iter().enumerate() {

@@ -62,7 +62,10 @@ fn reference_levels(leaves: &[[u8; 32]], depth: u32) -> Vec<Vec<[u8; 32]>> {
 }
 
 fn reference_root(leaves: &[[u8; 32]], depth: u32) -> [u8; 32] {
-    reference_levels(leaves, depth)[depth as usize].first().copied().unwrap_or(zero_hashes()[depth as usize])
+    reference_levels(leaves, depth)[depth as usize]
+        .first()
+        .copied()
+        .unwrap_or(zero_hashes()[depth as usize])
 }
 
 fn random_leaves(n: usize, seed: u64) -> Vec<[u8; 32]> {
@@ -86,7 +89,10 @@ fn ceil_log2(n: usize) -> u32 {
 fn gpu_adapter_is_found_and_named() {
     let hasher = shared();
     let name = hasher.context().adapter_name();
-    assert!(name.contains('(') && name.contains(','), "adapter name {name:?} lacks backend/type");
+    assert!(
+        name.contains('(') && name.contains(','),
+        "adapter name {name:?} lacks backend/type"
+    );
     assert!(!hasher.context().is_lost());
 }
 
@@ -117,15 +123,20 @@ fn gpu_hash_pairs_rejects_mismatched_output() {
     let mut out = vec![[0u8; 32]; 2];
     let err = hasher.hash_pairs(&[[1u8; 64]; 3], &mut out).unwrap_err();
     assert!(matches!(err, GpuError::Submission(_)), "{err}");
-    assert!(!hasher.context().is_lost(), "a caller's mistake must not mark the device lost");
+    assert!(
+        !hasher.context().is_lost(),
+        "a caller's mistake must not mark the device lost"
+    );
 }
 
 #[test]
 fn gpu_merkleize_matches_reference() {
     let hasher = shared();
-    for (seed, n) in [1usize, 2, 3, 4, 5, 7, 8, 9, 31, 32, 33, 255, 256, 257, 1023, 1024, 1025, 3000]
-        .into_iter()
-        .enumerate()
+    for (seed, n) in [
+        1usize, 2, 3, 4, 5, 7, 8, 9, 31, 32, 33, 255, 256, 257, 1023, 1024, 1025, 3000,
+    ]
+    .into_iter()
+    .enumerate()
     {
         let leaves = random_leaves(n, seed as u64);
         let levels = reference_levels(&leaves, 40);
@@ -142,7 +153,15 @@ fn gpu_merkleize_matches_reference() {
 fn gpu_merkleize_all_zero_leaves_is_zero_hash() {
     let hasher = shared();
     let z = zero_hashes();
-    for (n, depth) in [(1usize, 0u32), (1, 5), (2, 1), (1000, 10), (1024, 10), (1024, 12), (3000, 40)] {
+    for (n, depth) in [
+        (1usize, 0u32),
+        (1, 5),
+        (2, 1),
+        (1000, 10),
+        (1024, 10),
+        (1024, 12),
+        (3000, 40),
+    ] {
         let got = hasher.merkleize(&vec![[0u8; 32]; n], depth).unwrap();
         assert_eq!(got, z[depth as usize], "n = {n}, depth = {depth}");
     }
@@ -164,14 +183,17 @@ fn gpu_merkleize_levels_returns_kept_levels() {
             vec![0],
             vec![1],
             vec![1, 2, 3],
-            vec![9, 10].into_iter().filter(|&k| k <= depth).collect(),
+            vec![9, 10],
             vec![h],
             vec![depth],
-            vec![5.min(depth), 1.min(depth), 5.min(depth)],
+            vec![5, 1, 5],
             all,
         ];
         for keep in keeps {
-            let (root, got) = hasher.merkleize_levels(&leaves, depth, &keep).expect("merkleize_levels");
+            let keep: Vec<u32> = keep.into_iter().filter(|&k| k <= depth).collect();
+            let (root, got) = hasher
+                .merkleize_levels(&leaves, depth, &keep)
+                .expect("merkleize_levels");
             assert_eq!(root, levels[depth as usize][0], "n = {n}, keep = {keep:?}");
             assert_eq!(got.len(), keep.len());
             for (k, level) in keep.iter().zip(&got) {
@@ -183,25 +205,46 @@ fn gpu_merkleize_levels_returns_kept_levels() {
 }
 
 #[test]
-fn gpu_unfused_and_split_paths_match_reference() {
+fn gpu_fused_unfused_and_split_paths_match_reference() {
     let ctx = shared().context().clone();
+    let fused = GpuHasher::new(ctx.clone()).unwrap().with_fusion(true);
     let unfused = GpuHasher::new(ctx.clone()).unwrap().with_fusion(false);
     let split = GpuHasher::new(ctx).unwrap().with_max_subtree_leaves(64);
-    for (seed, n) in [(21u64, 1usize), (22, 5), (23, 64), (24, 65), (25, 1000), (26, 3000)] {
+    assert!(fused.is_fused() && !unfused.is_fused());
+    for (seed, n) in [
+        (21u64, 1usize),
+        (22, 5),
+        (23, 64),
+        (24, 65),
+        (25, 1000),
+        (26, 3000),
+    ] {
         let leaves = random_leaves(n, seed);
         for depth in [ceil_log2(n), ceil_log2(n) + 3] {
             let want = reference_root(&leaves, depth);
-            assert_eq!(unfused.merkleize(&leaves, depth).unwrap(), want, "unfused n = {n}");
-            assert_eq!(split.merkleize(&leaves, depth).unwrap(), want, "split n = {n}");
+            for (name, hasher) in [("fused", &fused), ("unfused", &unfused), ("split", &split)] {
+                assert_eq!(
+                    hasher.merkleize(&leaves, depth).unwrap(),
+                    want,
+                    "{name} n = {n}"
+                );
+            }
         }
         let depth = ceil_log2(n) + 1;
         let levels = reference_levels(&leaves, depth);
-        let keep: Vec<u32> = (0..=depth).rev().collect();
-        for hasher in [&unfused, &split] {
-            let (root, got) = hasher.merkleize_levels(&leaves, depth, &keep).unwrap();
-            assert_eq!(root, levels[depth as usize][0]);
-            for (k, level) in keep.iter().zip(&got) {
-                assert_eq!(*level, levels[*k as usize], "n = {n}, level {k}");
+        // Every level kept (forces one dispatch per level), and a sparse set (fused spans).
+        let every: Vec<u32> = (0..=depth).rev().collect();
+        let sparse: Vec<u32> = vec![depth, 2, 0]
+            .into_iter()
+            .filter(|&k| k <= depth)
+            .collect();
+        for (name, hasher) in [("fused", &fused), ("unfused", &unfused), ("split", &split)] {
+            for keep in [&every, &sparse] {
+                let (root, got) = hasher.merkleize_levels(&leaves, depth, keep).unwrap();
+                assert_eq!(root, levels[depth as usize][0], "{name} n = {n}");
+                for (k, level) in keep.iter().zip(&got) {
+                    assert_eq!(*level, levels[*k as usize], "{name} n = {n}, level {k}");
+                }
             }
         }
     }
@@ -232,10 +275,18 @@ fn gpu_repeated_calls_reuse_pooled_buffers_and_count_one_submission() {
     assert_eq!(second, want);
     assert_eq!(mid.submissions - before.submissions, 1);
     assert_eq!(after.submissions - mid.submissions, 1);
-    assert_eq!(mid.bytes_downloaded - before.bytes_downloaded, 32, "root-only call reads back 32 bytes");
+    assert_eq!(
+        mid.bytes_downloaded - before.bytes_downloaded,
+        32,
+        "root-only call reads back 32 bytes"
+    );
     assert_eq!(after.bytes_downloaded - mid.bytes_downloaded, 32);
     assert!(mid.bytes_uploaded - before.bytes_uploaded >= 1000 * 32);
-    assert_eq!(hasher.pool_stats().created, created, "second call must reuse the pooled buffers");
+    assert_eq!(
+        hasher.pool_stats().created,
+        created,
+        "second call must reuse the pooled buffers"
+    );
     assert!(hasher.pool_stats().reused >= 4);
 
     // Kept levels come back in the same single submission.
@@ -243,7 +294,10 @@ fn gpu_repeated_calls_reuse_pooled_buffers_and_count_one_submission() {
     let end = ctx.stats();
     assert_eq!(root, want);
     assert_eq!(end.submissions - after.submissions, 1);
-    assert_eq!(end.bytes_downloaded - after.bytes_downloaded, 32 * (1 + 500 + 125));
+    assert_eq!(
+        end.bytes_downloaded - after.bytes_downloaded,
+        32 * (1 + 500 + 125)
+    );
     assert_eq!(levels[0].len(), 500);
 
     // A single leaf needs no GPU work at all.
@@ -256,11 +310,23 @@ fn gpu_repeated_calls_reuse_pooled_buffers_and_count_one_submission() {
 fn gpu_rejects_bad_shapes_without_losing_the_device() {
     let hasher = shared();
     let leaves = random_leaves(5, 41);
-    assert!(matches!(hasher.merkleize(&leaves, 41), Err(GpuError::TooLarge(_))));
-    assert!(matches!(hasher.merkleize(&leaves, 2), Err(GpuError::TooLarge(_))));
-    assert!(matches!(hasher.merkleize_levels(&leaves, 3, &[4]), Err(GpuError::TooLarge(_))));
+    assert!(matches!(
+        hasher.merkleize(&leaves, 41),
+        Err(GpuError::TooLarge(_))
+    ));
+    assert!(matches!(
+        hasher.merkleize(&leaves, 2),
+        Err(GpuError::TooLarge(_))
+    ));
+    assert!(matches!(
+        hasher.merkleize_levels(&leaves, 3, &[4]),
+        Err(GpuError::TooLarge(_))
+    ));
     assert!(!hasher.context().is_lost());
-    assert_eq!(hasher.merkleize(&leaves, 3).unwrap(), reference_root(&leaves, 3));
+    assert_eq!(
+        hasher.merkleize(&leaves, 3).unwrap(),
+        reference_root(&leaves, 3)
+    );
 }
 
 #[test]
@@ -272,7 +338,9 @@ fn gpu_hasher_is_send_and_sync() {
     let leaves = random_leaves(600, 51);
     let want = reference_root(&leaves, 10);
     std::thread::scope(|s| {
-        let handles: Vec<_> = (0..3).map(|_| s.spawn(|| hasher.merkleize(&leaves, 10).unwrap())).collect();
+        let handles: Vec<_> = (0..3)
+            .map(|_| s.spawn(|| hasher.merkleize(&leaves, 10).unwrap()))
+            .collect();
         for h in handles {
             assert_eq!(h.join().unwrap(), want);
         }
@@ -285,17 +353,20 @@ fn gpu_hasher_is_send_and_sync() {
 #[ignore = "timing report, run by hand"]
 fn gpu_throughput_report() {
     let ctx = new_context();
-    let fused = GpuHasher::new(ctx.clone()).unwrap();
+    let fused = GpuHasher::new(ctx.clone()).unwrap().with_fusion(true);
     let unfused = GpuHasher::new(ctx.clone()).unwrap().with_fusion(false);
     println!("adapter: {}", ctx.adapter_name());
     let max_log2: u32 = std::env::var("QUASAR_GPU_REPORT_MAX_LOG2")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(18);
-    for log2 in [12u32, 14, 16, 18, 20, 22, 24].into_iter().filter(|&l| l <= max_log2) {
+    for log2 in [12u32, 14, 16, 18, 20, 22, 24]
+        .into_iter()
+        .filter(|&l| l <= max_log2)
+    {
         let n = 1usize << log2;
         let leaves = random_leaves(n, u64::from(log2));
-        let reps = if ctx.is_software() { 2 } else { 5 };
+        let reps: u32 = if ctx.is_software() { 2 } else { 5 };
         for (name, hasher) in [("fused", &fused), ("unfused", &unfused)] {
             let _ = hasher.merkleize(&leaves, log2).unwrap(); // warm the pool
             let before = ctx.stats();

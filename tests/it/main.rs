@@ -1,4 +1,5 @@
 //! One integration-test binary, so the workspace links once.
+mod aggregate;
 mod cli;
 mod gpu;
 mod merkle;

@@ -145,3 +145,24 @@ fn lists_mix_in_length() {
     let empty = reference::mix_in_length(&reference::zero(18), 0);
     assert_eq!(list_root::<u64>(&b, &[], 1 << 20).unwrap(), empty);
 }
+
+#[test]
+fn auto_falls_back_to_the_cpu_when_the_device_is_lost() {
+    // A device of its own, so destroying it leaves the shared one alone.
+    let ctx = GpuContext::new().expect("GPU adapter (install mesa-vulkan-drivers)");
+    let gpu = GpuHasher::new(ctx.clone()).unwrap();
+    let auto = AutoHasher::with_gpu(gpu, Calibration { threshold_leaves: Some(1 << 10), points: vec![] });
+    let chunks = random_chunks(3000, 3);
+    let expect = reference::merkleize(&chunks, None);
+    let before = ctx.stats().submissions;
+    assert_eq!(merkleize(&auto, &chunks, None).unwrap(), expect);
+    assert_eq!(ctx.stats().submissions, before + 1, "the first tree went to the GPU");
+    assert!(!auto.fell_back());
+    ctx.destroy();
+    assert!(ctx.is_lost());
+    for _ in 0..2 {
+        assert_eq!(merkleize(&auto, &chunks, None).unwrap(), expect, "CPU result after the loss");
+    }
+    assert!(auto.fell_back(), "auto noticed the lost device");
+    assert!(auto.name().starts_with("auto(simd") || auto.name().starts_with("auto(scalar"), "{}", auto.name());
+}

@@ -35,7 +35,7 @@ pub enum Kernel {
 }
 
 /// Preference order of [`Kernel::detect`], fastest first (measured single-core).
-const PREFERENCE: [Kernel; 4] = [Kernel::ShaNi, Kernel::Avx512, Kernel::Avx2, Kernel::Scalar];
+const PREFERENCE: [Kernel; 4] = [Kernel::Avx512, Kernel::ShaNi, Kernel::Avx2, Kernel::Scalar];
 
 impl Kernel {
     pub const ALL: [Kernel; 4] = [Kernel::Scalar, Kernel::ShaNi, Kernel::Avx2, Kernel::Avx512];
@@ -89,17 +89,26 @@ pub fn hash_blocks(kernel: Kernel, input: &[[u8; 64]], out: &mut [[u8; 32]]) {
         input.len(),
         out.len()
     );
-    assert!(kernel.is_available(), "hash_blocks: kernel {} is not available on this CPU", kernel.name());
     match kernel {
         Kernel::Scalar => scalar::hash_blocks(input, out),
         #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-        Kernel::ShaNi => shani::hash_blocks(input, out),
+        Kernel::ShaNi if shani::available() => {
+            // SAFETY: the kernel's target features (sha, sse2, ssse3, sse4.1) were just
+            // detected on this CPU.
+            unsafe { shani::hash_blocks(input, out) }
+        }
         #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-        Kernel::Avx2 => avx2::hash_blocks(input, out),
+        Kernel::Avx2 if avx2::available() => {
+            // SAFETY: the kernel's target feature (avx2) was just detected on this CPU.
+            unsafe { avx2::hash_blocks(input, out) }
+        }
         #[cfg(target_arch = "x86_64")]
-        Kernel::Avx512 => avx512::hash_blocks(input, out),
-        #[allow(unreachable_patterns)]
-        _ => unreachable!("unavailable kernels are rejected above"),
+        Kernel::Avx512 if avx512::available() => {
+            // SAFETY: the kernel's target features (avx512f, avx512bw) were just detected
+            // on this CPU (the SHA-NI tail path checks its own features).
+            unsafe { avx512::hash_blocks(input, out, true) }
+        }
+        _ => panic!("hash_blocks: kernel {} is not available on this CPU", kernel.name()),
     }
 }
 
@@ -108,15 +117,20 @@ pub fn hash_blocks_auto(input: &[[u8; 64]], out: &mut [[u8; 32]]) {
     hash_blocks(Kernel::detect(), input, out);
 }
 
-/// Measurement hook (temporary): SHA-NI with an explicit stream count.
+/// Measurement hook (feature `bench-internals`): SHA-NI with 1..=4 interleaved streams.
 #[doc(hidden)]
-#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+#[cfg(all(feature = "bench-internals", any(target_arch = "x86", target_arch = "x86_64")))]
 pub fn __shani_streams(streams: usize, input: &[[u8; 64]], out: &mut [[u8; 32]]) {
-    match streams {
-        1 => shani::hash_blocks_streams::<1>(input, out),
-        2 => shani::hash_blocks_streams::<2>(input, out),
-        3 => shani::hash_blocks_streams::<3>(input, out),
-        4 => shani::hash_blocks_streams::<4>(input, out),
-        _ => panic!("streams"),
+    assert!(shani::available());
+    assert_eq!(input.len(), out.len());
+    // SAFETY: SHA-NI features checked just above.
+    unsafe {
+        match streams {
+            1 => shani::hash_blocks_streams::<1>(input, out),
+            2 => shani::hash_blocks_streams::<2>(input, out),
+            3 => shani::hash_blocks_streams::<3>(input, out),
+            4 => shani::hash_blocks_streams::<4>(input, out),
+            _ => panic!("streams"),
+        }
     }
 }

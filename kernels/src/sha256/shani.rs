@@ -9,8 +9,12 @@ use core::arch::x86_64::*;
 
 use super::consts::{IV, K, PAD_WK};
 
-/// Independent messages per inner-loop iteration. Measured on a Sapphire Rapids class
-/// Xeon (see `examples/kernel_speed.rs`): see the crate README in `mod.rs` for numbers.
+/// Independent messages per step. `sha256rnds2` has a 4-cycle latency but issues every
+/// 3 cycles here, so one message alone leaves the SHA unit idle a quarter of the time.
+/// Measured on an Emerald Rapids Xeon (2^10 warm blocks, ns/block, `kernel_speed` with
+/// `--features bench-internals`): x1 69.2, x2 64.8, x3 66.2, x4 64.7. Two streams reach
+/// the unit's throughput bound (64 rnds2 x 3 cycles = 192 cycles/block) without spilling
+/// any of the 16 xmm registers, so 2 it is (as hashtree's `shani_x2`).
 pub(crate) const STREAMS: usize = 2;
 
 /// `W + K` pairs for the padding block, laid out for `sha256rnds2`, which only reads
@@ -28,10 +32,19 @@ static PAD_PAIRS: PadPairs = PadPairs({
     t
 });
 
+/// K in groups of four, 16-byte aligned for `movdqa`.
 #[repr(C, align(16))]
-struct Aligned([u32; 64]);
+struct KGroups([[u32; 4]; 16]);
 
-static K_ALIGNED: Aligned = Aligned(K);
+static K_GROUPS: KGroups = KGroups({
+    let mut t = [[0u32; 4]; 16];
+    let mut i = 0;
+    while i < 64 {
+        t[i / 4][i % 4] = K[i];
+        i += 1;
+    }
+    t
+});
 
 /// Byte-flip mask turning four big-endian u32 into native words.
 #[inline]
@@ -43,10 +56,8 @@ fn bswap_mask() -> __m128i {
 #[inline]
 #[target_feature(enable = "sse2")]
 fn load_k(g: usize) -> __m128i {
-    debug_assert!(g < 16);
-    // SAFETY: `g < 16` (compile-time constant at every call site), so the 16 bytes at
-    // `K_ALIGNED.0[4g..4g+4]` are in bounds and 16-byte aligned.
-    unsafe { _mm_load_si128(K_ALIGNED.0.as_ptr().add(4 * g).cast()) }
+    // SAFETY: `K_GROUPS.0[g]` is a bounds-checked, 16-byte aligned `[u32; 4]`.
+    unsafe { _mm_load_si128(K_GROUPS.0[g].as_ptr().cast()) }
 }
 
 #[inline]
@@ -149,8 +160,43 @@ fn hash_n<const N: usize>(input: &[[u8; 64]; N], out: &mut [[u8; 32]; N]) {
     }
 }
 
+/// Whether the CPU has everything this kernel uses.
+pub(crate) fn available() -> bool {
+    std::arch::is_x86_feature_detected!("sha")
+        && std::arch::is_x86_feature_detected!("sse2")
+        && std::arch::is_x86_feature_detected!("ssse3")
+        && std::arch::is_x86_feature_detected!("sse4.1")
+}
+
+/// `out[i] = SHA-256(input[i])`, [`STREAMS`] messages per step. An odd count starts with
+/// one 3-message step rather than leaving a lone message, whose single `sha256rnds2`
+/// dependency chain would run at latency (4 cycles) instead of throughput (3 cycles).
+///
+/// Callers outside `#[target_feature]` code must check [`available`] first.
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
-fn hash_blocks_impl<const N: usize>(input: &[[u8; 64]], out: &mut [[u8; 32]]) {
+pub(crate) fn hash_blocks(input: &[[u8; 64]], out: &mut [[u8; 32]]) {
+    debug_assert_eq!(input.len(), out.len());
+    let (mut input, mut out) = (input, out);
+    if input.len() % 2 == 1 {
+        let (i, o) = (input, out);
+        if i.len() >= 3 {
+            let (i3, irest) = i.split_first_chunk::<3>().expect("len >= 3");
+            let (o3, orest) = o.split_first_chunk_mut::<3>().expect("len >= 3");
+            hash_n::<3>(i3, o3);
+            (input, out) = (irest, orest);
+        } else {
+            let (i1, irest) = i.split_first_chunk::<1>().expect("len >= 1");
+            let (o1, orest) = o.split_first_chunk_mut::<1>().expect("len >= 1");
+            hash_n::<1>(i1, o1);
+            (input, out) = (irest, orest);
+        }
+    }
+    hash_blocks_streams::<STREAMS>(input, out);
+}
+
+/// Groups of exactly `N` messages, then single ones.
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+pub(crate) fn hash_blocks_streams<const N: usize>(input: &[[u8; 64]], out: &mut [[u8; 32]]) {
     let mut inp = input.chunks_exact(N);
     let mut outp = out.chunks_exact_mut(N);
     for (i, o) in (&mut inp).zip(&mut outp) {
@@ -161,25 +207,4 @@ fn hash_blocks_impl<const N: usize>(input: &[[u8; 64]], out: &mut [[u8; 32]]) {
     for (i, o) in inp.remainder().iter().zip(outp.into_remainder()) {
         hash_n::<1>(core::array::from_ref(i), core::array::from_mut(o));
     }
-}
-
-/// Whether the CPU has everything this kernel uses.
-pub(crate) fn available() -> bool {
-    std::arch::is_x86_feature_detected!("sha")
-        && std::arch::is_x86_feature_detected!("sse2")
-        && std::arch::is_x86_feature_detected!("ssse3")
-        && std::arch::is_x86_feature_detected!("sse4.1")
-}
-
-/// `out[i] = SHA-256(input[i])` with `STREAMS` interleaved messages.
-pub(crate) fn hash_blocks(input: &[[u8; 64]], out: &mut [[u8; 32]]) {
-    hash_blocks_streams::<STREAMS>(input, out);
-}
-
-/// Same as [`hash_blocks`] with an explicit stream count (for measurements).
-pub(crate) fn hash_blocks_streams<const N: usize>(input: &[[u8; 64]], out: &mut [[u8; 32]]) {
-    assert!(available(), "SHA-NI kernel used on a CPU without sha/sse4.1/ssse3");
-    assert_eq!(input.len(), out.len());
-    // SAFETY: the required target features were detected at run time just above.
-    unsafe { hash_blocks_impl::<N>(input, out) }
 }

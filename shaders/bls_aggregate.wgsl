@@ -1,0 +1,146 @@
+// Segmented sums of G1 points over a resident table (host side: src/accel/aggregate.rs).
+// Linked after bls12_381.wgsl and one bls_fp_mul*.wgsl.
+//
+// Input, one submission per batch of sets:
+//   table    the resident pubkey table: point k is 24 words, x then y (affine, Fp words)
+//   indices  the sets' validator indices, concatenated (CSR)
+//   plan     u32 arrays written by the host, each n_sets + 1 long:
+//              offsets    set s owns indices[offsets[s] .. offsets[s+1]]
+//              prefix_L   level L of the reduction: set s owns partials
+//                         prefix_L[s] .. prefix_L[s+1] of that level (>= 1 each)
+//   partials all levels' partial sums, 36 words each (projective X, Y, Z)
+//   sums     one Jacobian point per set, 36 words (blst_p1's X, Y, Z)
+//
+// Kernels, one dispatch each, in order, in one compute pass:
+//   agg_chunks  level 0: invocation t (one per chunk) finds its set s by binary search in
+//               prefix_0, sums indices [offsets[s] + j·span, ... + span) (clipped to the
+//               set, j = t − prefix_0[s]) by mixed addition into a projective
+//               accumulator and writes partial t of level 0
+//   agg_reduce  level L ≥ 1 (a tree, fan-in `span`): invocation t of set s sums partials
+//               j·span .. (j+1)·span of the set's level L−1 partials (complete
+//               projective additions)
+//   agg_finish  one invocation per set: the set's single partial of the last level to
+//               Jacobian coordinates in `sums`
+// Dispatches may be 2D (x · y workgroups); invocations past `threads` return.
+
+struct AggParams {
+    threads: u32,    // invocations with work in this dispatch
+    n_sets: u32,
+    in_base: u32,    // agg_reduce, agg_finish: first partial of the input level
+    out_base: u32,   // agg_chunks, agg_reduce: first partial of the output level
+    prefix_in: u32,  // word offset in `plan`: agg_chunks: offsets; agg_reduce: prefix_(L-1)
+    prefix_out: u32, // word offset in `plan` of this level's prefix array
+    span: u32,       // agg_chunks: indices per chunk; agg_reduce: fan-in
+    table_len: u32,  // points in the table (indices are clamped below it)
+}
+
+@group(0) @binding(0) var<storage, read> table: array<u32>;
+@group(0) @binding(1) var<storage, read> indices: array<u32>;
+@group(0) @binding(2) var<storage, read> plan: array<u32>;
+@group(0) @binding(3) var<storage, read_write> partials: array<u32>;
+@group(0) @binding(4) var<storage, read_write> sums: array<u32>;
+@group(0) @binding(5) var<uniform> params: AggParams;
+
+const AGG_WG: u32 = 64u;
+
+fn load_table_fp(at: u32) -> Fp {
+    var r: Fp;
+    for (var i = 0u; i < 12u; i++) {
+        r[i] = table[at + i];
+    }
+    return r;
+}
+
+fn load_partial_fp(at: u32) -> Fp {
+    var r: Fp;
+    for (var i = 0u; i < 12u; i++) {
+        r[i] = partials[at + i];
+    }
+    return r;
+}
+
+fn load_partial(k: u32) -> G1 {
+    let at = 36u * k;
+    return G1(load_partial_fp(at), load_partial_fp(at + 12u), load_partial_fp(at + 24u));
+}
+
+fn store_partial(k: u32, p: G1) {
+    let at = 36u * k;
+    for (var i = 0u; i < 12u; i++) {
+        partials[at + i] = p.x[i];
+        partials[at + 12u + i] = p.y[i];
+        partials[at + 24u + i] = p.z[i];
+    }
+}
+
+// The set s with prefix[s] <= t < prefix[s + 1] (prefix at word `base` of `plan`,
+// strictly increasing, prefix[0] = 0, t < prefix[n_sets]).
+fn find_set(base: u32, t: u32) -> u32 {
+    var lo = 0u;
+    var hi = params.n_sets - 1u;
+    while lo < hi {
+        let mid = (lo + hi + 1u) >> 1u;
+        if plan[base + mid] <= t {
+            lo = mid;
+        } else {
+            hi = mid - 1u;
+        }
+    }
+    return lo;
+}
+
+fn invocation(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
+    return gid.x + gid.y * groups.x * AGG_WG;
+}
+
+@compute @workgroup_size(64)
+fn agg_chunks(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let t = invocation(gid, groups);
+    if t >= params.threads {
+        return;
+    }
+    let s = find_set(params.prefix_out, t);
+    let j = t - plan[params.prefix_out + s];
+    let start = plan[params.prefix_in + s] + j * params.span;
+    let end = min(start + params.span, plan[params.prefix_in + s + 1u]);
+    let last = params.table_len - 1u;
+    let first = 24u * min(indices[start], last);
+    var acc = g1_from_affine(load_table_fp(first), load_table_fp(first + 12u));
+    for (var k = start + 1u; k < end; k++) {
+        let at = 24u * min(indices[k], last);
+        acc = g1_add_affine(acc, load_table_fp(at), load_table_fp(at + 12u));
+    }
+    store_partial(params.out_base + t, acc);
+}
+
+@compute @workgroup_size(64)
+fn agg_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let t = invocation(gid, groups);
+    if t >= params.threads {
+        return;
+    }
+    let s = find_set(params.prefix_out, t);
+    let j = t - plan[params.prefix_out + s];
+    let start = plan[params.prefix_in + s] + j * params.span;
+    let end = min(start + params.span, plan[params.prefix_in + s + 1u]);
+    var acc = load_partial(params.in_base + start);
+    for (var k = start + 1u; k < end; k++) {
+        acc = g1_add(acc, load_partial(params.in_base + k));
+    }
+    store_partial(params.out_base + t, acc);
+}
+
+@compute @workgroup_size(64)
+fn agg_finish(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let s = invocation(gid, groups);
+    if s >= params.n_sets {
+        return;
+    }
+    let p = g1_to_jacobian(load_partial(params.in_base + s));
+    let at = 36u * s;
+    for (var i = 0u; i < 12u; i++) {
+        sums[at + i] = p.x[i];
+        sums[at + 12u + i] = p.y[i];
+        sums[at + 24u + i] = p.z[i];
+    }
+}

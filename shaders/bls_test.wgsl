@@ -1,0 +1,102 @@
+// Test and measurement kernels for bls12_381.wgsl (host side: `BlsTestKernels` in
+// src/accel/aggregate.rs). Linked after bls12_381.wgsl and one bls_fp_mul*.wgsl.
+//
+// Element i of `a` and `b` is 12 words (Fp) or 36 words (G1: X, Y, Z); the result
+// of element i goes to `out` at the same stride.
+//   fp_test   op 0 mul, 1 add, 2 sub, 3 sqr, 4 neg, 5 dbl, 6 mul12
+//   g1_test   op 0 add(a, b), 1 add_affine(a, (b.x, b.y)), 2 double(a), 3 to_jacobian(a)
+//   fp_mul_chain  x = a_i; `iters` times x = x·b_i (throughput of fp_mul)
+
+struct TestParams {
+    op: u32,
+    count: u32,
+    iters: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<storage, read> ta: array<u32>;
+@group(0) @binding(1) var<storage, read> tb: array<u32>;
+@group(0) @binding(2) var<storage, read_write> tout: array<u32>;
+@group(0) @binding(3) var<uniform> tp: TestParams;
+
+fn test_load_a(at: u32) -> Fp {
+    var r: Fp;
+    for (var i = 0u; i < 12u; i++) {
+        r[i] = ta[at + i];
+    }
+    return r;
+}
+
+fn test_load_b(at: u32) -> Fp {
+    var r: Fp;
+    for (var i = 0u; i < 12u; i++) {
+        r[i] = tb[at + i];
+    }
+    return r;
+}
+
+fn test_store(at: u32, v: Fp) {
+    for (var i = 0u; i < 12u; i++) {
+        tout[at + i] = v[i];
+    }
+}
+
+fn test_index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
+    return gid.x + gid.y * groups.x * 64u;
+}
+
+@compute @workgroup_size(64)
+fn fp_test(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = test_index(gid, groups);
+    if i >= tp.count {
+        return;
+    }
+    let a = test_load_a(12u * i);
+    let b = test_load_b(12u * i);
+    var r: Fp;
+    switch tp.op {
+        case 0u: { r = fp_mul(a, b); }
+        case 1u: { r = fp_add(a, b); }
+        case 2u: { r = fp_sub(a, b); }
+        case 3u: { r = fp_sqr(a); }
+        case 4u: { r = fp_neg(a); }
+        case 5u: { r = fp_dbl(a); }
+        default: { r = fp_mul12(a); }
+    }
+    test_store(12u * i, r);
+}
+
+@compute @workgroup_size(64)
+fn g1_test(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = test_index(gid, groups);
+    if i >= tp.count {
+        return;
+    }
+    let at = 36u * i;
+    let p = G1(test_load_a(at), test_load_a(at + 12u), test_load_a(at + 24u));
+    let q = G1(test_load_b(at), test_load_b(at + 12u), test_load_b(at + 24u));
+    var r: G1;
+    switch tp.op {
+        case 0u: { r = g1_add(p, q); }
+        case 1u: { r = g1_add_affine(p, q.x, q.y); }
+        case 2u: { r = g1_double(p); }
+        default: { r = g1_to_jacobian(p); }
+    }
+    test_store(at, r.x);
+    test_store(at + 12u, r.y);
+    test_store(at + 24u, r.z);
+}
+
+@compute @workgroup_size(64)
+fn fp_mul_chain(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = test_index(gid, groups);
+    if i >= tp.count {
+        return;
+    }
+    var x = test_load_a(12u * i);
+    let y = test_load_b(12u * i);
+    for (var k = 0u; k < tp.iters; k++) {
+        x = fp_mul(x, y);
+    }
+    test_store(12u * i, x);
+}

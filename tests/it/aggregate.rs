@@ -1,0 +1,371 @@
+//! Pubkey aggregation: the WGSL Fp and G1 arithmetic against blst, and GPU ≡ CPU ≡ blst's
+//! `AggregatePublicKey::aggregate` on sets over a table of generated keys.
+//!
+//! The GPU tests run on whatever adapter wgpu finds; on a host without a GPU that is
+//! Mesa's lavapipe (`mesa-vulkan-drivers`), slow but the same WGSL. A missing adapter fails.
+
+use std::sync::{Arc, OnceLock};
+
+use blst::min_pk::{AggregatePublicKey, PublicKey, SecretKey};
+use blst::{blst_fp, blst_p1, blst_p1_affine};
+use quasar::accel::aggregate::{
+    AggregateError, BlsTestKernels, CpuAggregator, FpMul, FpOp, G1Op, GpuAggregator, GpuAggregatorOptions,
+    Projective, PubkeyAggregator, PubkeyTable,
+};
+use quasar::accel::gpu::GpuContext;
+use quasar_kernels::bls as k;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// Keys in the shared table.
+const TABLE_KEYS: usize = 3000;
+
+fn context() -> Arc<GpuContext> {
+    static CTX: OnceLock<Arc<GpuContext>> = OnceLock::new();
+    CTX.get_or_init(|| {
+        GpuContext::new().unwrap_or_else(|e| {
+            panic!(
+                "the GPU aggregation tests need a wgpu adapter; on a host without a GPU install \
+                 mesa-vulkan-drivers (lavapipe, a CPU Vulkan device): {e}"
+            )
+        })
+    })
+    .clone()
+}
+
+fn test_kernels(fp: FpMul) -> &'static BlsTestKernels {
+    static K16: OnceLock<BlsTestKernels> = OnceLock::new();
+    static K13: OnceLock<BlsTestKernels> = OnceLock::new();
+    let cell = match fp {
+        FpMul::Limb16 => &K16,
+        FpMul::Limb13 => &K13,
+    };
+    cell.get_or_init(|| BlsTestKernels::new(context(), fp).expect("building the BLS test kernels"))
+}
+
+fn gpu() -> &'static GpuAggregator {
+    static GPU: OnceLock<GpuAggregator> = OnceLock::new();
+    GPU.get_or_init(|| GpuAggregator::new(context()).expect("building the GPU aggregator"))
+}
+
+/// Deterministic key i.
+fn key(i: usize) -> PublicKey {
+    let mut ikm = [0u8; 32];
+    ikm[..8].copy_from_slice(&(i as u64).to_le_bytes());
+    ikm[8..16].copy_from_slice(b"quasar-k");
+    SecretKey::key_gen(&ikm, &[]).expect("32 bytes of ikm").sk_to_pk()
+}
+
+fn keys() -> &'static [PublicKey] {
+    static KEYS: OnceLock<Vec<PublicKey>> = OnceLock::new();
+    KEYS.get_or_init(|| (0..TABLE_KEYS).map(key).collect())
+}
+
+fn table() -> &'static PubkeyTable {
+    static TABLE: OnceLock<PubkeyTable> = OnceLock::new();
+    TABLE.get_or_init(|| PubkeyTable::from_public_keys(keys()))
+}
+
+/// blst's own aggregation of the keys at `set`.
+fn blst_aggregate(keys: &[PublicKey], set: &[u32]) -> [u8; 48] {
+    let refs: Vec<&PublicKey> = set.iter().map(|&i| &keys[i as usize]).collect();
+    let agg = AggregatePublicKey::aggregate(&refs, false).expect("a non-empty set");
+    k::p1_compress(&blst_p1::from(agg))
+}
+
+fn random_fp(rng: &mut StdRng) -> blst_fp {
+    let mut bytes = [0u8; 48];
+    rng.fill(&mut bytes[..]);
+    k::fp_from_bendian(&bytes)
+}
+
+/// Edge values (0, 1, p − 1, and the raw words 1 and p − 1) and random ones.
+fn fp_values(rng: &mut StdRng, random: usize) -> Vec<blst_fp> {
+    let one = k::fp_from_u64(1);
+    let mut raw_one = [0u32; 12];
+    raw_one[0] = 1;
+    let mut v = vec![
+        k::fp_from_u64(0),
+        one,
+        k::fp_neg(&one),
+        k::fp_from_u64(2),
+        k::fp_from_words(&raw_one),
+        k::fp_neg(&k::fp_from_words(&raw_one)),
+    ];
+    v.extend((0..random).map(|_| random_fp(rng)));
+    v
+}
+
+fn check_fp(fp: FpMul) {
+    let kernels = test_kernels(fp);
+    let mut rng = StdRng::seed_from_u64(7);
+    let values = fp_values(&mut rng, 26);
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for x in &values {
+        for y in &values {
+            a.push(*x);
+            b.push(*y);
+        }
+    }
+    let twelve = k::fp_from_u64(12);
+    let cases: [(FpOp, fn(&blst_fp, &blst_fp, &blst_fp) -> blst_fp); 7] = [
+        (FpOp::Mul, |a, b, _| k::fp_mul(a, b)),
+        (FpOp::Add, |a, b, _| k::fp_add(a, b)),
+        (FpOp::Sub, |a, b, _| k::fp_sub(a, b)),
+        (FpOp::Sqr, |a, _, _| k::fp_sqr(a)),
+        (FpOp::Neg, |a, _, _| k::fp_neg(a)),
+        (FpOp::Dbl, |a, _, _| k::fp_add(a, a)),
+        (FpOp::Mul12, |a, _, t| k::fp_mul(a, t)),
+    ];
+    for (op, want) in cases {
+        let got = kernels.fp(op, &a, &b).expect("fp kernel");
+        assert_eq!(got.len(), a.len());
+        for i in 0..a.len() {
+            assert_eq!(
+                got[i],
+                want(&a[i], &b[i], &twelve),
+                "{fp:?} {op:?} of {:?} and {:?}",
+                k::fp_to_words(&a[i]),
+                k::fp_to_words(&b[i])
+            );
+        }
+    }
+}
+
+#[test]
+fn wgsl_fp16_matches_blst() {
+    check_fp(FpMul::Limb16);
+}
+
+#[test]
+fn wgsl_fp13_matches_blst() {
+    check_fp(FpMul::Limb13);
+}
+
+/// A projective representative (X·Z', Y·Z', Z') of the point with Z' random; infinity as (0 : 1 : 0).
+fn projective(p: &blst_p1, rng: &mut StdRng) -> Projective {
+    if k::p1_is_inf(p) {
+        return [k::fp_from_u64(0), k::fp_from_u64(1), k::fp_from_u64(0)];
+    }
+    let a = k::p1_to_affine(p);
+    let z = random_fp(rng);
+    [k::fp_mul(&a.x, &z), k::fp_mul(&a.y, &z), z]
+}
+
+/// The blst point of a projective triple.
+fn from_projective(p: &Projective) -> blst_p1 {
+    let [x, y, z] = p;
+    if k::fp_to_words(z) == [0; 12] {
+        return k::p1_infinity();
+    }
+    // Jacobian (X·Z, Y·Z², Z).
+    blst_p1 { x: k::fp_mul(x, z), y: k::fp_mul(y, &k::fp_sqr(z)), z: *z }
+}
+
+fn affine_as_projective(a: &blst_p1_affine) -> Projective {
+    [a.x, a.y, k::fp_from_u64(1)]
+}
+
+#[test]
+fn wgsl_g1_matches_blst() {
+    let kernels = test_kernels(FpMul::Limb16);
+    let mut rng = StdRng::seed_from_u64(11);
+    let pts: Vec<blst_p1> = keys()[..8].iter().map(|pk| k::p1_from_affine(&blst_p1_affine::from(*pk))).collect();
+    let inf = k::p1_infinity();
+    let neg = |p: &blst_p1| k::p1_neg(p);
+    // (a, b) pairs: P+Q, P+P, P+(−P), ∞+P, P+∞, ∞+∞, and a few more random ones.
+    let mut pairs: Vec<(blst_p1, blst_p1)> = vec![
+        (pts[0], pts[1]),
+        (pts[2], pts[2]),
+        (pts[3], neg(&pts[3])),
+        (inf, pts[4]),
+        (pts[5], inf),
+        (inf, inf),
+        (neg(&pts[6]), pts[6]),
+    ];
+    for i in 0..8 {
+        pairs.push((pts[i], pts[(i + 3) % 8]));
+    }
+    let a: Vec<Projective> = pairs.iter().map(|(p, _)| projective(p, &mut rng)).collect();
+    let b: Vec<Projective> = pairs.iter().map(|(_, q)| projective(q, &mut rng)).collect();
+    let sums = kernels.g1(G1Op::Add, &a, &b).expect("g1 add");
+    for ((p, q), got) in pairs.iter().zip(&sums) {
+        let want = k::p1_add(p, q);
+        assert!(k::p1_is_equal(&from_projective(got), &want), "add {p:?} + {q:?}");
+    }
+    let doubles = kernels.g1(G1Op::Double, &a, &b).expect("g1 double");
+    for ((p, _), got) in pairs.iter().zip(&doubles) {
+        assert!(k::p1_is_equal(&from_projective(got), &k::p1_double(p)), "double {p:?}");
+    }
+    // Mixed addition: affine b (Z = 1), and (0, 0) for infinity.
+    let affine_b: Vec<Projective> = pairs
+        .iter()
+        .map(|(_, q)| affine_as_projective(&k::p1_to_affine(q)))
+        .collect();
+    let mixed = kernels.g1(G1Op::AddAffine, &a, &affine_b).expect("g1 add_affine");
+    for ((p, q), got) in pairs.iter().zip(&mixed) {
+        assert!(k::p1_is_equal(&from_projective(got), &k::p1_add(p, q)), "add_affine {p:?} + {q:?}");
+    }
+    // To Jacobian: the words are blst's own, no host conversion.
+    let jac = kernels.g1(G1Op::ToJacobian, &a, &b).expect("g1 to_jacobian");
+    for ((p, _), got) in pairs.iter().zip(&jac) {
+        let j = blst_p1 { x: got[0], y: got[1], z: got[2] };
+        assert!(k::p1_is_equal(&j, p), "to_jacobian {p:?}");
+        assert_eq!(k::p1_is_inf(&j), k::p1_is_inf(p));
+    }
+}
+
+/// Random sets of the given sizes over the table, plus duplicates and a key with its negation.
+fn random_sets(rng: &mut StdRng, sizes: &[usize], table_len: usize) -> Vec<Vec<u32>> {
+    sizes
+        .iter()
+        .map(|&n| (0..n).map(|_| rng.random_range(0..table_len as u32)).collect())
+        .collect()
+}
+
+fn assert_same(table: &PubkeyTable, sets: &[Vec<u32>], got: &[blst_p1], want: &[blst_p1], who: &str) {
+    assert_eq!(got.len(), sets.len(), "{who}: one result per set");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(k::p1_is_equal(g, w), "{who}: set {i} of {} keys differs", sets[i].len());
+    }
+    let _ = table;
+}
+
+#[test]
+fn gpu_cpu_and_blst_agree_on_random_sets() {
+    let table = table();
+    let mut rng = StdRng::seed_from_u64(42);
+    let sizes = [1usize, 2, 3, 17, 100, 1000, 4096];
+    let mut sets = random_sets(&mut rng, &sizes, table.len());
+    // Duplicates: one key many times, and a set with repeats.
+    sets.push(vec![5; 40]);
+    sets.push(vec![9, 9]);
+    sets.push((0..300).map(|i| (i % 7) as u32).collect());
+    let refs: Vec<&[u32]> = sets.iter().map(|s| s.as_slice()).collect();
+
+    let cpu = CpuAggregator.aggregate(table, &refs).expect("cpu");
+    let before = context().stats();
+    let gpu_out = gpu().aggregate(table, &refs).expect("gpu");
+    let after = context().stats();
+    assert_eq!(after.submissions - before.submissions, 1, "one submission per aggregate call");
+    assert_eq!(after.bytes_downloaded - before.bytes_downloaded, 144 * sets.len() as u64);
+    assert_same(table, &sets, &gpu_out, &cpu, "gpu vs cpu");
+    for (set, c) in sets.iter().zip(&cpu) {
+        assert_eq!(k::p1_compress(c), blst_aggregate(keys(), set), "cpu vs blst, {} keys", set.len());
+    }
+
+    // Second call: the table is resident, only indices and the plan go up.
+    let before = context().stats();
+    let again = gpu().aggregate(table, &refs[..3]).expect("gpu again");
+    let up = context().stats().bytes_uploaded - before.bytes_uploaded;
+    assert!(up < 4096, "{up} bytes uploaded for 6 indices with a resident table");
+    assert_same(table, &sets[..3], &again, &cpu[..3], "gpu resident");
+    assert_eq!(gpu().resident_len(table), table.len());
+}
+
+#[test]
+fn negations_and_infinity() {
+    // A table with P_i and −P_i: P + (−P) is infinity on every path.
+    let base = &keys()[..64];
+    let mut points: Vec<blst_p1_affine> = base.iter().map(|pk| blst_p1_affine::from(*pk)).collect();
+    let negs: Vec<blst_p1_affine> = points.iter().map(k::p1_affine_neg).collect();
+    points.extend(negs);
+    let table = PubkeyTable::new(points);
+    let sets: Vec<Vec<u32>> = vec![
+        vec![3, 67],
+        vec![67, 3],
+        (0..128).collect(),
+        vec![1, 65, 2],
+        (0..40).chain(64..104).chain([7]).collect(),
+        vec![10, 10, 74, 74, 74],
+    ];
+    let refs: Vec<&[u32]> = sets.iter().map(|s| s.as_slice()).collect();
+    let cpu = CpuAggregator.aggregate(&table, &refs).expect("cpu");
+    let gpu_out = GpuAggregator::new(context()).expect("gpu").aggregate(&table, &refs).expect("gpu");
+    assert!(k::p1_is_inf(&cpu[0]) && k::p1_is_inf(&cpu[1]) && k::p1_is_inf(&cpu[2]));
+    for (i, g) in gpu_out.iter().take(3).enumerate() {
+        assert!(k::p1_is_inf(g), "gpu set {i} should be infinity");
+        assert_eq!(k::p1_compress(g)[0], 0xc0, "compressed infinity");
+    }
+    assert!(k::p1_is_equal(&cpu[3], &k::p1_from_affine(&table.points()[2])));
+    assert!(k::p1_is_equal(&cpu[4], &k::p1_from_affine(&table.points()[7])));
+    assert!(k::p1_is_equal(&cpu[5], &k::p1_from_affine(&table.points()[74])));
+    assert_same(&table, &sets, &gpu_out, &cpu, "gpu vs cpu with negations");
+}
+
+#[test]
+fn bad_input_is_an_error_not_a_panic() {
+    let table = table();
+    let n = table.len() as u32;
+    let cases: Vec<(Vec<Vec<u32>>, fn(&AggregateError) -> bool)> = vec![
+        (vec![vec![0, 1], vec![2, n]], |e| {
+            matches!(e, AggregateError::IndexOutOfRange { set: 1, position: 1, .. })
+        }),
+        (vec![vec![u32::MAX]], |e| matches!(e, AggregateError::IndexOutOfRange { set: 0, position: 0, .. })),
+        (vec![vec![1], vec![]], |e| matches!(e, AggregateError::EmptySet { set: 1 })),
+    ];
+    for (sets, expected) in cases {
+        let refs: Vec<&[u32]> = sets.iter().map(|s| s.as_slice()).collect();
+        let c = CpuAggregator.aggregate(table, &refs).expect_err("cpu must reject");
+        assert!(expected(&c) && c.is_invalid_input(), "cpu: {c}");
+        let g = gpu().aggregate(table, &refs).expect_err("gpu must reject");
+        assert!(expected(&g) && g.is_invalid_input(), "gpu: {g}");
+    }
+    assert!(gpu().aggregate(table, &[]).expect("no sets").is_empty());
+    assert!(CpuAggregator.aggregate(table, &[]).expect("no sets").is_empty());
+    // The GPU context is still usable.
+    assert!(!context().is_lost());
+}
+
+#[test]
+fn table_growth_uploads_only_new_keys() {
+    let gpu = GpuAggregator::with_options(context(), GpuAggregatorOptions { chunk: 4, fan_in: 2, ..Default::default() })
+        .expect("gpu");
+    let mut table = PubkeyTable::new(keys()[..100].iter().map(|pk| blst_p1_affine::from(*pk)).collect());
+    let set: Vec<u32> = (0..100).rev().collect();
+    let first = gpu.aggregate(&table, &[&set]).expect("first");
+    assert!(k::p1_is_equal(&first[0], &CpuAggregator.aggregate(&table, &[&set]).expect("cpu")[0]));
+    assert_eq!(gpu.resident_len(&table), 100);
+    // 30 new validators: only their 30 · 96 bytes (plus indices and plan) go up.
+    for pk in &keys()[100..130] {
+        table.push(blst_p1_affine::from(*pk));
+    }
+    let sets: Vec<Vec<u32>> = vec![(95..130).collect(), vec![129, 0, 129], (0..130).collect()];
+    let refs: Vec<&[u32]> = sets.iter().map(|s| s.as_slice()).collect();
+    let before = context().stats();
+    let grown = gpu.aggregate(&table, &refs).expect("grown");
+    let up = context().stats().bytes_uploaded - before.bytes_uploaded;
+    assert!((30 * 96..30 * 96 + 4096).contains(&up), "{up} bytes uploaded after 30 new keys");
+    assert_eq!(gpu.resident_len(&table), 130);
+    assert_same(&table, &sets, &grown, &CpuAggregator.aggregate(&table, &refs).expect("cpu"), "grown table");
+    for (set, g) in sets.iter().zip(&grown) {
+        assert_eq!(k::p1_compress(g), blst_aggregate(keys(), set));
+    }
+    // Past the first buffer's capacity (1024 keys): a new buffer, the old keys copied on the device.
+    for pk in &keys()[130..1500] {
+        table.push(blst_p1_affine::from(*pk));
+    }
+    let big: Vec<u32> = (1000..1500).chain(0..10).collect();
+    let out = gpu.aggregate(&table, &[&big, &[1499]]).expect("past capacity");
+    assert_eq!(k::p1_compress(&out[0]), blst_aggregate(keys(), &big));
+    assert_eq!(k::p1_compress(&out[1]), blst_aggregate(keys(), &[1499]));
+    // Another table (a clone has its own identity) is uploaded whole.
+    let other = table.clone();
+    assert_eq!(gpu.resident_len(&other), 0);
+    let out = gpu.aggregate(&other, &[&[3, 1400]]).expect("other table");
+    assert_eq!(k::p1_compress(&out[0]), blst_aggregate(keys(), &[3, 1400]));
+}
+
+#[test]
+fn fp13_aggregation_agrees() {
+    let gpu13 = GpuAggregator::with_options(context(), GpuAggregatorOptions { fp_mul: FpMul::Limb13, ..Default::default() })
+        .expect("gpu fp13");
+    let table = table();
+    let mut rng = StdRng::seed_from_u64(5);
+    let sets = random_sets(&mut rng, &[1, 2, 33, 200], table.len());
+    let refs: Vec<&[u32]> = sets.iter().map(|s| s.as_slice()).collect();
+    let got = gpu13.aggregate(table, &refs).expect("gpu fp13");
+    for (set, g) in sets.iter().zip(&got) {
+        assert_eq!(k::p1_compress(g), blst_aggregate(keys(), set), "{} keys", set.len());
+    }
+}
