@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use quasar::accel::aggregate::{CpuAggregator, GpuAggregator, PubkeyAggregator};
+use quasar::accel::gpu::GpuContext;
 use quasar::accel::hash::{hasher_for, Backend};
 use quasar::bench;
 use quasar::merkle;
@@ -45,12 +47,61 @@ enum Tool {
         /// File of concatenated 32-byte chunks.
         file: PathBuf,
     },
+    /// Aggregate sets of compressed G1 pubkeys (one set per line, whitespace-separated hex).
+    AggregatePubkeys {
+        /// Aggregation backend.
+        #[arg(long, value_enum, default_value = "auto")]
+        backend: AggBackend,
+        file: PathBuf,
+    },
+    /// Batch-verify signature sets: `PK1,PK2,... MESSAGE SIGNATURE` per line, in hex.
+    VerifyBatch {
+        /// Pubkey aggregation backend.
+        #[arg(long, value_enum, default_value = "auto")]
+        backend: AggBackend,
+        file: PathBuf,
+    },
+}
+
+/// Where pubkeys are aggregated.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum AggBackend {
+    /// The GPU for big batches on a hardware adapter, else the CPU.
+    Auto,
+    Gpu,
+    Cpu,
 }
 
 #[derive(Subcommand)]
 enum BenchCmd {
     /// Merkleization throughput: every backend beside sha2 and hashtree, 2^min … 2^max leaves.
     Hash(HashArgs),
+    /// Pubkey pre-aggregation: GPU and CPU against plain blst, set sizes 1 … 65536.
+    Aggregate(BlsArgs),
+    /// Batch verification against per-set verification, batch sizes 1 … 128.
+    Verify(BlsArgs),
+}
+
+#[derive(Args)]
+struct BlsArgs {
+    /// Keys in the resident table (aggregate).
+    #[arg(long, default_value_t = 1 << 16)]
+    table: usize,
+    /// Largest size, as log2 (aggregate: keys per set; verify: sets per batch).
+    #[arg(long)]
+    max_log: Option<u32>,
+    /// Milliseconds spent per measurement (the fastest run counts).
+    #[arg(long, default_value_t = 300)]
+    millis: u64,
+    /// Leave the GPU out.
+    #[arg(long)]
+    no_gpu: bool,
+    /// Print the report as JSON on stdout instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Also write an SVG plot.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -120,6 +171,83 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tracing::info!("merkleized {} chunks with {}", chunks.len(), hasher.name());
             println!("0x{}", hex(&root));
         }
+        Command::Tool(Tool::AggregatePubkeys { backend, file }) => {
+            let text = read_text(&file)?;
+            let agg = aggregator_for(backend, text.len() / 97)?;
+            let results = quasar::bls::tools::aggregate_pubkeys(&text, agg.as_ref())?;
+            let mut out = String::new();
+            for r in &results {
+                match r {
+                    Ok(pk) => out.push_str(&quasar::bls::to_hex(pk)),
+                    Err(e) => out.push_str(&format!("error: {e}")),
+                }
+                out.push('\n');
+            }
+            print!("{out}");
+            tracing::info!("{} sets aggregated with {}", results.len(), agg.name());
+            if results.iter().any(|r| r.is_err()) {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Tool(Tool::VerifyBatch { backend, file }) => {
+            let text = read_text(&file)?;
+            let agg = aggregator_for(backend, text.len() / 97)?;
+            let results = quasar::bls::tools::verify_batch_lines(&text, agg.as_ref())?;
+            let mut out = String::new();
+            for (i, r) in results.iter().enumerate() {
+                match r {
+                    Ok(()) => out.push_str("valid\n"),
+                    Err(e) => {
+                        out.push_str("invalid\n");
+                        tracing::warn!("line {}: {e}", i + 1);
+                    }
+                }
+            }
+            print!("{out}");
+            if results.iter().any(|r| r.is_err()) {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Bench(cmd @ (BenchCmd::Aggregate(_) | BenchCmd::Verify(_))) => {
+            let (is_agg, a) = match cmd {
+                BenchCmd::Aggregate(a) => (true, a),
+                BenchCmd::Verify(a) => (false, a),
+                BenchCmd::Hash(_) => unreachable!(),
+            };
+            let budget = std::time::Duration::from_millis(a.millis);
+            let json = a.json;
+            let progress = |line: &str| if json { eprintln!("{line}") } else { println!("{line}") };
+            let report = if is_agg {
+                let max = a.max_log.unwrap_or(16).min(20);
+                anyhow::ensure!(a.table >= 1, "--table must be at least 1");
+                let sizes: Vec<usize> = (0..=max).step_by(2).map(|l| 1usize << l).collect();
+                if !json {
+                    println!("{}", bench::bls::header("ns/addition"));
+                }
+                bench::bls::run_aggregate(a.table, &sizes, budget, a.no_gpu, progress)?
+            } else {
+                let max = a.max_log.unwrap_or(7).min(12);
+                let sizes: Vec<usize> = (0..=max).map(|l| 1usize << l).collect();
+                if !json {
+                    println!("{}", bench::bls::header("ns/set"));
+                }
+                bench::bls::run_verify(&sizes, budget, progress)?
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "table: {} keys; threads: {}; gpu: {}",
+                    report.table_keys,
+                    report.threads,
+                    report.gpu.as_deref().or(report.gpu_note.as_deref()).unwrap_or("none")
+                );
+            }
+            if let Some(path) = a.plot {
+                bench::bls::plot(&report, &path)?;
+                eprintln!("plot written to {}", path.display());
+            }
+        }
         Command::Bench(BenchCmd::Hash(a)) => {
             let cfg = bench::hash::HashBenchConfig {
                 min_log2: a.min_log,
@@ -161,6 +289,32 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn read_text(file: &std::path::Path) -> anyhow::Result<String> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    String::from_utf8(bytes).map_err(|e| anyhow::anyhow!("{}: not UTF-8 text ({e})", file.display()))
+}
+
+/// The aggregator for `--backend`; `auto` takes a hardware GPU for batches of 2^14 keys
+/// and more, else the CPU. `gpu` without an adapter is an error.
+fn aggregator_for(backend: AggBackend, approx_keys: usize) -> anyhow::Result<Box<dyn PubkeyAggregator>> {
+    let gpu = || -> anyhow::Result<Box<dyn PubkeyAggregator>> {
+        let ctx = GpuContext::new()?;
+        Ok(Box::new(GpuAggregator::new(ctx)?))
+    };
+    Ok(match backend {
+        AggBackend::Cpu => Box::new(CpuAggregator),
+        AggBackend::Gpu => gpu().context("--backend gpu")?,
+        AggBackend::Auto if approx_keys >= 1 << 14 => match GpuContext::new() {
+            Ok(ctx) if !ctx.is_software() => match GpuAggregator::new(ctx) {
+                Ok(g) => Box::new(g),
+                Err(_) => Box::new(CpuAggregator),
+            },
+            _ => Box::new(CpuAggregator),
+        },
+        AggBackend::Auto => Box::new(CpuAggregator),
+    })
 }
 
 fn backend_name(b: Backend) -> &'static str {

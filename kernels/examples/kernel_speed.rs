@@ -35,7 +35,10 @@ mod hashtree_direct {
 fn impls() -> Vec<(String, HashFn)> {
     let mut v: Vec<(String, HashFn)> = Vec::new();
     for k in Kernel::available() {
-        v.push((format!("quasar {}", k.name()), Box::new(move |i, o| hash_blocks(k, i, o))));
+        v.push((
+            format!("quasar {}", k.name()),
+            Box::new(move |i, o| hash_blocks(k, i, o)),
+        ));
     }
     #[cfg(all(feature = "bench-internals", target_arch = "x86_64"))]
     if Kernel::ShaNi.is_available() {
@@ -56,9 +59,21 @@ fn impls() -> Vec<(String, HashFn)> {
         use hashtree_direct::*;
         type Raw = unsafe extern "C" fn(*mut u8, *const u8, u64);
         let raw: [(&str, Raw, bool); 3] = [
-            ("hashtree shani_x2", hashtree_sha256_shani_x2, Kernel::ShaNi.is_available()),
-            ("hashtree avx512_x16", hashtree_sha256_avx512_x16, Kernel::Avx512.is_available()),
-            ("hashtree avx2_x8", hashtree_sha256_avx2_x8, Kernel::Avx2.is_available()),
+            (
+                "hashtree shani_x2",
+                hashtree_sha256_shani_x2,
+                Kernel::ShaNi.is_available(),
+            ),
+            (
+                "hashtree avx512_x16",
+                hashtree_sha256_avx512_x16,
+                Kernel::Avx512.is_available(),
+            ),
+            (
+                "hashtree avx2_x8",
+                hashtree_sha256_avx2_x8,
+                Kernel::Avx2.is_available(),
+            ),
         ];
         for (name, f, ok) in raw {
             if ok {
@@ -86,7 +101,9 @@ fn impls() -> Vec<(String, HashFn)> {
 }
 
 fn main() {
-    let rounds: usize = std::env::args().nth(1).map_or(7, |s| s.parse().expect("ROUNDS"));
+    let rounds: usize = std::env::args()
+        .nth(1)
+        .map_or(7, |s| s.parse().expect("ROUNDS"));
     println!("detect() = {}", Kernel::detect().name());
     // Optional further arguments: substrings selecting the implementations to time.
     let filters: Vec<String> = std::env::args().skip(2).collect();
@@ -98,7 +115,11 @@ fn main() {
     let sizes: Vec<(String, usize)> = [1usize, 3, 7, 17, 100]
         .iter()
         .map(|&n| (format!("{n}"), n))
-        .chain([10u32, 16, 22].iter().map(|&l| (format!("2^{l}"), 1usize << l)))
+        .chain(
+            [10u32, 16, 22]
+                .iter()
+                .map(|&l| (format!("2^{l}"), 1usize << l)),
+        )
         .collect();
     for (label, n) in sizes {
         // Repeat small sizes so that each timed sample hashes at least 2^21 blocks.
@@ -140,7 +161,11 @@ fn main() {
             let mut t = times[j].clone();
             t.sort();
             let per = |d: Duration| d.as_secs_f64() * 1e9 / (n * reps) as f64;
-            println!("  {name:<22} {:8.2}  ({:8.2})", per(t[0]), per(t[t.len() / 2]));
+            println!(
+                "  {name:<22} {:8.2}  ({:8.2})",
+                per(t[0]),
+                per(t[t.len() / 2])
+            );
         }
     }
 }

@@ -29,7 +29,13 @@ fn check(kernel: Kernel, input: &[[u8; 64]], what: &str) {
     hash_blocks(kernel, input, &mut out);
     let want = reference(input);
     for (i, (got, want)) in out.iter().zip(&want).enumerate() {
-        assert_eq!(got, want, "{}: {what}, n={}, block {i}", kernel.name(), input.len());
+        assert_eq!(
+            got,
+            want,
+            "{}: {what}, n={}, block {i}",
+            kernel.name(),
+            input.len()
+        );
     }
 }
 
@@ -39,7 +45,10 @@ fn for_each_kernel(mut f: impl FnMut(Kernel)) {
         if kernel.is_available() {
             f(kernel);
         } else {
-            eprintln!("kernel {} not available on this CPU: skipped", kernel.name());
+            eprintln!(
+                "kernel {} not available on this CPU: skipped",
+                kernel.name()
+            );
         }
     }
 }
@@ -123,7 +132,11 @@ fn detect_is_available_and_scalar_always() {
     let avail = Kernel::available();
     assert!(avail.contains(&Kernel::Scalar));
     assert!(avail.contains(&k));
-    eprintln!("available: {:?}, detect() = {}", avail.iter().map(|k| k.name()).collect::<Vec<_>>(), k.name());
+    eprintln!(
+        "available: {:?}, detect() = {}",
+        avail.iter().map(|k| k.name()).collect::<Vec<_>>(),
+        k.name()
+    );
 }
 
 #[test]
@@ -147,7 +160,11 @@ fn unavailable_kernel_panics() {
                 let mut out = [[0u8; 32]; 1];
                 hash_blocks(kernel, &[[0u8; 64]], &mut out);
             });
-            assert!(r.is_err(), "{} is unavailable but did not panic", kernel.name());
+            assert!(
+                r.is_err(),
+                "{} is unavailable but did not panic",
+                kernel.name()
+            );
         }
     }
 }

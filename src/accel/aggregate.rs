@@ -220,6 +220,10 @@ pub enum FpMul {
 
 impl FpMul {
     fn source(self) -> &'static str {
+        let var = match self { FpMul::Limb16 => "QUASAR_EXP_MUL16", FpMul::Limb13 => "QUASAR_EXP_MUL13" };
+        if let Ok(path) = std::env::var(var) {
+            return Box::leak(std::fs::read_to_string(path).expect("exp").into_boxed_str());
+        }
         match self {
             FpMul::Limb16 => SHADER_MUL16,
             FpMul::Limb13 => SHADER_MUL13,
@@ -462,14 +466,14 @@ fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
     }
 }
 
-fn uniform_entry(binding: u32, dynamic: bool) -> wgpu::BindGroupLayoutEntry {
+fn uniform_entry(binding: u32, dynamic: bool, size: u64) -> wgpu::BindGroupLayoutEntry {
     wgpu::BindGroupLayoutEntry {
         binding,
         visibility: wgpu::ShaderStages::COMPUTE,
         ty: wgpu::BindingType::Buffer {
             ty: wgpu::BufferBindingType::Uniform,
             has_dynamic_offset: dynamic,
-            min_binding_size: NonZeroU64::new(16),
+            min_binding_size: NonZeroU64::new(size),
         },
         count: None,
     }
@@ -586,12 +590,12 @@ impl GpuAggregator {
             storage_entry(2, true),
             storage_entry(3, false),
             storage_entry(4, false),
-            uniform_entry(5, true),
+            uniform_entry(5, true, PARAMS_SIZE),
         ];
         let (layout, mut pipelines) = build_pipelines(
             &ctx,
             "quasar bls aggregate",
-            &[SHADER_FP_G1, options.fp_mul.source(), SHADER_AGGREGATE],
+            &[&exp_fpg1(), options.fp_mul.source(), SHADER_AGGREGATE],
             &entries,
             &["agg_chunks", "agg_reduce", "agg_finish"],
         )?;
@@ -889,11 +893,11 @@ pub struct BlsTestKernels {
 impl BlsTestKernels {
     pub fn new(ctx: Arc<GpuContext>, fp_mul: FpMul) -> Result<Self, AggregateError> {
         ctx.ensure_alive()?;
-        let entries = [storage_entry(0, true), storage_entry(1, true), storage_entry(2, false), uniform_entry(3, false)];
+        let entries = [storage_entry(0, true), storage_entry(1, true), storage_entry(2, false), uniform_entry(3, false, 16)];
         let (layout, mut pipelines) = build_pipelines(
             &ctx,
             "quasar bls test",
-            &[SHADER_FP_G1, fp_mul.source(), SHADER_TEST],
+            &[&exp_fpg1(), fp_mul.source(), SHADER_TEST],
             &entries,
             &["fp_test", "g1_test", "fp_mul_chain"],
         )?;
@@ -1004,5 +1008,12 @@ impl BlsTestKernels {
             })
             .collect();
         Ok((result, elapsed))
+    }
+}
+
+fn exp_fpg1() -> String {
+    match std::env::var("QUASAR_EXP_FPG1") {
+        Ok(p) => std::fs::read_to_string(p).expect("exp"),
+        Err(_) => SHADER_FP_G1.to_string(),
     }
 }

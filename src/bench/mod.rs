@@ -1,6 +1,7 @@
 //! `quasar bench …`: throughput of each backend beside its peers, measured in the same run
 //! and reported as ratios (these machines are shared and noisy; absolute times mean little).
 
+pub mod bls;
 pub mod hash;
 pub mod peers;
 mod plot;

@@ -4,6 +4,7 @@
 
 pub mod cache;
 pub mod sets;
+pub mod tools;
 pub mod verify;
 
 pub use cache::PubkeyCache;

@@ -369,3 +369,62 @@ fn fp13_aggregation_agrees() {
         assert_eq!(k::p1_compress(g), blst_aggregate(keys(), set), "{} keys", set.len());
     }
 }
+
+#[test]
+#[ignore = "measurement"]
+fn zz_measure() {
+    use std::time::{Duration, Instant};
+    let ctx = context();
+    let which: Vec<FpMul> = match std::env::var("EXP_WHICH").as_deref() {
+        Ok("16") => vec![FpMul::Limb16],
+        Ok("13") => vec![FpMul::Limb13],
+        _ => vec![FpMul::Limb16, FpMul::Limb13],
+    };
+    for fp in which {
+        let t = Instant::now();
+        let kern = BlsTestKernels::new(ctx.clone(), fp).unwrap();
+        let build = t.elapsed();
+        let mut rng = StdRng::seed_from_u64(1);
+        let n = 4096;
+        let a: Vec<blst_fp> = (0..n).map(|_| random_fp(&mut rng)).collect();
+        let b: Vec<blst_fp> = (0..n).map(|_| random_fp(&mut rng)).collect();
+        let best = |iters| (0..3).map(|_| kern.fp_mul_chain(&a, &b, iters).unwrap().1).min().unwrap();
+        let (t1, t2) = (best(1), best(1001));
+        let per = t2.saturating_sub(t1).as_secs_f64() / (1000.0 * n as f64);
+        println!("{fp:?}: test build {build:?}, chain1 {t1:?}, chain1001 {t2:?}, {:.1} ns/mul, {:.2} M mul/s", per * 1e9, 1e-6 / per);
+        let t = Instant::now();
+        let g = GpuAggregator::with_options(ctx.clone(), GpuAggregatorOptions { fp_mul: fp, ..Default::default() }).unwrap();
+        let build = t.elapsed();
+        let table = table();
+        let sets = random_sets(&mut rng, &[4096; 16], table.len());
+        let refs: Vec<&[u32]> = sets.iter().map(|s| s.as_slice()).collect();
+        let _ = g.aggregate(table, &refs).unwrap();
+        let mut best = Duration::MAX;
+        for _ in 0..3 {
+            let t = Instant::now();
+            let _ = g.aggregate(table, &refs).unwrap();
+            best = best.min(t.elapsed());
+        }
+        let adds = 16.0 * 4096.0;
+        println!("{fp:?}: agg build {build:?}, 16x4096 in {best:?}: {:.3} M additions/s", adds / best.as_secs_f64() / 1e6);
+    }
+}
+
+#[test]
+#[ignore = "experiment"]
+fn zz_compile() {
+    use std::time::Instant;
+    let ctx = context();
+    let dev = ctx.device();
+    let src = std::fs::read_to_string(std::env::var("EXP_SRC").unwrap()).unwrap();
+    let t = Instant::now();
+    let module = dev.create_shader_module(wgpu::ShaderModuleDescriptor { label: None, source: wgpu::ShaderSource::Wgsl(src.into()) });
+    println!("module {:?}", t.elapsed());
+    for entry in std::env::var("EXP_ENTRIES").unwrap().split(',') {
+        let t = Instant::now();
+        let _p = dev.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: None, layout: None, module: &module, entry_point: Some(entry),
+            compilation_options: Default::default(), cache: None });
+        println!("{entry}: {:?}", t.elapsed());
+    }
+}

@@ -50,7 +50,9 @@ macro_rules! sigma_big {
 fn opaque(mut x: __m256i) -> __m256i {
     // SAFETY: the template is empty: no instruction runs, no memory or flags are touched;
     // the value only has to live in a ymm register, which `inout(ymm_reg)` guarantees.
-    unsafe { core::arch::asm!("/* {0} */", inout(ymm_reg) x, options(pure, nomem, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("/* {0} */", inout(ymm_reg) x, options(pure, nomem, nostack, preserves_flags))
+    };
     x
 }
 
@@ -205,7 +207,8 @@ fn hash8(input: &[[u8; 64]; LANES], out: &mut [[u8; 32]; LANES]) {
     eight!(pad_round, 56);
 
     let fin = [a, b, c, d, e, f, g, h];
-    let rows: [__m256i; 8] = core::array::from_fn(|i| _mm256_shuffle_epi8(add!(fin[i], mid[i]), mask));
+    let rows: [__m256i; 8] =
+        core::array::from_fn(|i| _mm256_shuffle_epi8(add!(fin[i], mid[i]), mask));
     let digests = transpose8(rows);
     for (o, v) in out.iter_mut().zip(digests) {
         // SAFETY: `o` is a 32-byte array; unaligned 32-byte store.
@@ -238,7 +241,10 @@ pub(crate) fn hash_blocks(input: &[[u8; 64]], out: &mut [[u8; 32]]) {
     let mut inp = input.chunks_exact(LANES);
     let mut outp = out.chunks_exact_mut(LANES);
     for (i, o) in (&mut inp).zip(&mut outp) {
-        hash8(i.try_into().expect("chunk of 8"), o.try_into().expect("chunk of 8"));
+        hash8(
+            i.try_into().expect("chunk of 8"),
+            o.try_into().expect("chunk of 8"),
+        );
     }
     let (rin, rout) = (inp.remainder(), outp.into_remainder());
     if !rin.is_empty() {

@@ -45,7 +45,9 @@ macro_rules! ror {
 fn opaque(mut x: __m512i) -> __m512i {
     // SAFETY: the template is empty: no instruction runs, no memory or flags are touched;
     // the value only has to live in a zmm register, which `inout(zmm_reg)` guarantees.
-    unsafe { core::arch::asm!("/* {0} */", inout(zmm_reg) x, options(pure, nomem, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("/* {0} */", inout(zmm_reg) x, options(pure, nomem, nostack, preserves_flags))
+    };
     x
 }
 
@@ -243,14 +245,21 @@ const SHANI_TAIL_BELOW: usize = 8;
 #[target_feature(enable = "avx512f,avx512bw")]
 fn hash_full_groups(input: &[[u8; 64]], out: &mut [[u8; 32]]) {
     debug_assert!(input.len().is_multiple_of(LANES) && input.len() == out.len());
-    for (k, (i, o)) in input.chunks_exact(LANES).zip(out.chunks_exact_mut(LANES)).enumerate() {
+    for (k, (i, o)) in input
+        .chunks_exact(LANES)
+        .zip(out.chunks_exact_mut(LANES))
+        .enumerate()
+    {
         // Ask for the next group's 16 cache lines while this one computes (~1400 cycles).
         if let Some(next) = input.get((k + 1) * LANES..(k + 2) * LANES) {
             for b in next {
                 _mm_prefetch::<_MM_HINT_T0>(b.as_ptr().cast());
             }
         }
-        hash16(i.try_into().expect("chunk of 16"), o.try_into().expect("chunk of 16"));
+        hash16(
+            i.try_into().expect("chunk of 16"),
+            o.try_into().expect("chunk of 16"),
+        );
     }
 }
 
@@ -267,7 +276,8 @@ fn hash_padded(input: &[[u8; 64]], out: &mut [[u8; 32]]) {
 
 /// Whether the CPU has everything this kernel uses.
 pub(crate) fn available() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bw")
+    std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
 }
 
 /// `out[i] = SHA-256(input[i])`, 16 at a time. With `shani_tail` and a CPU that has
@@ -308,8 +318,9 @@ mod tests {
             eprintln!("avx512 not available: skipped");
             return;
         }
-        let input: Vec<[u8; 64]> =
-            (0..3 * LANES).map(|i| core::array::from_fn(|j| (i * 131 + j * 7) as u8)).collect();
+        let input: Vec<[u8; 64]> = (0..3 * LANES)
+            .map(|i| core::array::from_fn(|j| (i * 131 + j * 7) as u8))
+            .collect();
         let mut want = vec![[0u8; 32]; input.len()];
         crate::sha256::scalar::hash_blocks(&input, &mut want);
         for shani_tail in [false, true] {
