@@ -13,7 +13,10 @@ use quasar_kernels::sha256::{hash_blocks, Kernel};
 
 fn blocks(c: &mut Criterion) {
     let n = 1 << 14;
-    let input: Vec<[u8; 64]> = random_chunks(2 * n, 1).chunks(2).map(|c| bytemuck::cast([c[0], c[1]])).collect();
+    let input: Vec<[u8; 64]> = random_chunks(2 * n, 1)
+        .chunks(2)
+        .map(|c| bytemuck::cast([c[0], c[1]]))
+        .collect();
     let mut out = vec![[0u8; 32]; n];
     let mut g = c.benchmark_group("hash_blocks_2^14");
     g.throughput(Throughput::Elements(n as u64));
@@ -36,7 +39,10 @@ fn blocks(c: &mut Criterion) {
 }
 
 fn trees(c: &mut Criterion) {
-    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
     let mut g = c.benchmark_group("merkleize");
     g.sample_size(10);
     let gpu: Option<Arc<dyn BatchHasher>> = GpuBatchHasher::new().ok().map(|g| Arc::new(g) as _);
@@ -46,7 +52,9 @@ fn trees(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("hashtree_1t", log2), &leaves, |b, l| {
             b.iter(|| peers::hashtree_merkleize(l))
         });
-        g.bench_with_input(BenchmarkId::new("sha2_1t", log2), &leaves, |b, l| b.iter(|| peers::sha2_merkleize(l)));
+        g.bench_with_input(BenchmarkId::new("sha2_1t", log2), &leaves, |b, l| {
+            b.iter(|| peers::sha2_merkleize(l))
+        });
         let simd = CpuHasher::simd();
         g.bench_with_input(BenchmarkId::new("simd_1t", log2), &leaves, |b, l| {
             b.iter(|| one.install(|| merkleize(&simd, l, None).unwrap()))

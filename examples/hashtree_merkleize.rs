@@ -23,6 +23,9 @@ fn main() -> ExitCode {
         }
     };
     let root = quasar::bench::peers::hashtree_merkleize(bytemuck::cast_slice(&bytes));
-    println!("0x{}", root.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    println!(
+        "0x{}",
+        root.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
     ExitCode::SUCCESS
 }

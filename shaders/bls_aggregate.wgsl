@@ -44,19 +44,18 @@ struct AggParams {
 const AGG_WG: u32 = 64u;
 
 fn load_table_fp(at: u32) -> Fp {
-    var r: Fp;
-    for (var i = 0u; i < 12u; i++) {
-        r[i] = table[at + i];
-    }
-    return r;
+    return Fp(
+        table[at], table[at + 1u], table[at + 2u], table[at + 3u], table[at + 4u], table[at + 5u],
+        table[at + 6u], table[at + 7u], table[at + 8u], table[at + 9u], table[at + 10u], table[at + 11u]
+    );
 }
 
 fn load_partial_fp(at: u32) -> Fp {
-    var r: Fp;
-    for (var i = 0u; i < 12u; i++) {
-        r[i] = partials[at + i];
-    }
-    return r;
+    return Fp(
+        partials[at], partials[at + 1u], partials[at + 2u], partials[at + 3u], partials[at + 4u],
+        partials[at + 5u], partials[at + 6u], partials[at + 7u], partials[at + 8u], partials[at + 9u],
+        partials[at + 10u], partials[at + 11u]
+    );
 }
 
 fn load_partial(k: u32) -> G1 {
@@ -64,13 +63,41 @@ fn load_partial(k: u32) -> G1 {
     return G1(load_partial_fp(at), load_partial_fp(at + 12u), load_partial_fp(at + 24u));
 }
 
+fn store_partial_fp(at: u32, v: Fp) {
+    partials[at] = v[0];
+    partials[at + 1u] = v[1];
+    partials[at + 2u] = v[2];
+    partials[at + 3u] = v[3];
+    partials[at + 4u] = v[4];
+    partials[at + 5u] = v[5];
+    partials[at + 6u] = v[6];
+    partials[at + 7u] = v[7];
+    partials[at + 8u] = v[8];
+    partials[at + 9u] = v[9];
+    partials[at + 10u] = v[10];
+    partials[at + 11u] = v[11];
+}
+
 fn store_partial(k: u32, p: G1) {
     let at = 36u * k;
-    for (var i = 0u; i < 12u; i++) {
-        partials[at + i] = p.x[i];
-        partials[at + 12u + i] = p.y[i];
-        partials[at + 24u + i] = p.z[i];
-    }
+    store_partial_fp(at, p.x);
+    store_partial_fp(at + 12u, p.y);
+    store_partial_fp(at + 24u, p.z);
+}
+
+fn store_sum_fp(at: u32, v: Fp) {
+    sums[at] = v[0];
+    sums[at + 1u] = v[1];
+    sums[at + 2u] = v[2];
+    sums[at + 3u] = v[3];
+    sums[at + 4u] = v[4];
+    sums[at + 5u] = v[5];
+    sums[at + 6u] = v[6];
+    sums[at + 7u] = v[7];
+    sums[at + 8u] = v[8];
+    sums[at + 9u] = v[9];
+    sums[at + 10u] = v[10];
+    sums[at + 11u] = v[11];
 }
 
 // The set s with prefix[s] <= t < prefix[s + 1] (prefix at word `base` of `plan`,
@@ -138,9 +165,7 @@ fn agg_finish(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     }
     let p = g1_to_jacobian(load_partial(params.in_base + s));
     let at = 36u * s;
-    for (var i = 0u; i < 12u; i++) {
-        sums[at + i] = p.x[i];
-        sums[at + 12u + i] = p.y[i];
-        sums[at + 24u + i] = p.z[i];
-    }
+    store_sum_fp(at, p.x);
+    store_sum_fp(at + 12u, p.y);
+    store_sum_fp(at + 24u, p.z);
 }

@@ -20,25 +20,32 @@ struct TestParams {
 @group(0) @binding(3) var<uniform> tp: TestParams;
 
 fn test_load_a(at: u32) -> Fp {
-    var r: Fp;
-    for (var i = 0u; i < 12u; i++) {
-        r[i] = ta[at + i];
-    }
-    return r;
+    return Fp(
+        ta[at], ta[at + 1u], ta[at + 2u], ta[at + 3u], ta[at + 4u], ta[at + 5u],
+        ta[at + 6u], ta[at + 7u], ta[at + 8u], ta[at + 9u], ta[at + 10u], ta[at + 11u]
+    );
 }
 
 fn test_load_b(at: u32) -> Fp {
-    var r: Fp;
-    for (var i = 0u; i < 12u; i++) {
-        r[i] = tb[at + i];
-    }
-    return r;
+    return Fp(
+        tb[at], tb[at + 1u], tb[at + 2u], tb[at + 3u], tb[at + 4u], tb[at + 5u],
+        tb[at + 6u], tb[at + 7u], tb[at + 8u], tb[at + 9u], tb[at + 10u], tb[at + 11u]
+    );
 }
 
 fn test_store(at: u32, v: Fp) {
-    for (var i = 0u; i < 12u; i++) {
-        tout[at + i] = v[i];
-    }
+    tout[at] = v[0];
+    tout[at + 1u] = v[1];
+    tout[at + 2u] = v[2];
+    tout[at + 3u] = v[3];
+    tout[at + 4u] = v[4];
+    tout[at + 5u] = v[5];
+    tout[at + 6u] = v[6];
+    tout[at + 7u] = v[7];
+    tout[at + 8u] = v[8];
+    tout[at + 9u] = v[9];
+    tout[at + 10u] = v[10];
+    tout[at + 11u] = v[11];
 }
 
 fn test_index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {

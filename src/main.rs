@@ -12,10 +12,18 @@ use quasar::bench;
 use quasar::merkle;
 
 #[derive(Parser)]
-#[command(name = "quasar", version, about = "Ethereum consensus verification node with GPU-accelerated hashing and BLS")]
+#[command(
+    name = "quasar",
+    version,
+    about = "Ethereum consensus verification node with GPU-accelerated hashing and BLS"
+)]
 struct Cli {
     /// Log filter (tracing's env-filter syntax), e.g. `info`, `quasar=debug`; also RUST_LOG.
-    #[arg(long, global = true, default_value = "warn,wgpu_core=error,wgpu_hal=error,naga=error")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "warn,wgpu_core=error,wgpu_hal=error,naga=error"
+    )]
     log: String,
     /// Worker threads for CPU paths (default: all cores).
     #[arg(long, global = true)]
@@ -130,11 +138,20 @@ struct HashArgs {
 }
 
 fn main() -> ExitCode {
+    // Mesa's Vulkan drivers probe Wayland when wgpu opens an instance; without
+    // XDG_RUNTIME_DIR, libwayland prints "error: XDG_RUNTIME_DIR is invalid" lines that
+    // read like ours. Set it before any thread exists (set_var is sound only then).
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
+    }
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cli.log))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -146,11 +163,19 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(n) = cli.threads {
-        rayon::ThreadPoolBuilder::new().num_threads(n).build_global().context("--threads")?;
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .context("--threads")?;
     }
     match cli.command {
-        Command::Tool(Tool::Merkleize { backend, limit, file }) => {
-            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+        Command::Tool(Tool::Merkleize {
+            backend,
+            limit,
+            file,
+        }) => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             anyhow::ensure!(
                 bytes.len() % 32 == 0,
                 "{}: length {} is not a multiple of 32 bytes",
@@ -166,7 +191,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     chunks.len()
                 );
             }
-            let hasher = hasher_for(backend).with_context(|| format!("--backend {}", backend_name(backend)))?;
+            let hasher = hasher_for(backend)
+                .with_context(|| format!("--backend {}", backend_name(backend)))?;
             let root = merkle::merkleize(hasher.as_ref(), chunks, limit)?;
             tracing::info!("merkleized {} chunks with {}", chunks.len(), hasher.name());
             println!("0x{}", hex(&root));
@@ -216,7 +242,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let budget = std::time::Duration::from_millis(a.millis);
             let json = a.json;
-            let progress = |line: &str| if json { eprintln!("{line}") } else { println!("{line}") };
+            let progress = |line: &str| {
+                if json {
+                    eprintln!("{line}")
+                } else {
+                    println!("{line}")
+                }
+            };
             let report = if is_agg {
                 let max = a.max_log.unwrap_or(16).min(20);
                 anyhow::ensure!(a.table >= 1, "--table must be at least 1");
@@ -240,7 +272,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "table: {} keys; threads: {}; gpu: {}",
                     report.table_keys,
                     report.threads,
-                    report.gpu.as_deref().or(report.gpu_note.as_deref()).unwrap_or("none")
+                    report
+                        .gpu
+                        .as_deref()
+                        .or(report.gpu_note.as_deref())
+                        .unwrap_or("none")
                 );
             }
             if let Some(path) = a.plot {
@@ -257,7 +293,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 no_gpu: a.no_gpu,
                 ..Default::default()
             };
-            anyhow::ensure!(cfg.min_log2 <= cfg.max_log2 && cfg.max_log2 <= 28, "sizes: need --min-log <= --max-log <= 28");
+            anyhow::ensure!(
+                cfg.min_log2 <= cfg.max_log2 && cfg.max_log2 <= 28,
+                "sizes: need --min-log <= --max-log <= 28"
+            );
             if !a.json {
                 println!("{}", bench::hash::header());
             }
@@ -276,10 +315,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "cpu kernel: {}; threads: {}; gpu: {}",
                     report.cpu_kernel,
                     report.threads,
-                    report.gpu.as_deref().or(report.gpu_note.as_deref()).unwrap_or("none")
+                    report
+                        .gpu
+                        .as_deref()
+                        .or(report.gpu_note.as_deref())
+                        .unwrap_or("none")
                 );
                 for (log2, subs, up, down) in &report.gpu_traffic {
-                    println!("gpu tree 2^{log2}: {subs} submission(s), {up} bytes up, {down} bytes down");
+                    println!(
+                        "gpu tree 2^{log2}: {subs} submission(s), {up} bytes up, {down} bytes down"
+                    );
                 }
             }
             if let Some(path) = a.plot {
@@ -293,12 +338,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn read_text(file: &std::path::Path) -> anyhow::Result<String> {
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    String::from_utf8(bytes).map_err(|e| anyhow::anyhow!("{}: not UTF-8 text ({e})", file.display()))
+    String::from_utf8(bytes)
+        .map_err(|e| anyhow::anyhow!("{}: not UTF-8 text ({e})", file.display()))
 }
 
 /// The aggregator for `--backend`; `auto` takes a hardware GPU for batches of 2^14 keys
 /// and more, else the CPU. `gpu` without an adapter is an error.
-fn aggregator_for(backend: AggBackend, approx_keys: usize) -> anyhow::Result<Box<dyn PubkeyAggregator>> {
+fn aggregator_for(
+    backend: AggBackend,
+    approx_keys: usize,
+) -> anyhow::Result<Box<dyn PubkeyAggregator>> {
     let gpu = || -> anyhow::Result<Box<dyn PubkeyAggregator>> {
         let ctx = GpuContext::new()?;
         Ok(Box::new(GpuAggregator::new(ctx)?))

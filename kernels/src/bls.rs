@@ -48,13 +48,20 @@ pub fn p1_infinity() -> blst_p1 {
 /// infinity), by blst's batch-affine addition (`blst_p1s_add`: Montgomery's batch
 /// inversion, ~5M+1S per point) over pointers into the table — no gathering copy.
 /// Doublings (P + P), P + (−P) and infinity inputs are handled by blst.
-pub fn sum_by_indices(table: &[blst_p1_affine], indices: &[u32]) -> Result<blst_p1, IndexOutOfRange> {
+pub fn sum_by_indices(
+    table: &[blst_p1_affine],
+    indices: &[u32],
+) -> Result<blst_p1, IndexOutOfRange> {
     let mut pointers: Vec<*const blst_p1_affine> = Vec::with_capacity(indices.len());
     for (position, &index) in indices.iter().enumerate() {
         match table.get(index as usize) {
             Some(point) => pointers.push(point),
             None => {
-                return Err(IndexOutOfRange { position, index, table_len: table.len() });
+                return Err(IndexOutOfRange {
+                    position,
+                    index,
+                    table_len: table.len(),
+                });
             }
         }
     }
@@ -216,7 +223,10 @@ pub fn affine_to_words(a: &blst_p1_affine) -> [u32; 24] {
 pub fn affine_from_words(w: &[u32; 24]) -> blst_p1_affine {
     let x: [u32; 12] = std::array::from_fn(|i| w[i]);
     let y: [u32; 12] = std::array::from_fn(|i| w[12 + i]);
-    blst_p1_affine { x: fp_from_words(&x), y: fp_from_words(&y) }
+    blst_p1_affine {
+        x: fp_from_words(&x),
+        y: fp_from_words(&y),
+    }
 }
 
 /// X, Y, Z of a Jacobian point as 36 words.
@@ -230,7 +240,11 @@ pub fn p1_to_words(a: &blst_p1) -> [u32; 36] {
 
 /// The Jacobian point (blst_p1) with these X, Y, Z words.
 pub fn p1_from_limbs(x: &[u32; 12], y: &[u32; 12], z: &[u32; 12]) -> blst_p1 {
-    blst_p1 { x: fp_from_words(x), y: fp_from_words(y), z: fp_from_words(z) }
+    blst_p1 {
+        x: fp_from_words(x),
+        y: fp_from_words(y),
+        z: fp_from_words(z),
+    }
 }
 
 /// The element n (in Montgomery form).
@@ -325,7 +339,9 @@ mod tests {
 
     /// Σ by repeated single additions (blst_p1_add_or_double_affine).
     fn naive(table: &[blst_p1_affine], indices: &[u32]) -> blst_p1 {
-        indices.iter().fold(p1_infinity(), |acc, &i| p1_add_affine(&acc, &table[i as usize]))
+        indices.iter().fold(p1_infinity(), |acc, &i| {
+            p1_add_affine(&acc, &table[i as usize])
+        })
     }
 
     #[test]
@@ -358,11 +374,15 @@ mod tests {
         let negs: Vec<blst_p1_affine> = table.iter().map(p1_affine_neg).collect();
         table.extend(negs);
         table.push(blst_p1_affine::default()); // infinity, index 40
-        // P + (−P) alone, inside larger sets, and across a batch of 16+.
+                                               // P + (−P) alone, inside larger sets, and across a batch of 16+.
         assert!(p1_is_inf(&sum_by_indices(&table, &[4, 24]).unwrap()));
-        assert!(p1_is_inf(&sum_by_indices(&table, &(0..40).collect::<Vec<_>>()).unwrap()));
+        assert!(p1_is_inf(
+            &sum_by_indices(&table, &(0..40).collect::<Vec<_>>()).unwrap()
+        ));
         assert!(p1_is_inf(&sum_by_indices(&table, &[40]).unwrap()));
-        assert!(p1_is_inf(&sum_by_indices(&table, &[40, 40, 3, 23]).unwrap()));
+        assert!(p1_is_inf(
+            &sum_by_indices(&table, &[40, 40, 3, 23]).unwrap()
+        ));
         let with_inf: Vec<u32> = (0..20).chain([40; 20]).collect();
         assert!(p1_is_equal(
             &sum_by_indices(&table, &with_inf).unwrap(),
@@ -377,7 +397,14 @@ mod tests {
     fn out_of_range_is_an_error() {
         let table = points(4);
         let e = sum_by_indices(&table, &[0, 1, 4]).unwrap_err();
-        assert_eq!(e, IndexOutOfRange { position: 2, index: 4, table_len: 4 });
+        assert_eq!(
+            e,
+            IndexOutOfRange {
+                position: 2,
+                index: 4,
+                table_len: 4
+            }
+        );
         assert!(sum_by_indices(&table, &[u32::MAX]).is_err());
         assert!(sum_by_indices(&[], &[0]).is_err());
         assert!(p1_is_inf(&sum_by_indices(&[], &[]).unwrap()));

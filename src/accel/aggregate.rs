@@ -5,7 +5,7 @@
 //!   ([`quasar_kernels::bls::sum_by_indices`]), rayon across sets, very large sets split
 //!   across threads and the partial sums added.
 //! * [`GpuAggregator`]: the WGSL kernels in `shaders/bls12_381.wgsl` (Fp, G1 with complete
-//!   projective formulas), `shaders/bls_fp_mul16.wgsl` (the Montgomery multiplication)
+//!   projective formulas), `shaders/bls_fp_mul13.wgsl` (the Montgomery multiplication)
 //!   and `shaders/bls_aggregate.wgsl` (the segmented reduction). The pubkey table stays
 //!   resident on the device: it is uploaded once, and when the table grew only the new
 //!   points go up. Per call only the CSR index lists (and a small plan derived from the
@@ -20,9 +20,11 @@
 //! work starts; a GPU failure is [`AggregateError::Gpu`] and marks the context lost, so
 //! the caller falls back to the CPU.
 //!
-//! Measured on lavapipe (llvmpipe, 2 cores): the 16-bit CIOS multiplication beat the
-//! 13-bit lazy-carry one (see `shaders/bls_fp_mul16.wgsl` and [`FpMul`]); both stay
-//! selectable for measurement.
+//! Measured on lavapipe (llvmpipe, 2 cores), both multiplications straight-line: the
+//! 13-bit lazy-carry one ([`FpMul::Limb13`], 92-104 ns per multiplication, 0.78 M point
+//! additions/s aggregating) beat the 16-bit CIOS one ([`FpMul::Limb16`], 149 ns,
+//! 0.47 M additions/s) by 1.6x; both stay selectable (`benches/aggregate.rs` measures
+//! them).
 
 use std::borrow::Cow;
 use std::num::NonZeroU64;
@@ -72,7 +74,10 @@ pub struct PubkeyTable {
 
 impl std::fmt::Debug for PubkeyTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PubkeyTable").field("id", &self.id).field("len", &self.points.len()).finish()
+        f.debug_struct("PubkeyTable")
+            .field("id", &self.id)
+            .field("len", &self.points.len())
+            .finish()
     }
 }
 
@@ -91,7 +96,10 @@ impl Default for PubkeyTable {
 impl PubkeyTable {
     /// A table of already validated points (on the curve, in G1, not infinity).
     pub fn new(points: Vec<blst_p1_affine>) -> Self {
-        PubkeyTable { id: NEXT_TABLE_ID.fetch_add(1, Ordering::Relaxed), points }
+        PubkeyTable {
+            id: NEXT_TABLE_ID.fetch_add(1, Ordering::Relaxed),
+            points,
+        }
     }
 
     /// A table from blst public keys (validated when they were decoded).
@@ -127,7 +135,12 @@ impl PubkeyTable {
 pub enum AggregateError {
     /// A validator index outside the table (the input's fault).
     #[error("set {set}: validator index {index} (position {position}) is outside the pubkey table of {table_len} keys")]
-    IndexOutOfRange { set: usize, position: usize, index: u32, table_len: usize },
+    IndexOutOfRange {
+        set: usize,
+        position: usize,
+        index: u32,
+        table_len: usize,
+    },
     /// A set without indices (the input's fault: Ethereum has no empty signature sets).
     #[error("set {set} has no validator indices")]
     EmptySet { set: usize },
@@ -151,7 +164,11 @@ pub trait PubkeyAggregator: Send + Sync {
     /// For each set, the sum of the table's points at its indices (duplicates count
     /// twice), as a blst_p1 (callers check infinity: Ethereum rejects an aggregate at
     /// infinity).
-    fn aggregate(&self, table: &PubkeyTable, sets: &[&[u32]]) -> Result<Vec<blst_p1>, AggregateError>;
+    fn aggregate(
+        &self,
+        table: &PubkeyTable,
+        sets: &[&[u32]],
+    ) -> Result<Vec<blst_p1>, AggregateError>;
 }
 
 /// Checks every set (non-empty, indices in the table) in order; the first problem wins.
@@ -177,7 +194,11 @@ pub fn check_sets(table_len: usize, sets: &[&[u32]]) -> Result<(), AggregateErro
 pub struct CpuAggregator;
 
 impl CpuAggregator {
-    fn sum_set(table: &[blst_p1_affine], set: usize, indices: &[u32]) -> Result<blst_p1, AggregateError> {
+    fn sum_set(
+        table: &[blst_p1_affine],
+        set: usize,
+        indices: &[u32],
+    ) -> Result<blst_p1, AggregateError> {
         let map = |e: kbls::IndexOutOfRange, base: usize| AggregateError::IndexOutOfRange {
             set,
             position: base + e.position,
@@ -192,7 +213,9 @@ impl CpuAggregator {
             .enumerate()
             .map(|(k, chunk)| kbls::sum_by_indices(table, chunk).map_err(|e| map(e, k * CPU_SPLIT)))
             .collect::<Result<_, _>>()?;
-        Ok(parts.iter().fold(kbls::p1_infinity(), |acc, p| kbls::p1_add(&acc, p)))
+        Ok(parts
+            .iter()
+            .fold(kbls::p1_infinity(), |acc, p| kbls::p1_add(&acc, p)))
     }
 }
 
@@ -201,29 +224,32 @@ impl PubkeyAggregator for CpuAggregator {
         "cpu(blst)".into()
     }
 
-    fn aggregate(&self, table: &PubkeyTable, sets: &[&[u32]]) -> Result<Vec<blst_p1>, AggregateError> {
+    fn aggregate(
+        &self,
+        table: &PubkeyTable,
+        sets: &[&[u32]],
+    ) -> Result<Vec<blst_p1>, AggregateError> {
         check_sets(table.len(), sets)?;
         let points = table.points();
-        sets.par_iter().enumerate().map(|(s, indices)| Self::sum_set(points, s, indices)).collect()
+        sets.par_iter()
+            .enumerate()
+            .map(|(s, indices)| Self::sum_set(points, s, indices))
+            .collect()
     }
 }
 
 /// Which Montgomery multiplication the shaders link.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FpMul {
-    /// `bls_fp_mul16.wgsl`: 24 limbs of 16 bits, CIOS; R = 2^384 (blst's own form).
-    /// The default: faster on lavapipe.
-    Limb16,
-    /// `bls_fp_mul13.wgsl`: 30 limbs of 13 bits, lazy carries; R = 2^390 (converted).
+    /// `bls_fp_mul13.wgsl`: 30 limbs of 13 bits, product scanning with lazy carries;
+    /// R = 2^390 (the host converts). The default: 1.6x faster on lavapipe.
     Limb13,
+    /// `bls_fp_mul16.wgsl`: 24 limbs of 16 bits, CIOS; R = 2^384 (blst's own form).
+    Limb16,
 }
 
 impl FpMul {
     fn source(self) -> &'static str {
-        let var = match self { FpMul::Limb16 => "QUASAR_EXP_MUL16", FpMul::Limb13 => "QUASAR_EXP_MUL13" };
-        if let Ok(path) = std::env::var(var) {
-            return Box::leak(std::fs::read_to_string(path).expect("exp").into_boxed_str());
-        }
         match self {
             FpMul::Limb16 => SHADER_MUL16,
             FpMul::Limb13 => SHADER_MUL13,
@@ -250,12 +276,18 @@ struct Radix {
 impl Radix {
     fn new(fp: FpMul) -> Radix {
         match fp {
-            FpMul::Limb16 => Radix { into: None, back: None },
+            FpMul::Limb16 => Radix {
+                into: None,
+                back: None,
+            },
             FpMul::Limb13 => {
                 // blst_fp_mul(w, c) = w·c·2^-384 on words: with c the form of 2^6 the
                 // words become x·2^390; with the form of 2^-6 they come back.
                 let c = kbls::fp_from_u64(64);
-                Radix { into: Some(c), back: Some(kbls::fp_inverse(&c)) }
+                Radix {
+                    into: Some(c),
+                    back: Some(kbls::fp_inverse(&c)),
+                }
             }
         }
     }
@@ -294,7 +326,11 @@ pub struct GpuAggregatorOptions {
 
 impl Default for GpuAggregatorOptions {
     fn default() -> Self {
-        GpuAggregatorOptions { fp_mul: FpMul::Limb16, chunk: 32, fan_in: 8 }
+        GpuAggregatorOptions {
+            fp_mul: FpMul::Limb13,
+            chunk: 32,
+            fan_in: 8,
+        }
     }
 }
 
@@ -316,7 +352,13 @@ struct Pooled {
 
 impl Pooled {
     /// A buffer of at least `bytes` (powers of two, at least 256 bytes).
-    fn get(&mut self, device: &wgpu::Device, label: &str, usage: wgpu::BufferUsages, bytes: u64) -> wgpu::Buffer {
+    fn get(
+        &mut self,
+        device: &wgpu::Device,
+        label: &str,
+        usage: wgpu::BufferUsages,
+        bytes: u64,
+    ) -> wgpu::Buffer {
         if let Some(b) = &self.buffer {
             if b.size() >= bytes {
                 return b.clone();
@@ -371,9 +413,15 @@ struct BatchPlan {
 }
 
 /// Plans the levels for sets of these sizes (each >= 1).
-fn plan_batch(lens: &[usize], chunk: u32, fan_in: u32, table_len: u32) -> Result<BatchPlan, GpuError> {
+fn plan_batch(
+    lens: &[usize],
+    chunk: u32,
+    fan_in: u32,
+    table_len: u32,
+) -> Result<BatchPlan, GpuError> {
     let n = lens.len();
-    let too_large = |what: &str| GpuError::TooLarge(format!("{what} does not fit the GPU's u32 addressing"));
+    let too_large =
+        |what: &str| GpuError::TooLarge(format!("{what} does not fit the GPU's u32 addressing"));
     let n32 = u32::try_from(n).map_err(|_| too_large("the number of sets"))?;
     let mut plan = Vec::with_capacity(4 * (n + 1));
     plan.push(0u32);
@@ -401,7 +449,11 @@ fn plan_batch(lens: &[usize], chunk: u32, fan_in: u32, table_len: u32) -> Result
         let threads = acc;
         let base = |b: u64| u32::try_from(b).map_err(|_| too_large("the partials buffer"));
         dispatches.push(Dispatch {
-            kernel: if level == 0 { AggKernel::Chunks } else { AggKernel::Reduce },
+            kernel: if level == 0 {
+                AggKernel::Chunks
+            } else {
+                AggKernel::Reduce
+            },
             params: [
                 u32::try_from(threads).map_err(|_| too_large("a level"))?,
                 n32,
@@ -409,7 +461,11 @@ fn plan_batch(lens: &[usize], chunk: u32, fan_in: u32, table_len: u32) -> Result
                 base(out_base)?,
                 prefix_in,
                 prefix_out,
-                if level == 0 { chunk.max(1) } else { fan_in.max(2) },
+                if level == 0 {
+                    chunk.max(1)
+                } else {
+                    fan_in.max(2)
+                },
                 table_len,
             ],
             threads,
@@ -427,10 +483,23 @@ fn plan_batch(lens: &[usize], chunk: u32, fan_in: u32, table_len: u32) -> Result
     }
     dispatches.push(Dispatch {
         kernel: AggKernel::Finish,
-        params: [n32, n32, u32::try_from(in_base).map_err(|_| too_large("the partials buffer"))?, 0, 0, 0, 0, table_len],
+        params: [
+            n32,
+            n32,
+            u32::try_from(in_base).map_err(|_| too_large("the partials buffer"))?,
+            0,
+            0,
+            0,
+            0,
+            table_len,
+        ],
         threads: n as u64,
     });
-    Ok(BatchPlan { plan, dispatches, partials: out_base })
+    Ok(BatchPlan {
+        plan,
+        dispatches,
+        partials: out_base,
+    })
 }
 
 /// The GPU aggregator: resident table, cached pipelines, pooled buffers.
@@ -449,7 +518,10 @@ pub struct GpuAggregator {
 
 impl std::fmt::Debug for GpuAggregator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GpuAggregator").field("ctx", &self.ctx).field("options", &self.options).finish()
+        f.debug_struct("GpuAggregator")
+            .field("ctx", &self.ctx)
+            .field("options", &self.options)
+            .finish()
     }
 }
 
@@ -489,35 +561,39 @@ fn build_pipelines(
 ) -> Result<(wgpu::BindGroupLayout, Vec<wgpu::ComputePipeline>), GpuError> {
     let device = ctx.device();
     let source: String = sources.concat();
-    ctx.error_scoped(&format!("building the {label} pipelines"), GpuError::Device, || {
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(label),
-            source: wgpu::ShaderSource::Wgsl(Cow::Owned(source)),
-        });
-        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some(label),
-            entries,
-        });
-        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some(label),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
-        let pipelines = entry_points
-            .iter()
-            .map(|entry| {
-                device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(entry),
-                    layout: Some(&pipeline_layout),
-                    module: &module,
-                    entry_point: Some(entry),
-                    compilation_options: wgpu::PipelineCompilationOptions::default(),
-                    cache: None,
+    ctx.error_scoped(
+        &format!("building the {label} pipelines"),
+        GpuError::Device,
+        || {
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(label),
+                source: wgpu::ShaderSource::Wgsl(Cow::Owned(source)),
+            });
+            let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(label),
+                entries,
+            });
+            let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(label),
+                bind_group_layouts: &[Some(&layout)],
+                immediate_size: 0,
+            });
+            let pipelines = entry_points
+                .iter()
+                .map(|entry| {
+                    device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                        label: Some(entry),
+                        layout: Some(&pipeline_layout),
+                        module: &module,
+                        entry_point: Some(entry),
+                        compilation_options: wgpu::PipelineCompilationOptions::default(),
+                        cache: None,
+                    })
                 })
-            })
-            .collect();
-        (layout, pipelines)
-    })
+                .collect();
+            (layout, pipelines)
+        },
+    )
 }
 
 /// A 2D grid of workgroups covering `threads` invocations.
@@ -527,18 +603,28 @@ fn grid(ctx: &GpuContext, threads: u64) -> Result<(u32, u32), GpuError> {
     let x = groups.min(max_dim);
     let y = groups.div_ceil(x);
     if y > max_dim {
-        return Err(GpuError::TooLarge(format!("{threads} invocations in one dispatch")));
+        return Err(GpuError::TooLarge(format!(
+            "{threads} invocations in one dispatch"
+        )));
     }
     Ok((x as u32, y as u32))
 }
 
 /// Waits for `index`, maps `readback[..bytes]` and returns its contents.
-fn read_back(ctx: &GpuContext, readback: &wgpu::Buffer, bytes: u64, index: wgpu::SubmissionIndex) -> Result<Vec<u8>, GpuError> {
+fn read_back(
+    ctx: &GpuContext,
+    readback: &wgpu::Buffer,
+    bytes: u64,
+    index: wgpu::SubmissionIndex,
+) -> Result<Vec<u8>, GpuError> {
     let (tx, rx) = mpsc::channel();
     readback.map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
         let _ = tx.send(r);
     });
-    let polled = ctx.device().poll(wgpu::PollType::Wait { submission_index: Some(index), timeout: Some(POLL_TIMEOUT) });
+    let polled = ctx.device().poll(wgpu::PollType::Wait {
+        submission_index: Some(index),
+        timeout: Some(POLL_TIMEOUT),
+    });
     if let Err(e) = polled {
         let why = format!("waiting for the aggregation submission: {e}");
         ctx.mark_failed(&why);
@@ -560,7 +646,11 @@ fn read_back(ctx: &GpuContext, readback: &wgpu::Buffer, bytes: u64, index: wgpu:
             };
             let lost = ctx.is_lost();
             ctx.mark_failed(&why);
-            return Err(if lost { GpuError::Lost(why) } else { GpuError::Submission(why) });
+            return Err(if lost {
+                GpuError::Lost(why)
+            } else {
+                GpuError::Submission(why)
+            });
         }
     }
     let out = {
@@ -576,13 +666,17 @@ fn read_back(ctx: &GpuContext, readback: &wgpu::Buffer, bytes: u64, index: wgpu:
 }
 
 impl GpuAggregator {
-    /// Compiles the pipelines (default options: 16-bit CIOS multiplication).
+    /// Compiles the pipelines (default options: 13-bit multiplication, chunks of 32
+    /// indices, fan-in 8).
     pub fn new(ctx: Arc<GpuContext>) -> Result<Self, AggregateError> {
         Self::with_options(ctx, GpuAggregatorOptions::default())
     }
 
     /// Compiles the pipelines with these options.
-    pub fn with_options(ctx: Arc<GpuContext>, options: GpuAggregatorOptions) -> Result<Self, AggregateError> {
+    pub fn with_options(
+        ctx: Arc<GpuContext>,
+        options: GpuAggregatorOptions,
+    ) -> Result<Self, AggregateError> {
         ctx.ensure_alive()?;
         let entries = [
             storage_entry(0, true),
@@ -595,11 +689,13 @@ impl GpuAggregator {
         let (layout, mut pipelines) = build_pipelines(
             &ctx,
             "quasar bls aggregate",
-            &[&exp_fpg1(), options.fp_mul.source(), SHADER_AGGREGATE],
+            &[SHADER_FP_G1, options.fp_mul.source(), SHADER_AGGREGATE],
             &entries,
             &["agg_chunks", "agg_reduce", "agg_finish"],
         )?;
-        let (Some(finish), Some(reduce), Some(chunks)) = (pipelines.pop(), pipelines.pop(), pipelines.pop()) else {
+        let (Some(finish), Some(reduce), Some(chunks)) =
+            (pipelines.pop(), pipelines.pop(), pipelines.pop())
+        else {
             return Err(GpuError::Device("missing aggregation pipelines".into()).into());
         };
         let align = u64::from(ctx.limits().min_uniform_buffer_offset_alignment).max(PARAMS_SIZE);
@@ -647,7 +743,9 @@ impl GpuAggregator {
         let device = self.ctx.device();
         let len = table.len() as u64;
         let limits = self.ctx.limits();
-        let limit = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+        let limit = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
         let reuse = matches!(&state.table, Some(t) if t.table_id == table.id() && t.len <= len);
         if !reuse {
             state.table = None;
@@ -669,15 +767,28 @@ impl GpuAggregator {
             let buffer = device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("quasar pubkey table"),
                 size: cap * POINT_BYTES,
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_DST
+                    | wgpu::BufferUsages::COPY_SRC,
                 mapped_at_creation: false,
             });
             if let Some(old) = &state.table {
                 if old.len > 0 {
-                    encoder.copy_buffer_to_buffer(&old.buffer, 0, &buffer, 0, old.len * POINT_BYTES);
+                    encoder.copy_buffer_to_buffer(
+                        &old.buffer,
+                        0,
+                        &buffer,
+                        0,
+                        old.len * POINT_BYTES,
+                    );
                 }
             }
-            state.table = Some(ResidentTable { buffer, capacity: cap, len: from, table_id: table.id() });
+            state.table = Some(ResidentTable {
+                buffer,
+                capacity: cap,
+                len: from,
+                table_id: table.id(),
+            });
         }
         let Some(resident) = state.table.as_mut() else {
             return Err(GpuError::Submission("internal: no resident table".into()));
@@ -688,7 +799,11 @@ impl GpuAggregator {
             self.radix.point_words(p, &mut words);
         }
         if !words.is_empty() {
-            self.ctx.queue().write_buffer(&resident.buffer, from * POINT_BYTES, bytemuck::cast_slice(&words));
+            self.ctx.queue().write_buffer(
+                &resident.buffer,
+                from * POINT_BYTES,
+                bytemuck::cast_slice(&words),
+            );
         }
         resident.len = len;
         Ok(new.len() as u64 * POINT_BYTES)
@@ -711,8 +826,14 @@ impl GpuAggregator {
         let sums_bytes = n * PARTIAL_BYTES;
         let params_bytes = plan.dispatches.len() as u64 * self.align;
         let limits = ctx.limits();
-        let binding_limit = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
-        for (what, bytes) in [("indices", index_bytes), ("partial sums", partial_bytes), ("plan", plan_bytes)] {
+        let binding_limit = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
+        for (what, bytes) in [
+            ("indices", index_bytes),
+            ("partial sums", partial_bytes),
+            ("plan", plan_bytes),
+        ] {
             // Pooled buffers round up to a power of two.
             if bytes.max(256).next_power_of_two() > binding_limit {
                 return Err(GpuError::TooLarge(format!(
@@ -745,12 +866,39 @@ impl GpuAggregator {
                 return Err(GpuError::Submission("internal: no resident table".into()));
             };
             let st = &mut *state;
-            let index_buf = st.indices.get(device, "quasar bls indices", U::STORAGE | U::COPY_DST, index_bytes);
-            let plan_buf = st.plan.get(device, "quasar bls plan", U::STORAGE | U::COPY_DST, plan_bytes);
-            let partial_buf = st.partials.get(device, "quasar bls partials", U::STORAGE, partial_bytes);
-            let sums_buf = st.sums.get(device, "quasar bls sums", U::STORAGE | U::COPY_SRC, sums_bytes);
-            let params_buf = st.params.get(device, "quasar bls params", U::UNIFORM | U::COPY_DST, params_bytes);
-            let readback = st.readback.get(device, "quasar bls readback", U::MAP_READ | U::COPY_DST, sums_bytes);
+            let index_buf = st.indices.get(
+                device,
+                "quasar bls indices",
+                U::STORAGE | U::COPY_DST,
+                index_bytes,
+            );
+            let plan_buf = st.plan.get(
+                device,
+                "quasar bls plan",
+                U::STORAGE | U::COPY_DST,
+                plan_bytes,
+            );
+            let partial_buf =
+                st.partials
+                    .get(device, "quasar bls partials", U::STORAGE, partial_bytes);
+            let sums_buf = st.sums.get(
+                device,
+                "quasar bls sums",
+                U::STORAGE | U::COPY_SRC,
+                sums_bytes,
+            );
+            let params_buf = st.params.get(
+                device,
+                "quasar bls params",
+                U::UNIFORM | U::COPY_DST,
+                params_bytes,
+            );
+            let readback = st.readback.get(
+                device,
+                "quasar bls readback",
+                U::MAP_READ | U::COPY_DST,
+                sums_bytes,
+            );
             let queue = ctx.queue();
             queue.write_buffer(&index_buf, 0, bytemuck::cast_slice(&indices));
             queue.write_buffer(&plan_buf, 0, bytemuck::cast_slice(&plan.plan));
@@ -759,11 +907,26 @@ impl GpuAggregator {
                 label: Some("quasar bls aggregate"),
                 layout: &self.layout,
                 entries: &[
-                    wgpu::BindGroupEntry { binding: 0, resource: table_buffer.as_entire_binding() },
-                    wgpu::BindGroupEntry { binding: 1, resource: index_buf.as_entire_binding() },
-                    wgpu::BindGroupEntry { binding: 2, resource: plan_buf.as_entire_binding() },
-                    wgpu::BindGroupEntry { binding: 3, resource: partial_buf.as_entire_binding() },
-                    wgpu::BindGroupEntry { binding: 4, resource: sums_buf.as_entire_binding() },
+                    wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: table_buffer.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 1,
+                        resource: index_buf.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 2,
+                        resource: plan_buf.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 3,
+                        resource: partial_buf.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 4,
+                        resource: sums_buf.as_entire_binding(),
+                    },
                     wgpu::BindGroupEntry {
                         binding: 5,
                         resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
@@ -801,9 +964,10 @@ impl GpuAggregator {
                 return Err(e);
             }
         };
-        drop(state);
         let uploaded = table_bytes + index_bytes + plan_bytes + params_bytes;
+        // The pooled buffers stay locked until the readback is unmapped.
         let bytes = read_back(ctx, &readback, sums_bytes, index)?;
+        drop(state);
         ctx.record_submission(uploaded, sums_bytes);
         let words: &[u32] = bytemuck::cast_slice(&bytes);
         let out: Vec<blst_p1> = words
@@ -814,7 +978,11 @@ impl GpuAggregator {
                     a.copy_from_slice(&w[12 * k..12 * k + 12]);
                     self.radix.from_words(&a)
                 };
-                blst_p1 { x: fp(0), y: fp(1), z: fp(2) }
+                blst_p1 {
+                    x: fp(0),
+                    y: fp(1),
+                    z: fp(2),
+                }
             })
             .collect();
         tracing::debug!(
@@ -834,10 +1002,18 @@ impl GpuAggregator {
 
 impl PubkeyAggregator for GpuAggregator {
     fn name(&self) -> String {
-        format!("gpu({}, {})", self.ctx.adapter_name(), self.options.fp_mul.name())
+        format!(
+            "gpu({}, {})",
+            self.ctx.adapter_name(),
+            self.options.fp_mul.name()
+        )
     }
 
-    fn aggregate(&self, table: &PubkeyTable, sets: &[&[u32]]) -> Result<Vec<blst_p1>, AggregateError> {
+    fn aggregate(
+        &self,
+        table: &PubkeyTable,
+        sets: &[&[u32]],
+    ) -> Result<Vec<blst_p1>, AggregateError> {
         check_sets(table.len(), sets)?;
         if sets.is_empty() {
             return Ok(Vec::new());
@@ -879,32 +1055,55 @@ pub type Projective = [blst_fp; 3];
 /// The WGSL Fp and G1 functions behind small test entry points (`shaders/bls_test.wgsl`),
 /// for differential tests against blst and for measuring the multiplications. Inputs
 /// and outputs are blst field elements (blst's Montgomery form), converted to and from
-/// the shader's form.
+/// the shader's form. Each entry point's pipeline is built on first use.
 pub struct BlsTestKernels {
     ctx: Arc<GpuContext>,
     fp_mul: FpMul,
     radix: Radix,
+    module: wgpu::ShaderModule,
     layout: wgpu::BindGroupLayout,
-    fp_test: wgpu::ComputePipeline,
-    g1_test: wgpu::ComputePipeline,
-    chain: wgpu::ComputePipeline,
+    pipeline_layout: wgpu::PipelineLayout,
+    pipelines: Mutex<Vec<(&'static str, wgpu::ComputePipeline)>>,
 }
 
 impl BlsTestKernels {
     pub fn new(ctx: Arc<GpuContext>, fp_mul: FpMul) -> Result<Self, AggregateError> {
         ctx.ensure_alive()?;
-        let entries = [storage_entry(0, true), storage_entry(1, true), storage_entry(2, false), uniform_entry(3, false, 16)];
-        let (layout, mut pipelines) = build_pipelines(
-            &ctx,
-            "quasar bls test",
-            &[&exp_fpg1(), fp_mul.source(), SHADER_TEST],
-            &entries,
-            &["fp_test", "g1_test", "fp_mul_chain"],
-        )?;
-        let (Some(chain), Some(g1_test), Some(fp_test)) = (pipelines.pop(), pipelines.pop(), pipelines.pop()) else {
-            return Err(GpuError::Device("missing test pipelines".into()).into());
-        };
-        Ok(BlsTestKernels { radix: Radix::new(fp_mul), ctx, fp_mul, layout, fp_test, g1_test, chain })
+        let device = ctx.device();
+        let source = [SHADER_FP_G1, fp_mul.source(), SHADER_TEST].concat();
+        let entries = [
+            storage_entry(0, true),
+            storage_entry(1, true),
+            storage_entry(2, false),
+            uniform_entry(3, false, 16),
+        ];
+        let (module, layout, pipeline_layout) =
+            ctx.error_scoped("building the bls test module", GpuError::Device, || {
+                let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some("quasar bls test"),
+                    source: wgpu::ShaderSource::Wgsl(Cow::Owned(source)),
+                });
+                let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                    label: Some("quasar bls test"),
+                    entries: &entries,
+                });
+                let pipeline_layout =
+                    device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                        label: Some("quasar bls test"),
+                        bind_group_layouts: &[Some(&layout)],
+                        immediate_size: 0,
+                    });
+                (module, layout, pipeline_layout)
+            })?;
+        Ok(BlsTestKernels {
+            radix: Radix::new(fp_mul),
+            ctx,
+            fp_mul,
+            module,
+            layout,
+            pipeline_layout,
+            pipelines: Mutex::new(Vec::new()),
+        })
     }
 
     pub fn fp_mul(&self) -> FpMul {
@@ -912,89 +1111,158 @@ impl BlsTestKernels {
     }
 
     /// Element-wise `op(a[i], b[i])` (b is ignored by unary ops but must be as long).
-    pub fn fp(&self, op: FpOp, a: &[blst_fp], b: &[blst_fp]) -> Result<Vec<blst_fp>, AggregateError> {
-        let (out, _) = self.run_fp(&self.fp_test, op as u32, 0, a, b)?;
+    pub fn fp(
+        &self,
+        op: FpOp,
+        a: &[blst_fp],
+        b: &[blst_fp],
+    ) -> Result<Vec<blst_fp>, AggregateError> {
+        let (out, _) = self.run("fp_test", op as u32, 0, a.len(), a, b)?;
         Ok(out)
     }
 
     /// `iters` chained multiplications x = x·b[i] from x = a[i], on every element at
     /// once; returns the results and the wall time of the submission.
-    pub fn fp_mul_chain(&self, a: &[blst_fp], b: &[blst_fp], iters: u32) -> Result<(Vec<blst_fp>, Duration), AggregateError> {
-        self.run_fp(&self.chain, 0, iters, a, b)
+    pub fn fp_mul_chain(
+        &self,
+        a: &[blst_fp],
+        b: &[blst_fp],
+        iters: u32,
+    ) -> Result<(Vec<blst_fp>, Duration), AggregateError> {
+        self.run("fp_mul_chain", 0, iters, a.len(), a, b)
     }
 
     /// Element-wise `op(a[i], b[i])` on projective points.
-    pub fn g1(&self, op: G1Op, a: &[Projective], b: &[Projective]) -> Result<Vec<Projective>, AggregateError> {
+    pub fn g1(
+        &self,
+        op: G1Op,
+        a: &[Projective],
+        b: &[Projective],
+    ) -> Result<Vec<Projective>, AggregateError> {
         let flat = |v: &[Projective]| v.iter().flatten().copied().collect::<Vec<blst_fp>>();
-        let (out, _) = self.run_fp(&self.g1_test, op as u32, 0, &flat(a), &flat(b))?;
+        let (out, _) = self.run("g1_test", op as u32, 0, a.len(), &flat(a), &flat(b))?;
         Ok(out.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect())
     }
 
-    fn run_fp(
+    fn pipeline(&self, entry: &'static str) -> Result<wgpu::ComputePipeline, GpuError> {
+        let mut pipelines = self
+            .pipelines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, p)) = pipelines.iter().find(|(e, _)| *e == entry) {
+            return Ok(p.clone());
+        }
+        let device = self.ctx.device();
+        let p = self.ctx.error_scoped(
+            &format!("building the {entry} pipeline"),
+            GpuError::Device,
+            || {
+                device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(entry),
+                    layout: Some(&self.pipeline_layout),
+                    module: &self.module,
+                    entry_point: Some(entry),
+                    compilation_options: wgpu::PipelineCompilationOptions::default(),
+                    cache: None,
+                })
+            },
+        )?;
+        pipelines.push((entry, p.clone()));
+        Ok(p)
+    }
+
+    /// One submission of `entry` over `count` elements (a, b: 12 words per field element).
+    fn run(
         &self,
-        pipeline: &wgpu::ComputePipeline,
+        entry: &'static str,
         op: u32,
         iters: u32,
+        count: usize,
         a: &[blst_fp],
         b: &[blst_fp],
     ) -> Result<(Vec<blst_fp>, Duration), AggregateError> {
         if a.len() != b.len() {
-            return Err(GpuError::Submission(format!("{} elements in a but {} in b", a.len(), b.len())).into());
+            return Err(GpuError::Submission(format!(
+                "{} elements in a but {} in b",
+                a.len(),
+                b.len()
+            ))
+            .into());
         }
-        let count = if std::ptr::eq(pipeline, &self.g1_test) { a.len() / 3 } else { a.len() };
         if a.is_empty() {
             return Ok((Vec::new(), Duration::ZERO));
         }
+        let pipeline = self.pipeline(entry)?;
         let ctx = &self.ctx;
         ctx.ensure_alive()?;
         let device = ctx.device();
-        let words = |v: &[blst_fp]| v.iter().flat_map(|x| self.radix.to_words(x)).collect::<Vec<u32>>();
+        let words = |v: &[blst_fp]| {
+            v.iter()
+                .flat_map(|x| self.radix.to_words(x))
+                .collect::<Vec<u32>>()
+        };
         let (wa, wb) = (words(a), words(b));
         let bytes = wa.len() as u64 * 4;
         let params: [u32; 4] = [op, count as u32, iters, 0];
         let (x, y) = grid(ctx, count as u64)?;
         let started = Instant::now();
-        let submitted = ctx.error_scoped("bls test submission", GpuError::Submission, || {
-            use wgpu::BufferUsages as U;
-            let buffer = |label: &str, usage: U, size: u64| {
-                device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size, usage, mapped_at_creation: false })
-            };
-            let ba = buffer("bls test a", U::STORAGE | U::COPY_DST, bytes);
-            let bb = buffer("bls test b", U::STORAGE | U::COPY_DST, bytes);
-            let bo = buffer("bls test out", U::STORAGE | U::COPY_SRC, bytes);
-            let bp = buffer("bls test params", U::UNIFORM | U::COPY_DST, 16);
-            let readback = buffer("bls test readback", U::MAP_READ | U::COPY_DST, bytes);
-            let queue = ctx.queue();
-            queue.write_buffer(&ba, 0, bytemuck::cast_slice(&wa));
-            queue.write_buffer(&bb, 0, bytemuck::cast_slice(&wb));
-            queue.write_buffer(&bp, 0, bytemuck::cast_slice(&params));
-            let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("bls test"),
-                layout: &self.layout,
-                entries: &[
-                    wgpu::BindGroupEntry { binding: 0, resource: ba.as_entire_binding() },
-                    wgpu::BindGroupEntry { binding: 1, resource: bb.as_entire_binding() },
-                    wgpu::BindGroupEntry { binding: 2, resource: bo.as_entire_binding() },
-                    wgpu::BindGroupEntry { binding: 3, resource: bp.as_entire_binding() },
-                ],
-            });
-            let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("bls test") });
-            {
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+        let (index, readback) =
+            ctx.error_scoped("bls test submission", GpuError::Submission, || {
+                use wgpu::BufferUsages as U;
+                let buffer = |label: &str, usage: U, size: u64| {
+                    device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some(label),
+                        size,
+                        usage,
+                        mapped_at_creation: false,
+                    })
+                };
+                let ba = buffer("bls test a", U::STORAGE | U::COPY_DST, bytes);
+                let bb = buffer("bls test b", U::STORAGE | U::COPY_DST, bytes);
+                let bo = buffer("bls test out", U::STORAGE | U::COPY_SRC, bytes);
+                let bp = buffer("bls test params", U::UNIFORM | U::COPY_DST, 16);
+                let readback = buffer("bls test readback", U::MAP_READ | U::COPY_DST, bytes);
+                let queue = ctx.queue();
+                queue.write_buffer(&ba, 0, bytemuck::cast_slice(&wa));
+                queue.write_buffer(&bb, 0, bytemuck::cast_slice(&wb));
+                queue.write_buffer(&bp, 0, bytemuck::cast_slice(&params));
+                let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
                     label: Some("bls test"),
-                    timestamp_writes: None,
+                    layout: &self.layout,
+                    entries: &[
+                        wgpu::BindGroupEntry {
+                            binding: 0,
+                            resource: ba.as_entire_binding(),
+                        },
+                        wgpu::BindGroupEntry {
+                            binding: 1,
+                            resource: bb.as_entire_binding(),
+                        },
+                        wgpu::BindGroupEntry {
+                            binding: 2,
+                            resource: bo.as_entire_binding(),
+                        },
+                        wgpu::BindGroupEntry {
+                            binding: 3,
+                            resource: bp.as_entire_binding(),
+                        },
+                    ],
                 });
-                pass.set_pipeline(pipeline);
-                pass.set_bind_group(0, &bind_group, &[]);
-                pass.dispatch_workgroups(x, y, 1);
-            }
-            encoder.copy_buffer_to_buffer(&bo, 0, &readback, 0, bytes);
-            (queue.submit([encoder.finish()]), readback)
-        });
-        let (index, readback) = match submitted {
-            Ok(v) => v,
-            Err(e) => return Err(e.into()),
-        };
+                let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("bls test"),
+                });
+                {
+                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some("bls test"),
+                        timestamp_writes: None,
+                    });
+                    pass.set_pipeline(&pipeline);
+                    pass.set_bind_group(0, &bind_group, &[]);
+                    pass.dispatch_workgroups(x, y, 1);
+                }
+                encoder.copy_buffer_to_buffer(&bo, 0, &readback, 0, bytes);
+                (queue.submit([encoder.finish()]), readback)
+            })?;
         let out = read_back(ctx, &readback, bytes, index)?;
         let elapsed = started.elapsed();
         ctx.record_submission(bytes * 2 + 16, bytes);
@@ -1011,9 +1279,348 @@ impl BlsTestKernels {
     }
 }
 
-fn exp_fpg1() -> String {
-    match std::env::var("QUASAR_EXP_FPG1") {
-        Ok(p) => std::fs::read_to_string(p).expect("exp"),
-        Err(_) => SHADER_FP_G1.to_string(),
+/// The straight-line WGSL of the field arithmetic is generated here and checked in:
+/// `shaders/bls_fp_mul13.wgsl`, `shaders/bls_fp_mul16.wgsl` and the block between the
+/// `BEGIN/END GENERATED` markers of `shaders/bls12_381.wgsl`. Loops over limbs and
+/// indexed arrays compiled 10-40x slower on lavapipe (minutes per pipeline) and ran
+/// slower (arrays spill to memory), so every limb is its own `let`.
+/// `QUASAR_WRITE_WGSL=1 cargo test --release --lib generated_wgsl` rewrites the files.
+#[cfg(test)]
+mod codegen {
+    use quasar_kernels::bls as kbls;
+    use std::fmt::Write;
+
+    /// p, little-endian 32-bit words.
+    const P32: [u32; 12] = [
+        0xffffaaab, 0xb9feffff, 0xb153ffff, 0x1eabfffe, 0xf6b0f624, 0x6730d2a0, 0xf38512bf,
+        0x64774b84, 0x434bacd7, 0x4b1ba7b6, 0x397fe69a, 0x1a0111ea,
+    ];
+
+    /// p in `n` limbs of `bits` bits.
+    fn limbs(bits: u32, n: usize) -> Vec<u32> {
+        (0..n)
+            .map(|k| {
+                let mut v = 0u64;
+                for b in 0..bits {
+                    let bit = k as u32 * bits + b;
+                    if bit < 384 && (P32[(bit / 32) as usize] >> (bit % 32)) & 1 == 1 {
+                        v |= 1 << b;
+                    }
+                }
+                v as u32
+            })
+            .collect()
+    }
+
+    /// −p^-1 mod 2^bits.
+    fn neg_inv(bits: u32) -> u32 {
+        let mut inv = 1u32;
+        for _ in 0..5 {
+            inv = inv.wrapping_mul(2u32.wrapping_sub(P32[0].wrapping_mul(inv)));
+        }
+        inv.wrapping_neg() & ((1 << bits) - 1)
+    }
+
+    fn hex(v: u32) -> String {
+        format!("0x{v:08x}u")
+    }
+
+    fn fp_const(name: &str, doc: &str, w: [u32; 12]) -> String {
+        let row = |r: &[u32]| r.iter().map(|&v| hex(v)).collect::<Vec<_>>().join(", ");
+        format!(
+            "// {doc}\nconst {name}: Fp = Fp(\n    {},\n    {}\n);\n",
+            row(&w[..6]),
+            row(&w[6..])
+        )
+    }
+
+    /// Expression of 13-bit limb k of the Fp `v` (12 words).
+    fn limb13(v: &str, k: u32) -> String {
+        let (w, s) = ((13 * k) >> 5, (13 * k) & 31);
+        let mut e = if s == 0 {
+            format!("{v}[{w}]")
+        } else {
+            format!("({v}[{w}] >> {s}u)")
+        };
+        if s > 19 && w < 11 {
+            e = format!("({e} | ({v}[{}] << {}u))", w + 1, 32 - s);
+        }
+        format!("{e} & 0x1fffu")
+    }
+
+    /// The 12 words packed from 30 limbs `l0..l29` of 13 bits.
+    fn pack13() -> Vec<String> {
+        (0..12)
+            .map(|w: i32| {
+                (0..30)
+                    .filter_map(|k: i32| {
+                        let lo = 13 * k;
+                        if lo + 13 <= 32 * w || lo >= 32 * (w + 1) {
+                            return None;
+                        }
+                        let sh = lo - 32 * w;
+                        Some(if sh >= 0 {
+                            format!("(l{k} << {sh}u)")
+                        } else {
+                            format!("(l{k} >> {}u)", -sh)
+                        })
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            })
+            .collect()
+    }
+
+    pub fn mul13() -> String {
+        let p = limbs(13, 30);
+        let pinv = neg_inv(13);
+        let mut s = String::from(
+            "// GENERATED by `codegen` in src/accel/aggregate.rs; do not edit.\n\
+// Montgomery multiplication for bls12_381.wgsl: 13-bit limbs, lazy carries (the default:\n\
+// on lavapipe 1.6x faster per multiplication than bls_fp_mul16.wgsl).\n\
+//\n\
+// The operands' 12 words are cut into 30 limbs of 13 bits (390 bits). A limb product\n\
+// is below 2^26, so each column k of the product is one sum without carries\n\
+// (product scanning, Montgomery reduction interleaved per column): c_k = Σ a_i·b_(k−i)\n\
+// + Σ m_i·p_(k−i) + carry; for k < 30, m_k = c_k·(−p^-1) mod 2^13 zeroes the column's\n\
+// low 13 bits, and the carry into column k+1 is (c_k + m_k·p_0) >> 13; columns 30..58\n\
+// are the result's limbs. A column holds at most 30 + 30 products and a carry:\n\
+// 60·(2^13 − 1)^2 + 2^19 < 2^32, so u32 never overflows. R = 2^390: the result is\n\
+// a·b·2^-390 mod p, so values in this build are x·2^390 mod p (the host converts\n\
+// blst's x·2^384 in and out). For a, b < p the result is below 2p; one conditional\n\
+// subtraction makes it < p. Straight-line code: every limb is a `let`.\n\n",
+        );
+        let one = kbls::fp_to_words(&kbls::fp_from_u64(64));
+        s += &fp_const("FP_ONE", "R mod p = 2^390 mod p.", one);
+        s += "\nfn fp_mul(a: Fp, b: Fp) -> Fp {\n";
+        for v in ["a", "b"] {
+            for k in 0..30 {
+                let _ = writeln!(s, "    let {v}{k} = {};", limb13(v, k));
+            }
+        }
+        let mut carry: Option<String> = None;
+        for k in 0..59usize {
+            let mut terms: Vec<String> = (k.saturating_sub(29)..=k.min(29))
+                .map(|i| format!("a{i} * b{}", k - i))
+                .collect();
+            for i in k.saturating_sub(29)..k.min(30) {
+                if p[k - i] != 0 {
+                    terms.push(format!("m{i} * {}u", p[k - i]));
+                }
+            }
+            if let Some(c) = &carry {
+                terms.push(c.clone());
+            }
+            let _ = writeln!(s, "    let c{k} = {};", terms.join(" + "));
+            if k < 30 {
+                let _ = writeln!(s, "    let m{k} = (c{k} * {pinv}u) & 0x1fffu;");
+                let _ = writeln!(s, "    let d{k} = c{k} + m{k} * {}u;", p[0]);
+                carry = Some(format!("(d{k} >> 13u)"));
+            } else {
+                let _ = writeln!(s, "    let l{} = c{k} & 0x1fffu;", k - 30);
+                carry = Some(format!("(c{k} >> 13u)"));
+            }
+        }
+        let _ = writeln!(s, "    let l29 = {};", carry.unwrap_or_default());
+        let _ = writeln!(
+            s,
+            "    return fp_reduce_once(Fp(\n        {}\n    ));\n}}",
+            pack13().join(",\n        ")
+        );
+        s
+    }
+
+    pub fn mul16() -> String {
+        let p = limbs(16, 24);
+        let pinv = neg_inv(16);
+        let mut s = String::from(
+            "// GENERATED by `codegen` in src/accel/aggregate.rs; do not edit.\n\
+// Montgomery multiplication for bls12_381.wgsl: 16-bit half products, CIOS (measured\n\
+// against bls_fp_mul13.wgsl, which is faster on lavapipe and the default).\n\
+//\n\
+// WGSL has no 32×32→64 multiply, so the operands are split into 24 limbs of 16 bits\n\
+// and multiplied with Coarsely Integrated Operand Scanning (Koç, Acar, Kaliski 1996)\n\
+// over radix 2^16: for each limb b_i, t += a·b_i, then m = t_0·(−p^-1) mod 2^16 and\n\
+// t = (t + m·p) / 2^16. Every step t_j + a_j·b_i + carry is at most (2^16 − 1) +\n\
+// (2^16 − 1)^2 + (2^16 − 1) = 2^32 − 1: it fits a u32 exactly, and the carry is the\n\
+// high half. R = 2^384: the result is a·b·2^-384 mod p, blst's own Montgomery form.\n\
+// For a, b < p the result is below 2p; one conditional subtraction makes it < p.\n\
+// Straight-line code: every limb of every step is a `let`.\n\n",
+        );
+        let one = kbls::fp_to_words(&kbls::fp_from_u64(1));
+        s += &fp_const("FP_ONE", "R mod p = 2^384 mod p.", one);
+        s += "\nfn fp_mul(a: Fp, b: Fp) -> Fp {\n";
+        for i in 0..12 {
+            let _ = writeln!(
+                s,
+                "    let a{} = a[{i}] & 0xffffu; let a{} = a[{i}] >> 16u;",
+                2 * i,
+                2 * i + 1
+            );
+            let _ = writeln!(
+                s,
+                "    let b{} = b[{i}] & 0xffffu; let b{} = b[{i}] >> 16u;",
+                2 * i,
+                2 * i + 1
+            );
+        }
+        let mut t: Vec<Option<String>> = vec![None; 25];
+        for i in 0..24 {
+            let mut c: Option<String> = None;
+            for j in 0..24 {
+                let terms: Vec<String> = [t[j].clone(), Some(format!("a{j} * b{i}")), c.clone()]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                let _ = writeln!(s, "    let s{i}_{j} = {};", terms.join(" + "));
+                t[j] = Some(format!("(s{i}_{j} & 0xffffu)"));
+                c = Some(format!("(s{i}_{j} >> 16u)"));
+            }
+            let terms: Vec<String> = [t[24].clone(), c.clone()].into_iter().flatten().collect();
+            let _ = writeln!(s, "    let s{i}_24 = {};", terms.join(" + "));
+            let t25 = format!("(s{i}_24 >> 16u)");
+            t[24] = Some(format!("(s{i}_24 & 0xffffu)"));
+            let t0 = t[0].clone().unwrap_or_default();
+            let _ = writeln!(s, "    let m{i} = ({t0} * {pinv}u) & 0xffffu;");
+            let _ = writeln!(s, "    let r{i}_0 = {t0} + m{i} * {}u;", p[0]);
+            let mut c = format!("(r{i}_0 >> 16u)");
+            for j in 1..24 {
+                let tj = t[j].clone().unwrap_or_default();
+                let _ = writeln!(s, "    let r{i}_{j} = {tj} + m{i} * {}u + {c};", p[j]);
+                t[j - 1] = Some(format!("(r{i}_{j} & 0xffffu)"));
+                c = format!("(r{i}_{j} >> 16u)");
+            }
+            let t24 = t[24].clone().unwrap_or_default();
+            let _ = writeln!(s, "    let r{i}_24 = {t24} + {c};");
+            t[23] = Some(format!("(r{i}_24 & 0xffffu)"));
+            let _ = writeln!(s, "    let h{i} = {t25} + (r{i}_24 >> 16u);");
+            t[24] = Some(format!("h{i}"));
+        }
+        let words: Vec<String> = (0..12)
+            .map(|k| {
+                let lo = t[2 * k].clone().unwrap_or_default();
+                let hi = t[2 * k + 1].clone().unwrap_or_default();
+                format!("{lo} | ({hi} << 16u)")
+            })
+            .collect();
+        let _ = writeln!(
+            s,
+            "    return fp_reduce_once(Fp(\n        {}\n    ));\n}}",
+            words.join(",\n        ")
+        );
+        s
+    }
+
+    /// fp_reduce_once, fp_add and fp_sub on 32-bit words with explicit carries.
+    pub fn add_sub() -> String {
+        let mut s = String::new();
+        let chain = |s: &mut String,
+                     op: char,
+                     a: &str,
+                     b: &dyn Fn(usize) -> String,
+                     out: &str,
+                     carry: &str| {
+            // out_i = a_i op b_i op carry_(i-1); carry_i from either step.
+            for i in 0..12 {
+                let bi = b(i);
+                if i == 0 {
+                    if op == '+' {
+                        let _ = writeln!(s, "    let {out}0 = {a}[0] + {bi}; let {carry}0 = select(0u, 1u, {out}0 < {a}[0]);");
+                    } else {
+                        let _ = writeln!(s, "    let {out}0 = {a}[0] - {bi}; let {carry}0 = select(0u, 1u, {a}[0] < {bi});");
+                    }
+                } else if op == '+' {
+                    let _ = writeln!(
+                        s,
+                        "    let {out}e{i} = {a}[{i}] + {bi}; let {out}{i} = {out}e{i} + {carry}{}; let {carry}{i} = select(0u, 1u, {out}e{i} < {a}[{i}]) | select(0u, 1u, {out}{i} < {out}e{i});",
+                        i - 1
+                    );
+                } else {
+                    let _ = writeln!(
+                        s,
+                        "    let {out}e{i} = {a}[{i}] - {bi}; let {out}{i} = {out}e{i} - {carry}{}; let {carry}{i} = select(0u, 1u, {a}[{i}] < {bi}) | select(0u, 1u, {out}e{i} < {carry}{});",
+                        i - 1,
+                        i - 1
+                    );
+                }
+            }
+        };
+        let list = |v: &str| {
+            (0..12)
+                .map(|i| format!("{v}{i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        s += "// a − p if a >= p, else a (for a < 2p).\nfn fp_reduce_once(a: Fp) -> Fp {\n";
+        chain(&mut s, '-', "a", &|i| hex(P32[i]), "d", "w");
+        let _ = writeln!(
+            s,
+            "    if w11 != 0u {{\n        return a;\n    }}\n    return Fp({});\n}}\n",
+            list("d")
+        );
+        s += "// (a + b) mod p for a, b < p. The sum is below 2p < 2^382: no carry leaves word 11.\n\
+fn fp_add(a: Fp, b: Fp) -> Fp {\n";
+        chain(&mut s, '+', "a", &|i| format!("b[{i}]"), "s", "c");
+        let _ = writeln!(s, "    return fp_reduce_once(Fp({}));\n}}\n", list("s"));
+        s += "// (a − b) mod p for a, b < p: on a borrow, p is added back (mask = all ones).\n\
+fn fp_sub(a: Fp, b: Fp) -> Fp {\n";
+        chain(&mut s, '-', "a", &|i| format!("b[{i}]"), "d", "w");
+        s += "    let mask = 0u - w11;\n    let x = Fp(";
+        s += &(0..12)
+            .map(|i| format!("d{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        s += ");\n";
+        chain(
+            &mut s,
+            '+',
+            "x",
+            &|i| format!("({} & mask)", hex(P32[i])),
+            "s",
+            "c",
+        );
+        let _ = writeln!(s, "    return Fp({});\n}}", list("s"));
+        s
+    }
+
+    const BEGIN: &str = "// BEGIN GENERATED (codegen in src/accel/aggregate.rs)\n";
+    const END: &str = "// END GENERATED\n";
+
+    fn with_block(text: &str, block: &str) -> Option<String> {
+        let b = text.find(BEGIN)? + BEGIN.len();
+        let e = text.find(END)?;
+        (b <= e).then(|| format!("{}{block}{}", &text[..b], &text[e..]))
+    }
+
+    #[test]
+    fn generated_wgsl_is_current() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+        let main = std::fs::read_to_string(dir.join("bls12_381.wgsl")).expect("bls12_381.wgsl");
+        let Some(main_new) = with_block(&main, &add_sub()) else {
+            panic!("bls12_381.wgsl lacks the generated-block markers");
+        };
+        let files = [
+            ("bls12_381.wgsl", main_new),
+            ("bls_fp_mul13.wgsl", mul13()),
+            ("bls_fp_mul16.wgsl", mul16()),
+        ];
+        let write = std::env::var_os("QUASAR_WRITE_WGSL").is_some();
+        for (name, want) in files {
+            let path = dir.join(name);
+            if write {
+                std::fs::write(&path, &want).expect("writing a shader");
+            } else {
+                let have = std::fs::read_to_string(&path).unwrap_or_default();
+                assert!(have == want, "{name} is stale: run QUASAR_WRITE_WGSL=1 cargo test --release --lib generated_wgsl");
+            }
+        }
+    }
+
+    #[test]
+    fn constants() {
+        assert_eq!(neg_inv(16), 0xfffd);
+        assert_eq!(neg_inv(13), 8189);
+        assert_eq!(limbs(13, 30)[29], 13);
+        assert_eq!(limbs(16, 24)[0], 0xaaab);
     }
 }

@@ -41,7 +41,10 @@ pub fn calibrate(cpu: &CpuHasher, gpu: &GpuHasher) -> Calibration {
     if let Ok(v) = std::env::var("QUASAR_GPU_THRESHOLD") {
         let threshold = if v == "never" { None } else { v.parse().ok() };
         tracing::info!("calibration: QUASAR_GPU_THRESHOLD={v}");
-        return Calibration { threshold_leaves: threshold, points: vec![] };
+        return Calibration {
+            threshold_leaves: threshold,
+            points: vec![],
+        };
     }
     let mut points = Vec::new();
     for log2 in SIZES_LOG2 {
@@ -60,17 +63,29 @@ pub fn calibrate(cpu: &CpuHasher, gpu: &GpuHasher) -> Calibration {
         let mut failed = false;
         let gpu_t = best_of(2, || failed |= gpu.merkleize(&leaves, log2).is_err());
         if failed {
-            tracing::warn!("calibration: GPU submission failed at 2^{log2} leaves; keeping the CPU");
-            return Calibration { threshold_leaves: None, points };
+            tracing::warn!(
+                "calibration: GPU submission failed at 2^{log2} leaves; keeping the CPU"
+            );
+            return Calibration {
+                threshold_leaves: None,
+                points,
+            };
         }
         let (c, g) = (cpu_t.as_secs_f64(), gpu_t.as_secs_f64());
-        tracing::debug!("calibration: 2^{log2} leaves: cpu {:.3} ms, gpu {:.3} ms", c * 1e3, g * 1e3);
+        tracing::debug!(
+            "calibration: 2^{log2} leaves: cpu {:.3} ms, gpu {:.3} ms",
+            c * 1e3,
+            g * 1e3
+        );
         points.push((log2, c, g));
         if g > c * HOPELESS {
             break;
         }
     }
-    Calibration { threshold_leaves: threshold_from(&points), points }
+    Calibration {
+        threshold_leaves: threshold_from(&points),
+        points,
+    }
 }
 
 /// Smallest measured size from which the GPU wins at that size and every larger one.
@@ -94,9 +109,15 @@ mod tests {
     fn threshold_is_the_start_of_the_winning_suffix() {
         assert_eq!(threshold_from(&[]), None);
         assert_eq!(threshold_from(&[(14, 1.0, 2.0), (16, 1.0, 2.0)]), None);
-        assert_eq!(threshold_from(&[(14, 1.0, 2.0), (16, 2.0, 1.0), (18, 4.0, 1.0)]), Some(1 << 16));
+        assert_eq!(
+            threshold_from(&[(14, 1.0, 2.0), (16, 2.0, 1.0), (18, 4.0, 1.0)]),
+            Some(1 << 16)
+        );
         // A GPU win followed by a loss is not a crossover.
         assert_eq!(threshold_from(&[(14, 2.0, 1.0), (16, 1.0, 2.0)]), None);
-        assert_eq!(threshold_from(&[(14, 2.0, 1.0), (16, 1.0, 2.0), (18, 3.0, 1.0)]), Some(1 << 18));
+        assert_eq!(
+            threshold_from(&[(14, 2.0, 1.0), (16, 1.0, 2.0), (18, 3.0, 1.0)]),
+            Some(1 << 18)
+        );
     }
 }

@@ -1,8 +1,8 @@
 //! The wgpu side of the accelerator: device and queue set up once, the SHA-256 merkle
 //! pipelines compiled once, buffers pooled across calls.
 //!
-//! The kernels are in `shaders/sha256.wgsl` (their CPU twin is the `sha2`-based path in
-//! [`super::hash`]). A pair is a 64-byte block (left chunk || right chunk) and its
+//! The kernels are in `shaders/sha256.wgsl` (their CPU twin is `quasar-kernels`, through
+//! [`super::hash::CpuHasher`]). A pair is a 64-byte block (left chunk || right chunk) and its
 //! digest is SHA-256 of those 64 bytes. A tree is reduced level by level on the GPU in
 //! ONE queue submission: the leaves (and the per-dispatch parameters) go up through a
 //! pooled, persistently mapped staging buffer, each compute dispatch reduces up to
@@ -26,8 +26,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
-
-use sha2::{Digest, Sha256};
 
 /// WGSL source of the merkle kernels.
 const SHADER: &str = include_str!("../../shaders/sha256.wgsl");
@@ -299,7 +297,8 @@ impl GpuContext {
     pub fn record_submission(&self, uploaded: u64, downloaded: u64) {
         self.submissions.fetch_add(1, Ordering::Relaxed);
         self.bytes_uploaded.fetch_add(uploaded, Ordering::Relaxed);
-        self.bytes_downloaded.fetch_add(downloaded, Ordering::Relaxed);
+        self.bytes_downloaded
+            .fetch_add(downloaded, Ordering::Relaxed);
     }
 
     /// Runs `f` inside out-of-memory, validation and internal error scopes, as this
@@ -506,21 +505,16 @@ impl std::fmt::Debug for GpuHasher {
     }
 }
 
+/// One pair hashed on the host (the few levels above a subtree root).
 fn hash_pair_cpu(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(left);
-    h.update(right);
-    h.finalize().into()
+    crate::accel::hash::hash_pair(quasar_kernels::sha256::Kernel::detect(), left, right)
 }
 
 impl GpuHasher {
     /// Compiles the pipelines (once) and uploads the zero-hash table.
     pub fn new(ctx: Arc<GpuContext>) -> Result<GpuHasher, GpuError> {
         ctx.check_alive()?;
-        let mut zero_hashes = vec![[0u8; 32]; ZERO_LEVELS];
-        for i in 1..ZERO_LEVELS {
-            zero_hashes[i] = hash_pair_cpu(&zero_hashes[i - 1], &zero_hashes[i - 1]);
-        }
+        let zero_hashes = crate::merkle::zero_hashes()[..ZERO_LEVELS].to_vec();
         let device = &ctx.device;
         let (level_pipeline, fused_pipeline, layout, zeros_buffer) =
             ctx.scoped("building the merkle pipelines", GpuError::Device, || {

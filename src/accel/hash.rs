@@ -60,7 +60,10 @@ pub fn ceil_log2(n: u64) -> u32 {
 fn check_shape(leaves: &[[u8; 32]], depth: u32) -> Result<(), HashError> {
     let fits = depth >= 64 || (leaves.len() as u64) <= (1u64 << depth);
     if leaves.is_empty() || !fits {
-        return Err(HashError::Shape { leaves: leaves.len(), depth });
+        return Err(HashError::Shape {
+            leaves: leaves.len(),
+            depth,
+        });
     }
     Ok(())
 }
@@ -98,16 +101,20 @@ const PAR_BLOCKS: usize = 1 << 14;
 
 thread_local! {
     /// Pooled scratch levels for [`CpuHasher::reduce_small`], reused across calls.
-    static SCRATCH: RefCell<(Vec<[u8; 32]>, Vec<[u8; 32]>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    static SCRATCH: RefCell<[Vec<[u8; 32]>; 2]> = const { RefCell::new([Vec::new(), Vec::new()]) };
 }
 
 impl CpuHasher {
     /// The fastest SIMD kernel this CPU has.
     pub fn simd() -> Self {
-        Self { kernel: Kernel::detect() }
+        Self {
+            kernel: Kernel::detect(),
+        }
     }
     pub fn scalar() -> Self {
-        Self { kernel: Kernel::Scalar }
+        Self {
+            kernel: Kernel::Scalar,
+        }
     }
     /// A given kernel; `None` if this CPU lacks it.
     pub fn with_kernel(kernel: Kernel) -> Option<Self> {
@@ -126,7 +133,11 @@ impl CpuHasher {
         let whole: &[[u8; 64]] = bytemuck::cast_slice(&src[..pairs * 2]);
         sha256::hash_blocks(self.kernel, whole, &mut dst[..pairs]);
         if src.len() % 2 == 1 {
-            dst[pairs] = hash_pair(self.kernel, &src[src.len() - 1], &zero_hashes()[height as usize]);
+            dst[pairs] = hash_pair(
+                self.kernel,
+                &src[src.len() - 1],
+                &zero_hashes()[height as usize],
+            );
         }
     }
 
@@ -137,7 +148,7 @@ impl CpuHasher {
             return pad_root(self.kernel, leaves[0], 0, h);
         }
         SCRATCH.with(|cell| {
-            let (a, b) = &mut *cell.borrow_mut();
+            let [a, b] = &mut *cell.borrow_mut();
             self.hash_level(leaves, 0, a);
             let mut height = 1;
             while a.len() > 1 {
@@ -177,7 +188,11 @@ impl BatchHasher for CpuHasher {
     }
 
     fn hash_pairs(&self, input: &[[u8; 64]], out: &mut [[u8; 32]]) -> Result<(), HashError> {
-        assert_eq!(input.len(), out.len(), "hash_pairs: input and output lengths differ");
+        assert_eq!(
+            input.len(),
+            out.len(),
+            "hash_pairs: input and output lengths differ"
+        );
         if input.len() < PAR_BLOCKS {
             sha256::hash_blocks(self.kernel, input, out);
         } else {
@@ -205,7 +220,9 @@ impl GpuBatchHasher {
     /// Probe for an adapter and build the pipelines.
     pub fn new() -> Result<Self, HashError> {
         let ctx = GpuContext::new()?;
-        Ok(Self { gpu: GpuHasher::new(ctx)? })
+        Ok(Self {
+            gpu: GpuHasher::new(ctx)?,
+        })
     }
     pub fn from_hasher(gpu: GpuHasher) -> Self {
         Self { gpu }
@@ -245,7 +262,11 @@ impl Default for AutoHasher {
 
 impl AutoHasher {
     pub fn new() -> Self {
-        Self { cpu: CpuHasher::simd(), gpu: OnceLock::new(), disabled: AtomicBool::new(false) }
+        Self {
+            cpu: CpuHasher::simd(),
+            gpu: OnceLock::new(),
+            disabled: AtomicBool::new(false),
+        }
     }
 
     /// With a GPU (and calibration) already in hand, e.g. shared with other components.
@@ -262,7 +283,10 @@ impl AutoHasher {
                 let gpu = match GpuContext::new().and_then(GpuHasher::new) {
                     Ok(gpu) => gpu,
                     Err(e) => {
-                        tracing::info!("backend auto: no GPU ({e}); using the CPU ({})", self.cpu.name());
+                        tracing::info!(
+                            "backend auto: no GPU ({e}); using the CPU ({})",
+                            self.cpu.name()
+                        );
                         return None;
                     }
                 };
@@ -270,7 +294,10 @@ impl AutoHasher {
                 tracing::info!(
                     "backend auto: {} — GPU used for trees of {} leaves and more",
                     gpu.context().adapter_name(),
-                    cal.threshold_leaves.map_or("no size (CPU faster at every size measured)".to_string(), |t| t.to_string())
+                    cal.threshold_leaves.map_or(
+                        "no size (CPU faster at every size measured)".to_string(),
+                        |t| t.to_string()
+                    )
                 );
                 Some((gpu, cal))
             })
@@ -280,7 +307,8 @@ impl AutoHasher {
     fn gpu_for(&self, leaves: usize) -> Option<&GpuHasher> {
         // Small trees never start the probe; once probed, the calibration decides.
         let unprobed = self.gpu.get().is_none();
-        if (unprobed && leaves < calibrate::MIN_GPU_LEAVES) || self.disabled.load(Ordering::Relaxed) {
+        if (unprobed && leaves < calibrate::MIN_GPU_LEAVES) || self.disabled.load(Ordering::Relaxed)
+        {
             return None;
         }
         let (gpu, cal) = self.gpu()?;
@@ -292,7 +320,10 @@ impl AutoHasher {
 
     fn fall_back(&self, e: &GpuError) {
         if !self.disabled.swap(true, Ordering::Relaxed) {
-            tracing::warn!("backend auto: GPU failed ({e}); falling back to the CPU ({}) from now on", self.cpu.name());
+            tracing::warn!(
+                "backend auto: GPU failed ({e}); falling back to the CPU ({}) from now on",
+                self.cpu.name()
+            );
         }
     }
 
@@ -306,7 +337,11 @@ impl BatchHasher for AutoHasher {
     fn name(&self) -> String {
         match self.gpu.get() {
             Some(Some((gpu, _))) if !self.fell_back() => {
-                format!("auto({} | gpu({}))", self.cpu.name(), gpu.context().adapter_name())
+                format!(
+                    "auto({} | gpu({}))",
+                    self.cpu.name(),
+                    gpu.context().adapter_name()
+                )
             }
             _ => format!("auto({})", self.cpu.name()),
         }

@@ -5,4 +5,4 @@ pub mod calibrate;
 pub mod gpu;
 pub mod hash;
 
-pub use hash::{Backend, BatchHasher, CpuHasher, GpuBatchHasher, AutoHasher, HashError};
+pub use hash::{AutoHasher, Backend, BatchHasher, CpuHasher, GpuBatchHasher, HashError};

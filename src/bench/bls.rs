@@ -55,7 +55,9 @@ fn lcg_indices(count: usize, modulo: usize, seed: u64) -> Vec<u32> {
     let mut s = seed;
     (0..count)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 33) % modulo as u64) as u32
         })
         .collect()
@@ -84,13 +86,19 @@ pub fn run_aggregate(
     let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
     let keys = synthetic_table(table_keys);
     let table = PubkeyTable::from_public_keys(&keys);
-    let (gpu, gpu_note) = if no_gpu { (None, Some("left out (--no-gpu)".into())) } else { gpu_aggregator() };
+    let (gpu, gpu_note) = if no_gpu {
+        (None, Some("left out (--no-gpu)".into()))
+    } else {
+        gpu_aggregator()
+    };
     let gpu_name = gpu.as_ref().map(|g| g.context().adapter_name());
     let mut points = Vec::new();
     for &size in sizes {
         // Enough sets to give the GPU a batch (as a block's attestations would), ≥ 64k keys in all.
         let nsets = (65536 / size).clamp(1, 64);
-        let sets: Vec<Vec<u32>> = (0..nsets).map(|i| lcg_indices(size, table_keys, (size * 1000 + i) as u64)).collect();
+        let sets: Vec<Vec<u32>> = (0..nsets)
+            .map(|i| lcg_indices(size, table_keys, (size * 1000 + i) as u64))
+            .collect();
         let set_refs: Vec<&[u32]> = sets.iter().map(|s| s.as_slice()).collect();
         let adds = (nsets * size.saturating_sub(1)).max(1);
         // The oracle, and the peer: plain blst, one set after another, one thread.
@@ -98,7 +106,10 @@ pub fn run_aggregate(
             .iter()
             .map(|s| {
                 let refs: Vec<&PublicKey> = s.iter().map(|&i| &keys[i as usize]).collect();
-                AggregatePublicKey::aggregate(&refs, false).expect("non-empty").to_public_key().compress()
+                AggregatePublicKey::aggregate(&refs, false)
+                    .expect("non-empty")
+                    .to_public_key()
+                    .compress()
             })
             .collect();
         let plain = time_best(budget, 20, || {
@@ -121,7 +132,8 @@ pub fn run_aggregate(
         };
         push("blst aggregate", 1, plain, None);
         let ratio = |t: Duration| Some(plain.as_secs_f64() / t.as_secs_f64());
-        let mut contenders: Vec<(&str, usize, &dyn PubkeyAggregator)> = vec![("cpu", 1, &CpuAggregator)];
+        let mut contenders: Vec<(&str, usize, &dyn PubkeyAggregator)> =
+            vec![("cpu", 1, &CpuAggregator)];
         if threads > 1 {
             contenders.push(("cpu", threads, &CpuAggregator));
         }
@@ -136,19 +148,36 @@ pub fn run_aggregate(
                     Ok(agg.aggregate(&table, &set_refs)?)
                 }
             };
-            let got: Vec<[u8; 48]> = call()?.iter().map(quasar_kernels::bls::p1_compress).collect();
-            anyhow::ensure!(got == expect, "{name} gave a wrong aggregate for sets of {size}");
+            let got: Vec<[u8; 48]> = call()?
+                .iter()
+                .map(quasar_kernels::bls::p1_compress)
+                .collect();
+            anyhow::ensure!(
+                got == expect,
+                "{name} gave a wrong aggregate for sets of {size}"
+            );
             let d = time_best(budget, 20, || {
                 let _ = call();
             });
             push(name, t, d, ratio(d));
         }
     }
-    Ok(BlsReport { what: "aggregate".into(), table_keys, threads, gpu: gpu_name, gpu_note, points })
+    Ok(BlsReport {
+        what: "aggregate".into(),
+        table_keys,
+        threads,
+        gpu: gpu_name,
+        gpu_note,
+        points,
+    })
 }
 
 /// Verify batches of `sizes` single-signer sets: one batch check against one check per set.
-pub fn run_verify(sizes: &[usize], budget: Duration, mut progress: impl FnMut(&str)) -> anyhow::Result<BlsReport> {
+pub fn run_verify(
+    sizes: &[usize],
+    budget: Duration,
+    mut progress: impl FnMut(&str),
+) -> anyhow::Result<BlsReport> {
     let threads = rayon::current_num_threads();
     let max = sizes.iter().copied().max().unwrap_or(1);
     let sks: Vec<SecretKey> = (0..max)
@@ -164,7 +193,11 @@ pub fn run_verify(sizes: &[usize], budget: Duration, mut progress: impl FnMut(&s
         .map(|(i, sk)| {
             let mut root = [0u8; 32];
             root[..8].copy_from_slice(&(i as u64).to_le_bytes());
-            ResolvedSet { pubkey: sk.sk_to_pk(), signing_root: root, signature: sk.sign(&root, DST, &[]) }
+            ResolvedSet {
+                pubkey: sk.sk_to_pk(),
+                signing_root: root,
+                signature: sk.sign(&root, DST, &[]),
+            }
         })
         .collect();
     let mut points = Vec::new();
@@ -172,14 +205,20 @@ pub fn run_verify(sizes: &[usize], budget: Duration, mut progress: impl FnMut(&s
         let batch = &sets[..size];
         let plain = time_best(budget, 20, || {
             for s in batch {
-                let r = s.signature.verify(false, &s.signing_root, DST, &[], &s.pubkey, false);
+                let r = s
+                    .signature
+                    .verify(false, &s.signing_root, DST, &[], &s.pubkey, false);
                 assert_eq!(r, blst::BLST_ERROR::BLST_SUCCESS);
             }
         });
         let batched = time_best(budget, 20, || assert!(verify_each(batch).all_valid()));
         for (name, t, vs) in [
             ("blst verify per set", plain, None),
-            ("batch (blst, blinded)", batched, Some(plain.as_secs_f64() / batched.as_secs_f64())),
+            (
+                "batch (blst, blinded)",
+                batched,
+                Some(plain.as_secs_f64() / batched.as_secs_f64()),
+            ),
         ] {
             let p = BlsPoint {
                 implementation: name.into(),
@@ -193,15 +232,29 @@ pub fn run_verify(sizes: &[usize], budget: Duration, mut progress: impl FnMut(&s
             points.push(p);
         }
     }
-    Ok(BlsReport { what: "verify".into(), table_keys: max, threads, gpu: None, gpu_note: None, points })
+    Ok(BlsReport {
+        what: "verify".into(),
+        table_keys: max,
+        threads,
+        gpu: None,
+        gpu_note: None,
+        points,
+    })
 }
 
 pub fn header(unit: &str) -> String {
-    format!("{:<24} {:>7} {:>8} {:>14} {:>10}", "implementation", "threads", "size", unit, "x blst")
+    format!(
+        "{:<24} {:>7} {:>8} {:>14} {:>10}",
+        "implementation", "threads", "size", unit, "x blst"
+    )
 }
 
 pub fn format_row(p: &BlsPoint) -> String {
-    let threads = if p.threads == 0 { "gpu".to_string() } else { p.threads.to_string() };
+    let threads = if p.threads == 0 {
+        "gpu".to_string()
+    } else {
+        p.threads.to_string()
+    };
     format!(
         "{:<24} {:>7} {:>8} {:>14.1} {:>10}",
         p.implementation,
@@ -239,6 +292,16 @@ pub fn plot(report: &BlsReport, path: &std::path::Path) -> anyhow::Result<()> {
             (n, pts)
         })
         .collect();
-    let title = format!("quasar bench {} (GPU: {})", report.what, report.gpu.as_deref().unwrap_or("none"));
-    super::plot::line_chart(path, &title, "log2(size)", "ns per item (log scale)", &series)
+    let title = format!(
+        "quasar bench {} (GPU: {})",
+        report.what,
+        report.gpu.as_deref().unwrap_or("none")
+    );
+    super::plot::line_chart(
+        path,
+        &title,
+        "log2(size)",
+        "ns per item (log scale)",
+        &series,
+    )
 }

@@ -97,25 +97,53 @@ pub fn run(cfg: &HashBenchConfig, mut progress: impl FnMut(&str)) -> anyhow::Res
     let gpu_name = gpu.as_ref().map(|g| g.context().adapter_name());
 
     let mut contenders: Vec<Contender> = vec![
-        Contender { name: "sha2".into(), threads: 1, run: Box::new(|l| Ok(peers::sha2_merkleize(l))), gave_up: false },
+        Contender {
+            name: "sha2".into(),
+            threads: 1,
+            run: Box::new(|l| Ok(peers::sha2_merkleize(l))),
+            gave_up: false,
+        },
         Contender {
             name: "hashtree".into(),
             threads: 1,
             run: Box::new(|l| Ok(peers::hashtree_merkleize(l))),
             gave_up: false,
         },
-        Contender { name: "scalar".into(), threads: 1, run: via(Arc::new(CpuHasher::scalar())), gave_up: false },
+        Contender {
+            name: "scalar".into(),
+            threads: 1,
+            run: via(Arc::new(CpuHasher::scalar())),
+            gave_up: false,
+        },
     ];
-    for k in Kernel::available().into_iter().filter(|k| *k != Kernel::Scalar) {
+    for k in Kernel::available()
+        .into_iter()
+        .filter(|k| *k != Kernel::Scalar)
+    {
         let h = CpuHasher::with_kernel(k).expect("available");
-        contenders.push(Contender { name: h.name(), threads: 1, run: via(Arc::new(h)), gave_up: false });
+        contenders.push(Contender {
+            name: h.name(),
+            threads: 1,
+            run: via(Arc::new(h)),
+            gave_up: false,
+        });
     }
     if threads > 1 {
-        contenders.push(Contender { name: simd.name(), threads, run: via(Arc::new(simd.clone())), gave_up: false });
+        contenders.push(Contender {
+            name: simd.name(),
+            threads,
+            run: via(Arc::new(simd.clone())),
+            gave_up: false,
+        });
     }
     let gpu_hasher = gpu.map(|g| Arc::new(GpuBatchHasher::from_hasher(g)));
     if let Some(g) = &gpu_hasher {
-        contenders.push(Contender { name: "gpu".into(), threads: 0, run: via(g.clone()), gave_up: false });
+        contenders.push(Contender {
+            name: "gpu".into(),
+            threads: 0,
+            run: via(g.clone()),
+            gave_up: false,
+        });
     }
 
     let mut points = Vec::new();
@@ -137,7 +165,11 @@ pub fn run(cfg: &HashBenchConfig, mut progress: impl FnMut(&str)) -> anyhow::Res
             };
             // Correctness first: a fast wrong answer is not a result.
             let root = call()?;
-            anyhow::ensure!(root == expect, "{} gave a wrong root for 2^{log2} leaves", c.name);
+            anyhow::ensure!(
+                root == expect,
+                "{} gave a wrong root for 2^{log2} leaves",
+                c.name
+            );
             if c.name == "gpu" {
                 if let Some(g) = &gpu_hasher {
                     let before = g.gpu().context().stats();
@@ -174,7 +206,10 @@ pub fn run(cfg: &HashBenchConfig, mut progress: impl FnMut(&str)) -> anyhow::Res
             points.push(p);
             if t > cfg.give_up {
                 c.gave_up = true;
-                progress(&format!("  ({} took {:.1} s at 2^{log2}: larger sizes left out)", c.name, secs));
+                progress(&format!(
+                    "  ({} took {:.1} s at 2^{log2}: larger sizes left out)",
+                    c.name, secs
+                ));
             }
         }
         log2 += cfg.step.max(1);
@@ -197,7 +232,11 @@ pub fn header() -> String {
 }
 
 pub fn format_row(p: &HashPoint) -> String {
-    let threads = if p.threads == 0 { "gpu".to_string() } else { p.threads.to_string() };
+    let threads = if p.threads == 0 {
+        "gpu".to_string()
+    } else {
+        p.threads.to_string()
+    };
     format!(
         "{:<18} {:>7} {:>8} {:>10.2} {:>12.2} {:>12}",
         p.implementation,
@@ -237,7 +276,13 @@ pub fn plot(report: &HashReport, path: &std::path::Path) -> anyhow::Result<()> {
             })
             .collect()
     };
-    super::plot::line_chart(path, &title, "log2(leaves)", "Mnodes/s (log scale)", &series)
+    super::plot::line_chart(
+        path,
+        &title,
+        "log2(leaves)",
+        "Mnodes/s (log scale)",
+        &series,
+    )
 }
 
 fn series_label(p: &HashPoint) -> String {

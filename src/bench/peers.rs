@@ -17,7 +17,9 @@ pub fn sha2_merkleize(leaves: &[[u8; 32]]) -> [u8; 32] {
 /// Merkleize with Prysm's hashtree (`hashtree-rs`: SHA-NI / AVX2 / AVX-512 assembly).
 pub fn hashtree_merkleize(leaves: &[[u8; 32]]) -> [u8; 32] {
     hashtree_init();
-    reduce(leaves, |input, out| hashtree_rs::hash(out, input, input.len() / 64))
+    reduce(leaves, |input, out| {
+        hashtree_rs::hash(out, input, input.len() / 64)
+    })
 }
 
 /// Let hashtree pick its fastest implementation for this CPU (idempotent).
@@ -37,7 +39,11 @@ fn reduce(leaves: &[[u8; 32]], mut hash_level: impl FnMut(&[u8], &mut [u8])) -> 
     let (mut cur, mut next): (Vec<u8>, Vec<u8>) = (Vec::new(), Vec::new());
     let mut height = 0;
     loop {
-        let src: &[u8] = if height == 0 { leaves.as_flattened() } else { &cur };
+        let src: &[u8] = if height == 0 {
+            leaves.as_flattened()
+        } else {
+            &cur
+        };
         let n = src.len() / 32;
         if n == 1 {
             return src.try_into().expect("one chunk");

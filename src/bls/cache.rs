@@ -23,9 +23,9 @@ impl PubkeyCache {
     /// Add a pubkey from outside (KeyValidate'd); returns its index. A key already present
     /// returns its existing index.
     pub fn insert(&mut self, compressed: &[u8]) -> Result<u32, BlsError> {
-        let arr: [u8; 48] = compressed
-            .try_into()
-            .map_err(|_| BlsError::PubkeyEncoding(format!("{} bytes, want 48", compressed.len())))?;
+        let arr: [u8; 48] = compressed.try_into().map_err(|_| {
+            BlsError::PubkeyEncoding(format!("{} bytes, want 48", compressed.len()))
+        })?;
         if let Some(&i) = self.by_bytes.get(&arr) {
             return Ok(i);
         }

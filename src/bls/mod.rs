@@ -52,9 +52,13 @@ fn blst_reason(e: blst::BLST_ERROR) -> String {
 /// the subgroup, not infinity.
 pub fn parse_pubkey(bytes: &[u8]) -> Result<blst::min_pk::PublicKey, BlsError> {
     if bytes.len() != 48 {
-        return Err(BlsError::PubkeyEncoding(format!("{} bytes, want 48", bytes.len())));
+        return Err(BlsError::PubkeyEncoding(format!(
+            "{} bytes, want 48",
+            bytes.len()
+        )));
     }
-    let pk = blst::min_pk::PublicKey::uncompress(bytes).map_err(|e| BlsError::PubkeyEncoding(blst_reason(e)))?;
+    let pk = blst::min_pk::PublicKey::uncompress(bytes)
+        .map_err(|e| BlsError::PubkeyEncoding(blst_reason(e)))?;
     match pk.validate() {
         Ok(()) => Ok(pk),
         Err(blst::BLST_ERROR::BLST_PK_IS_INFINITY) => Err(BlsError::PubkeyInfinity),
@@ -67,17 +71,24 @@ pub fn parse_pubkey(bytes: &[u8]) -> Result<blst::min_pk::PublicKey, BlsError> {
 /// the encoding; it simply fails verification unless every key is… never, in practice).
 pub fn parse_signature(bytes: &[u8]) -> Result<blst::min_pk::Signature, BlsError> {
     if bytes.len() != 96 {
-        return Err(BlsError::SignatureEncoding(format!("{} bytes, want 96", bytes.len())));
+        return Err(BlsError::SignatureEncoding(format!(
+            "{} bytes, want 96",
+            bytes.len()
+        )));
     }
-    let sig =
-        blst::min_pk::Signature::uncompress(bytes).map_err(|e| BlsError::SignatureEncoding(blst_reason(e)))?;
-    sig.validate(false).map_err(|_| BlsError::SignatureNotInGroup)?;
+    let sig = blst::min_pk::Signature::uncompress(bytes)
+        .map_err(|e| BlsError::SignatureEncoding(blst_reason(e)))?;
+    sig.validate(false)
+        .map_err(|_| BlsError::SignatureNotInGroup)?;
     Ok(sig)
 }
 
 /// Decode hex with an optional `0x` prefix.
 pub fn from_hex(s: &str) -> Result<Vec<u8>, BlsError> {
-    let s = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(s);
+    let s = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .unwrap_or(s);
     if s.len() % 2 != 0 {
         return Err(BlsError::Hex(format!("odd number of digits ({})", s.len())));
     }

@@ -39,7 +39,8 @@ fn build_table(sets: Vec<Result<Vec<Vec<u8>>, String>>) -> KeyTable {
                 .collect()
         }));
     }
-    let parsed: Vec<Result<PublicKey, BlsError>> = distinct.par_iter().map(|k| parse_pubkey(k)).collect();
+    let parsed: Vec<Result<PublicKey, BlsError>> =
+        distinct.par_iter().map(|k| parse_pubkey(k)).collect();
     // Table positions for valid keys only; remember why the others failed.
     let mut slot: Vec<Result<u32, String>> = Vec::with_capacity(parsed.len());
     let mut points = Vec::new();
@@ -61,11 +62,18 @@ fn build_table(sets: Vec<Result<Vec<Vec<u8>>, String>>) -> KeyTable {
             }
             ids.iter()
                 .enumerate()
-                .map(|(pos, &d)| slot[d as usize].clone().map_err(|e| format!("key {}: {e}", pos + 1)))
+                .map(|(pos, &d)| {
+                    slot[d as usize]
+                        .clone()
+                        .map_err(|e| format!("key {}: {e}", pos + 1))
+                })
                 .collect()
         })
         .collect();
-    KeyTable { table: PubkeyTable::new(points), sets }
+    KeyTable {
+        table: PubkeyTable::new(points),
+        sets,
+    }
 }
 
 /// Split a line of whitespace-separated hex pubkeys.
@@ -75,7 +83,11 @@ fn parse_key_list<'a>(tokens: impl Iterator<Item = &'a str>) -> Result<Vec<Vec<u
         .map(|(i, t)| {
             let b = from_hex(t).map_err(|e| format!("key {}: {e}", i + 1))?;
             if b.len() != 48 {
-                return Err(format!("key {}: {} bytes, want 48 (compressed G1)", i + 1, b.len()));
+                return Err(format!(
+                    "key {}: {} bytes, want 48 (compressed G1)",
+                    i + 1,
+                    b.len()
+                ));
             }
             Ok(b)
         })
@@ -87,7 +99,11 @@ fn aggregate_valid(
     kt: &KeyTable,
     aggregator: &dyn PubkeyAggregator,
 ) -> Result<Vec<Result<blst::blst_p1, String>>, AggregateError> {
-    let valid: Vec<&[u32]> = kt.sets.iter().filter_map(|s| s.as_ref().ok().map(|v| v.as_slice())).collect();
+    let valid: Vec<&[u32]> = kt
+        .sets
+        .iter()
+        .filter_map(|s| s.as_ref().ok().map(|v| v.as_slice()))
+        .collect();
     let mut sums = aggregator.aggregate(&kt.table, &valid)?.into_iter();
     Ok(kt
         .sets
@@ -107,8 +123,14 @@ fn aggregate_valid(
 }
 
 /// `aggregate-pubkeys`: one set per line of whitespace-separated compressed pubkeys.
-pub fn aggregate_pubkeys(text: &str, aggregator: &dyn PubkeyAggregator) -> Result<Vec<SetResult>, AggregateError> {
-    let sets = text.lines().map(|l| parse_key_list(l.split_whitespace())).collect();
+pub fn aggregate_pubkeys(
+    text: &str,
+    aggregator: &dyn PubkeyAggregator,
+) -> Result<Vec<SetResult>, AggregateError> {
+    let sets = text
+        .lines()
+        .map(|l| parse_key_list(l.split_whitespace()))
+        .collect();
     let kt = build_table(sets);
     Ok(aggregate_valid(&kt, aggregator)?
         .into_iter()
@@ -125,9 +147,16 @@ struct BatchLine<'a> {
 
 fn split_batch_line(line: &str) -> BatchLine<'_> {
     let fields: Vec<&str> = line.split_whitespace().collect();
-    let bad = |e: String| BatchLine { keys: Err(e), root: [0; 32], signature: "" };
+    let bad = |e: String| BatchLine {
+        keys: Err(e),
+        root: [0; 32],
+        signature: "",
+    };
     let [keys, message, signature] = fields[..] else {
-        return bad(format!("{} fields, want 3: PUBKEYS MESSAGE SIGNATURE", fields.len()));
+        return bad(format!(
+            "{} fields, want 3: PUBKEYS MESSAGE SIGNATURE",
+            fields.len()
+        ));
     };
     let root = match from_hex(message) {
         Ok(m) => match <[u8; 32]>::try_from(m.as_slice()) {
@@ -136,7 +165,11 @@ fn split_batch_line(line: &str) -> BatchLine<'_> {
         },
         Err(e) => return bad(format!("message: {e}")),
     };
-    BatchLine { keys: parse_key_list(keys.split(',')), root, signature }
+    BatchLine {
+        keys: parse_key_list(keys.split(',')),
+        root,
+        signature,
+    }
 }
 
 /// `verify-batch`: `PK1,PK2,... MESSAGE SIGNATURE` per line. Per line: valid, or the
@@ -167,7 +200,11 @@ pub fn verify_batch_lines(
         match (agg, sig) {
             (Ok(p), Ok(signature)) => {
                 let pubkey = blst::min_pk::AggregatePublicKey::from(p).to_public_key();
-                resolved.push(ResolvedSet { pubkey, signing_root: root, signature });
+                resolved.push(ResolvedSet {
+                    pubkey,
+                    signing_root: root,
+                    signature,
+                });
                 which.push(i);
                 out.push(Ok(()));
             }

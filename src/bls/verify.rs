@@ -99,7 +99,9 @@ fn bisect(sets: &[&ResolvedSet], offset: usize, valid: &mut [bool], checks: &mut
     }
     *checks += 1;
     if verify_batch(sets) {
-        valid[offset..offset + sets.len()].iter_mut().for_each(|v| *v = true);
+        valid[offset..offset + sets.len()]
+            .iter_mut()
+            .for_each(|v| *v = true);
         return;
     }
     if sets.len() == 1 {

@@ -31,7 +31,11 @@ pub fn tree_depth(count: u64, limit: Option<u64>) -> u32 {
 /// The SSZ `merkleize(chunks, limit)`: the root of the chunks padded with zero chunks to
 /// `next_pow_of_two(limit)` leaves (`limit = len(chunks)` when `None`). Only the real chunks
 /// are hashed; the padding comes from the precomputed zero-subtree roots.
-pub fn merkleize(hasher: &dyn BatchHasher, chunks: &[Chunk], limit: Option<u64>) -> Result<Chunk, MerkleError> {
+pub fn merkleize(
+    hasher: &dyn BatchHasher,
+    chunks: &[Chunk],
+    limit: Option<u64>,
+) -> Result<Chunk, MerkleError> {
     let count = chunks.len() as u64;
     if let Some(limit) = limit {
         if count > limit {
@@ -55,9 +59,16 @@ pub fn mix_in_length(root: &Chunk, length: u64) -> Chunk {
 }
 
 /// `hash_tree_root` of an SSZ `List[T, max_len]` of a basic type.
-pub fn list_root<T: Basic>(hasher: &dyn BatchHasher, values: &[T], max_len: u64) -> Result<Chunk, MerkleError> {
+pub fn list_root<T: Basic>(
+    hasher: &dyn BatchHasher,
+    values: &[T],
+    max_len: u64,
+) -> Result<Chunk, MerkleError> {
     if values.len() as u64 > max_len {
-        return Err(MerkleError::OverLimit { count: values.len() as u64, limit: max_len });
+        return Err(MerkleError::OverLimit {
+            count: values.len() as u64,
+            limit: max_len,
+        });
     }
     let limit = (max_len * T::SIZE as u64).div_ceil(32);
     let root = merkleize(hasher, &pack(values), Some(limit))?;

@@ -9,8 +9,8 @@ use std::sync::{Arc, OnceLock};
 use blst::min_pk::{AggregatePublicKey, PublicKey, SecretKey};
 use blst::{blst_fp, blst_p1, blst_p1_affine};
 use quasar::accel::aggregate::{
-    AggregateError, BlsTestKernels, CpuAggregator, FpMul, FpOp, G1Op, GpuAggregator, GpuAggregatorOptions,
-    Projective, PubkeyAggregator, PubkeyTable,
+    AggregateError, BlsTestKernels, CpuAggregator, FpMul, FpOp, G1Op, GpuAggregator,
+    GpuAggregatorOptions, Projective, PubkeyAggregator, PubkeyTable,
 };
 use quasar::accel::gpu::GpuContext;
 use quasar_kernels::bls as k;
@@ -53,7 +53,9 @@ fn key(i: usize) -> PublicKey {
     let mut ikm = [0u8; 32];
     ikm[..8].copy_from_slice(&(i as u64).to_le_bytes());
     ikm[8..16].copy_from_slice(b"quasar-k");
-    SecretKey::key_gen(&ikm, &[]).expect("32 bytes of ikm").sk_to_pk()
+    SecretKey::key_gen(&ikm, &[])
+        .expect("32 bytes of ikm")
+        .sk_to_pk()
 }
 
 fn keys() -> &'static [PublicKey] {
@@ -159,7 +161,11 @@ fn from_projective(p: &Projective) -> blst_p1 {
         return k::p1_infinity();
     }
     // Jacobian (X·Z, Y·Z², Z).
-    blst_p1 { x: k::fp_mul(x, z), y: k::fp_mul(y, &k::fp_sqr(z)), z: *z }
+    blst_p1 {
+        x: k::fp_mul(x, z),
+        y: k::fp_mul(y, &k::fp_sqr(z)),
+        z: *z,
+    }
 }
 
 fn affine_as_projective(a: &blst_p1_affine) -> Projective {
@@ -170,7 +176,10 @@ fn affine_as_projective(a: &blst_p1_affine) -> Projective {
 fn wgsl_g1_matches_blst() {
     let kernels = test_kernels(FpMul::Limb16);
     let mut rng = StdRng::seed_from_u64(11);
-    let pts: Vec<blst_p1> = keys()[..8].iter().map(|pk| k::p1_from_affine(&blst_p1_affine::from(*pk))).collect();
+    let pts: Vec<blst_p1> = keys()[..8]
+        .iter()
+        .map(|pk| k::p1_from_affine(&blst_p1_affine::from(*pk)))
+        .collect();
     let inf = k::p1_infinity();
     let neg = |p: &blst_p1| k::p1_neg(p);
     // (a, b) pairs: P+Q, P+P, P+(−P), ∞+P, P+∞, ∞+∞, and a few more random ones.
@@ -191,25 +200,42 @@ fn wgsl_g1_matches_blst() {
     let sums = kernels.g1(G1Op::Add, &a, &b).expect("g1 add");
     for ((p, q), got) in pairs.iter().zip(&sums) {
         let want = k::p1_add(p, q);
-        assert!(k::p1_is_equal(&from_projective(got), &want), "add {p:?} + {q:?}");
+        assert!(
+            k::p1_is_equal(&from_projective(got), &want),
+            "add {p:?} + {q:?}"
+        );
     }
     let doubles = kernels.g1(G1Op::Double, &a, &b).expect("g1 double");
     for ((p, _), got) in pairs.iter().zip(&doubles) {
-        assert!(k::p1_is_equal(&from_projective(got), &k::p1_double(p)), "double {p:?}");
+        assert!(
+            k::p1_is_equal(&from_projective(got), &k::p1_double(p)),
+            "double {p:?}"
+        );
     }
     // Mixed addition: affine b (Z = 1), and (0, 0) for infinity.
     let affine_b: Vec<Projective> = pairs
         .iter()
         .map(|(_, q)| affine_as_projective(&k::p1_to_affine(q)))
         .collect();
-    let mixed = kernels.g1(G1Op::AddAffine, &a, &affine_b).expect("g1 add_affine");
+    let mixed = kernels
+        .g1(G1Op::AddAffine, &a, &affine_b)
+        .expect("g1 add_affine");
     for ((p, q), got) in pairs.iter().zip(&mixed) {
-        assert!(k::p1_is_equal(&from_projective(got), &k::p1_add(p, q)), "add_affine {p:?} + {q:?}");
+        assert!(
+            k::p1_is_equal(&from_projective(got), &k::p1_add(p, q)),
+            "add_affine {p:?} + {q:?}"
+        );
     }
     // To Jacobian: the words are blst's own, no host conversion.
-    let jac = kernels.g1(G1Op::ToJacobian, &a, &b).expect("g1 to_jacobian");
+    let jac = kernels
+        .g1(G1Op::ToJacobian, &a, &b)
+        .expect("g1 to_jacobian");
     for ((p, _), got) in pairs.iter().zip(&jac) {
-        let j = blst_p1 { x: got[0], y: got[1], z: got[2] };
+        let j = blst_p1 {
+            x: got[0],
+            y: got[1],
+            z: got[2],
+        };
         assert!(k::p1_is_equal(&j, p), "to_jacobian {p:?}");
         assert_eq!(k::p1_is_inf(&j), k::p1_is_inf(p));
     }
@@ -219,14 +245,28 @@ fn wgsl_g1_matches_blst() {
 fn random_sets(rng: &mut StdRng, sizes: &[usize], table_len: usize) -> Vec<Vec<u32>> {
     sizes
         .iter()
-        .map(|&n| (0..n).map(|_| rng.random_range(0..table_len as u32)).collect())
+        .map(|&n| {
+            (0..n)
+                .map(|_| rng.random_range(0..table_len as u32))
+                .collect()
+        })
         .collect()
 }
 
-fn assert_same(table: &PubkeyTable, sets: &[Vec<u32>], got: &[blst_p1], want: &[blst_p1], who: &str) {
+fn assert_same(
+    table: &PubkeyTable,
+    sets: &[Vec<u32>],
+    got: &[blst_p1],
+    want: &[blst_p1],
+    who: &str,
+) {
     assert_eq!(got.len(), sets.len(), "{who}: one result per set");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!(k::p1_is_equal(g, w), "{who}: set {i} of {} keys differs", sets[i].len());
+        assert!(
+            k::p1_is_equal(g, w),
+            "{who}: set {i} of {} keys differs",
+            sets[i].len()
+        );
     }
     let _ = table;
 }
@@ -247,18 +287,33 @@ fn gpu_cpu_and_blst_agree_on_random_sets() {
     let before = context().stats();
     let gpu_out = gpu().aggregate(table, &refs).expect("gpu");
     let after = context().stats();
-    assert_eq!(after.submissions - before.submissions, 1, "one submission per aggregate call");
-    assert_eq!(after.bytes_downloaded - before.bytes_downloaded, 144 * sets.len() as u64);
+    assert_eq!(
+        after.submissions - before.submissions,
+        1,
+        "one submission per aggregate call"
+    );
+    assert_eq!(
+        after.bytes_downloaded - before.bytes_downloaded,
+        144 * sets.len() as u64
+    );
     assert_same(table, &sets, &gpu_out, &cpu, "gpu vs cpu");
     for (set, c) in sets.iter().zip(&cpu) {
-        assert_eq!(k::p1_compress(c), blst_aggregate(keys(), set), "cpu vs blst, {} keys", set.len());
+        assert_eq!(
+            k::p1_compress(c),
+            blst_aggregate(keys(), set),
+            "cpu vs blst, {} keys",
+            set.len()
+        );
     }
 
     // Second call: the table is resident, only indices and the plan go up.
     let before = context().stats();
     let again = gpu().aggregate(table, &refs[..3]).expect("gpu again");
     let up = context().stats().bytes_uploaded - before.bytes_uploaded;
-    assert!(up < 4096, "{up} bytes uploaded for 6 indices with a resident table");
+    assert!(
+        up < 4096,
+        "{up} bytes uploaded for 6 indices with a resident table"
+    );
     assert_same(table, &sets[..3], &again, &cpu[..3], "gpu resident");
     assert_eq!(gpu().resident_len(table), table.len());
 }
@@ -281,15 +336,27 @@ fn negations_and_infinity() {
     ];
     let refs: Vec<&[u32]> = sets.iter().map(|s| s.as_slice()).collect();
     let cpu = CpuAggregator.aggregate(&table, &refs).expect("cpu");
-    let gpu_out = GpuAggregator::new(context()).expect("gpu").aggregate(&table, &refs).expect("gpu");
+    let gpu_out = GpuAggregator::new(context())
+        .expect("gpu")
+        .aggregate(&table, &refs)
+        .expect("gpu");
     assert!(k::p1_is_inf(&cpu[0]) && k::p1_is_inf(&cpu[1]) && k::p1_is_inf(&cpu[2]));
     for (i, g) in gpu_out.iter().take(3).enumerate() {
         assert!(k::p1_is_inf(g), "gpu set {i} should be infinity");
         assert_eq!(k::p1_compress(g)[0], 0xc0, "compressed infinity");
     }
-    assert!(k::p1_is_equal(&cpu[3], &k::p1_from_affine(&table.points()[2])));
-    assert!(k::p1_is_equal(&cpu[4], &k::p1_from_affine(&table.points()[7])));
-    assert!(k::p1_is_equal(&cpu[5], &k::p1_from_affine(&table.points()[74])));
+    assert!(k::p1_is_equal(
+        &cpu[3],
+        &k::p1_from_affine(&table.points()[2])
+    ));
+    assert!(k::p1_is_equal(
+        &cpu[4],
+        &k::p1_from_affine(&table.points()[7])
+    ));
+    assert!(k::p1_is_equal(
+        &cpu[5],
+        &k::p1_from_affine(&table.points()[74])
+    ));
     assert_same(&table, &sets, &gpu_out, &cpu, "gpu vs cpu with negations");
 }
 
@@ -299,32 +366,70 @@ fn bad_input_is_an_error_not_a_panic() {
     let n = table.len() as u32;
     let cases: Vec<(Vec<Vec<u32>>, fn(&AggregateError) -> bool)> = vec![
         (vec![vec![0, 1], vec![2, n]], |e| {
-            matches!(e, AggregateError::IndexOutOfRange { set: 1, position: 1, .. })
+            matches!(
+                e,
+                AggregateError::IndexOutOfRange {
+                    set: 1,
+                    position: 1,
+                    ..
+                }
+            )
         }),
-        (vec![vec![u32::MAX]], |e| matches!(e, AggregateError::IndexOutOfRange { set: 0, position: 0, .. })),
-        (vec![vec![1], vec![]], |e| matches!(e, AggregateError::EmptySet { set: 1 })),
+        (vec![vec![u32::MAX]], |e| {
+            matches!(
+                e,
+                AggregateError::IndexOutOfRange {
+                    set: 0,
+                    position: 0,
+                    ..
+                }
+            )
+        }),
+        (vec![vec![1], vec![]], |e| {
+            matches!(e, AggregateError::EmptySet { set: 1 })
+        }),
     ];
     for (sets, expected) in cases {
         let refs: Vec<&[u32]> = sets.iter().map(|s| s.as_slice()).collect();
-        let c = CpuAggregator.aggregate(table, &refs).expect_err("cpu must reject");
+        let c = CpuAggregator
+            .aggregate(table, &refs)
+            .expect_err("cpu must reject");
         assert!(expected(&c) && c.is_invalid_input(), "cpu: {c}");
         let g = gpu().aggregate(table, &refs).expect_err("gpu must reject");
         assert!(expected(&g) && g.is_invalid_input(), "gpu: {g}");
     }
     assert!(gpu().aggregate(table, &[]).expect("no sets").is_empty());
-    assert!(CpuAggregator.aggregate(table, &[]).expect("no sets").is_empty());
+    assert!(CpuAggregator
+        .aggregate(table, &[])
+        .expect("no sets")
+        .is_empty());
     // The GPU context is still usable.
     assert!(!context().is_lost());
 }
 
 #[test]
 fn table_growth_uploads_only_new_keys() {
-    let gpu = GpuAggregator::with_options(context(), GpuAggregatorOptions { chunk: 4, fan_in: 2, ..Default::default() })
-        .expect("gpu");
-    let mut table = PubkeyTable::new(keys()[..100].iter().map(|pk| blst_p1_affine::from(*pk)).collect());
+    let gpu = GpuAggregator::with_options(
+        context(),
+        GpuAggregatorOptions {
+            chunk: 4,
+            fan_in: 2,
+            ..Default::default()
+        },
+    )
+    .expect("gpu");
+    let mut table = PubkeyTable::new(
+        keys()[..100]
+            .iter()
+            .map(|pk| blst_p1_affine::from(*pk))
+            .collect(),
+    );
     let set: Vec<u32> = (0..100).rev().collect();
     let first = gpu.aggregate(&table, &[&set]).expect("first");
-    assert!(k::p1_is_equal(&first[0], &CpuAggregator.aggregate(&table, &[&set]).expect("cpu")[0]));
+    assert!(k::p1_is_equal(
+        &first[0],
+        &CpuAggregator.aggregate(&table, &[&set]).expect("cpu")[0]
+    ));
     assert_eq!(gpu.resident_len(&table), 100);
     // 30 new validators: only their 30 · 96 bytes (plus indices and plan) go up.
     for pk in &keys()[100..130] {
@@ -335,9 +440,18 @@ fn table_growth_uploads_only_new_keys() {
     let before = context().stats();
     let grown = gpu.aggregate(&table, &refs).expect("grown");
     let up = context().stats().bytes_uploaded - before.bytes_uploaded;
-    assert!((30 * 96..30 * 96 + 4096).contains(&up), "{up} bytes uploaded after 30 new keys");
+    assert!(
+        (30 * 96..30 * 96 + 4096).contains(&up),
+        "{up} bytes uploaded after 30 new keys"
+    );
     assert_eq!(gpu.resident_len(&table), 130);
-    assert_same(&table, &sets, &grown, &CpuAggregator.aggregate(&table, &refs).expect("cpu"), "grown table");
+    assert_same(
+        &table,
+        &sets,
+        &grown,
+        &CpuAggregator.aggregate(&table, &refs).expect("cpu"),
+        "grown table",
+    );
     for (set, g) in sets.iter().zip(&grown) {
         assert_eq!(k::p1_compress(g), blst_aggregate(keys(), set));
     }
@@ -346,7 +460,9 @@ fn table_growth_uploads_only_new_keys() {
         table.push(blst_p1_affine::from(*pk));
     }
     let big: Vec<u32> = (1000..1500).chain(0..10).collect();
-    let out = gpu.aggregate(&table, &[&big, &[1499]]).expect("past capacity");
+    let out = gpu
+        .aggregate(&table, &[&big, &[1499]])
+        .expect("past capacity");
     assert_eq!(k::p1_compress(&out[0]), blst_aggregate(keys(), &big));
     assert_eq!(k::p1_compress(&out[1]), blst_aggregate(keys(), &[1499]));
     // Another table (a clone has its own identity) is uploaded whole.
@@ -358,15 +474,26 @@ fn table_growth_uploads_only_new_keys() {
 
 #[test]
 fn fp13_aggregation_agrees() {
-    let gpu13 = GpuAggregator::with_options(context(), GpuAggregatorOptions { fp_mul: FpMul::Limb13, ..Default::default() })
-        .expect("gpu fp13");
+    let gpu13 = GpuAggregator::with_options(
+        context(),
+        GpuAggregatorOptions {
+            fp_mul: FpMul::Limb13,
+            ..Default::default()
+        },
+    )
+    .expect("gpu fp13");
     let table = table();
     let mut rng = StdRng::seed_from_u64(5);
     let sets = random_sets(&mut rng, &[1, 2, 33, 200], table.len());
     let refs: Vec<&[u32]> = sets.iter().map(|s| s.as_slice()).collect();
     let got = gpu13.aggregate(table, &refs).expect("gpu fp13");
     for (set, g) in sets.iter().zip(&got) {
-        assert_eq!(k::p1_compress(g), blst_aggregate(keys(), set), "{} keys", set.len());
+        assert_eq!(
+            k::p1_compress(g),
+            blst_aggregate(keys(), set),
+            "{} keys",
+            set.len()
+        );
     }
 }
 
@@ -388,12 +515,24 @@ fn zz_measure() {
         let n = 4096;
         let a: Vec<blst_fp> = (0..n).map(|_| random_fp(&mut rng)).collect();
         let b: Vec<blst_fp> = (0..n).map(|_| random_fp(&mut rng)).collect();
-        let best = |iters| (0..3).map(|_| kern.fp_mul_chain(&a, &b, iters).unwrap().1).min().unwrap();
+        let best = |iters| {
+            (0..3)
+                .map(|_| kern.fp_mul_chain(&a, &b, iters).unwrap().1)
+                .min()
+                .unwrap()
+        };
         let (t1, t2) = (best(1), best(1001));
         let per = t2.saturating_sub(t1).as_secs_f64() / (1000.0 * n as f64);
         println!("{fp:?}: test build {build:?}, chain1 {t1:?}, chain1001 {t2:?}, {:.1} ns/mul, {:.2} M mul/s", per * 1e9, 1e-6 / per);
         let t = Instant::now();
-        let g = GpuAggregator::with_options(ctx.clone(), GpuAggregatorOptions { fp_mul: fp, ..Default::default() }).unwrap();
+        let g = GpuAggregator::with_options(
+            ctx.clone(),
+            GpuAggregatorOptions {
+                fp_mul: fp,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let build = t.elapsed();
         let table = table();
         let sets = random_sets(&mut rng, &[4096; 16], table.len());
@@ -406,7 +545,10 @@ fn zz_measure() {
             best = best.min(t.elapsed());
         }
         let adds = 16.0 * 4096.0;
-        println!("{fp:?}: agg build {build:?}, 16x4096 in {best:?}: {:.3} M additions/s", adds / best.as_secs_f64() / 1e6);
+        println!(
+            "{fp:?}: agg build {build:?}, 16x4096 in {best:?}: {:.3} M additions/s",
+            adds / best.as_secs_f64() / 1e6
+        );
     }
 }
 
@@ -418,13 +560,21 @@ fn zz_compile() {
     let dev = ctx.device();
     let src = std::fs::read_to_string(std::env::var("EXP_SRC").unwrap()).unwrap();
     let t = Instant::now();
-    let module = dev.create_shader_module(wgpu::ShaderModuleDescriptor { label: None, source: wgpu::ShaderSource::Wgsl(src.into()) });
+    let module = dev.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: None,
+        source: wgpu::ShaderSource::Wgsl(src.into()),
+    });
     println!("module {:?}", t.elapsed());
     for entry in std::env::var("EXP_ENTRIES").unwrap().split(',') {
         let t = Instant::now();
         let _p = dev.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: None, layout: None, module: &module, entry_point: Some(entry),
-            compilation_options: Default::default(), cache: None });
+            label: None,
+            layout: None,
+            module: &module,
+            entry_point: Some(entry),
+            compilation_options: Default::default(),
+            cache: None,
+        });
         println!("{entry}: {:?}", t.elapsed());
     }
 }

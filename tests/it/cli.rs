@@ -36,11 +36,18 @@ fn stdout_line(out: &Output) -> String {
 /// A refusal: non-zero exit, exactly one line on stderr starting with `error:`, no panic.
 fn assert_refused(out: &Output, needle: &str) {
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "expected failure, got success; stdout {:?}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "expected failure, got success; stdout {:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(!err.contains("panicked"), "panic: {err}");
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 1, "one error line expected: {err:?}");
-    assert!(lines[0].starts_with("error: ") && lines[0].contains(needle), "{err:?} should mention {needle:?}");
+    assert!(
+        lines[0].starts_with("error: ") && lines[0].contains(needle),
+        "{err:?} should mention {needle:?}"
+    );
     assert!(out.stdout.is_empty());
 }
 
@@ -49,8 +56,14 @@ const BACKENDS: [&str; 4] = ["auto", "gpu", "simd", "scalar"];
 #[test]
 fn merkleize_prints_the_root_on_every_backend() {
     let dir = tempfile::tempdir().unwrap();
-    for (n, limit) in [(0usize, None), (1, None), (3, None), (1000, Some(1u64 << 40)), (4097, Some(5000)), (33, Some(33))]
-    {
+    for (n, limit) in [
+        (0usize, None),
+        (1, None),
+        (3, None),
+        (1000, Some(1u64 << 40)),
+        (4097, Some(5000)),
+        (33, Some(33)),
+    ] {
         let chunks = random_chunks(n, 1000 + n as u64);
         let file = write_chunks(dir.path(), &format!("c{n}.bin"), &chunks);
         let expect = format!("0x{}", hex(&reference::merkleize(&chunks, limit)));
@@ -62,7 +75,11 @@ fn merkleize_prints_the_root_on_every_backend() {
                 args.extend(["--limit", &l]);
             }
             args.push(&file);
-            assert_eq!(stdout_line(&quasar(&args, &[])), expect, "{backend}: {n} chunks, limit {limit:?}");
+            assert_eq!(
+                stdout_line(&quasar(&args, &[])),
+                expect,
+                "{backend}: {n} chunks, limit {limit:?}"
+            );
         }
     }
 }
@@ -77,7 +94,15 @@ fn merkleize_a_million_leaves_on_every_backend() {
     let expect = format!("0x{}", hex(&reference::merkleize(&chunks, Some(1 << 40))));
     for backend in BACKENDS {
         let out = quasar(
-            &["tool", "merkleize", "--backend", backend, "--limit", "1099511627776", &file],
+            &[
+                "tool",
+                "merkleize",
+                "--backend",
+                backend,
+                "--limit",
+                "1099511627776",
+                &file,
+            ],
             &[("QUASAR_GPU_THRESHOLD", "16384")],
         );
         assert_eq!(stdout_line(&out), expect, "{backend}");
@@ -91,13 +116,25 @@ fn bad_input_is_refused_without_a_panic() {
     std::fs::write(&odd, [1u8; 33]).unwrap();
     let odd = odd.to_str().unwrap();
     for backend in BACKENDS {
-        assert_refused(&quasar(&["tool", "merkleize", "--backend", backend, odd], &[]), "not a multiple of 32");
+        assert_refused(
+            &quasar(&["tool", "merkleize", "--backend", backend, odd], &[]),
+            "not a multiple of 32",
+        );
     }
     let five = write_chunks(dir.path(), "five.bin", &random_chunks(5, 5));
-    assert_refused(&quasar(&["tool", "merkleize", "--limit", "4", &five], &[]), "exceed --limit 4");
-    assert_refused(&quasar(&["tool", "merkleize", "--limit", "0", &five], &[]), "exceed --limit 0");
+    assert_refused(
+        &quasar(&["tool", "merkleize", "--limit", "4", &five], &[]),
+        "exceed --limit 4",
+    );
+    assert_refused(
+        &quasar(&["tool", "merkleize", "--limit", "0", &five], &[]),
+        "exceed --limit 0",
+    );
     let missing = dir.path().join("missing.bin");
-    assert_refused(&quasar(&["tool", "merkleize", missing.to_str().unwrap()], &[]), "missing.bin");
+    assert_refused(
+        &quasar(&["tool", "merkleize", missing.to_str().unwrap()], &[]),
+        "missing.bin",
+    );
     // A limit that is not a number is clap's refusal: non-zero, no panic.
     let out = quasar(&["tool", "merkleize", "--limit", "lots", &five], &[]);
     assert!(!out.status.success() && !String::from_utf8_lossy(&out.stderr).contains("panicked"));
@@ -108,12 +145,24 @@ fn gpu_backend_without_an_adapter_says_so() {
     // Point the Vulkan loader at no driver at all: no adapter can be found.
     let dir = tempfile::tempdir().unwrap();
     let file = write_chunks(dir.path(), "c.bin", &random_chunks(4, 4));
-    let no_vulkan = [("VK_DRIVER_FILES", "/nonexistent/none.json"), ("VK_ICD_FILENAMES", "/nonexistent/none.json")];
-    assert_refused(&quasar(&["tool", "merkleize", "--backend", "gpu", &file], &no_vulkan), "no GPU adapter");
+    let no_vulkan = [
+        ("VK_DRIVER_FILES", "/nonexistent/none.json"),
+        ("VK_ICD_FILENAMES", "/nonexistent/none.json"),
+    ];
+    assert_refused(
+        &quasar(
+            &["tool", "merkleize", "--backend", "gpu", &file],
+            &no_vulkan,
+        ),
+        "no GPU adapter",
+    );
     // auto falls back to the CPU and still prints the right root, even for a big tree.
     let chunks = random_chunks(1 << 15, 15);
     let big = write_chunks(dir.path(), "big.bin", &chunks);
     let expect = format!("0x{}", hex(&reference::merkleize(&chunks, None)));
-    let out = quasar(&["tool", "merkleize", "--backend", "auto", &big], &no_vulkan);
+    let out = quasar(
+        &["tool", "merkleize", "--backend", "auto", &big],
+        &no_vulkan,
+    );
     assert_eq!(stdout_line(&out), expect);
 }

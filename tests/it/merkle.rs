@@ -33,14 +33,20 @@ fn backends() -> Vec<(String, Arc<dyn BatchHasher>)> {
     let g = GpuHasher::new(gpu().context().clone()).expect("second GPU hasher on the same context");
     v.push(("gpu".into(), Arc::new(GpuBatchHasher::from_hasher(g))));
     let g = GpuHasher::new(gpu().context().clone()).unwrap();
-    let forced = Calibration { threshold_leaves: Some(1 << 10), points: vec![] };
-    v.push(("auto(gpu above 2^10)".into(), Arc::new(AutoHasher::with_gpu(g, forced))));
+    let forced = Calibration {
+        threshold_leaves: Some(1 << 10),
+        points: vec![],
+    };
+    v.push((
+        "auto(gpu above 2^10)".into(),
+        Arc::new(AutoHasher::with_gpu(g, forced)),
+    ));
     v
 }
 
 const COUNTS: &[usize] = &[
-    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 127, 128, 129, 255, 256, 257, 1023,
-    1024, 1025, 1500, 4095, 4096, 4097,
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 127, 128, 129, 255, 256,
+    257, 1023, 1024, 1025, 1500, 4095, 4096, 4097,
 ];
 
 #[test]
@@ -56,7 +62,13 @@ fn all_backends_agree_with_sha2_on_many_shapes() {
     let backends = backends();
     for &n in COUNTS {
         let chunks = random_chunks(n, n as u64);
-        let limits: Vec<Option<u64>> = vec![None, Some(n as u64), Some(n as u64 * 4 + 1), Some(1 << 40), Some(u64::MAX)];
+        let limits: Vec<Option<u64>> = vec![
+            None,
+            Some(n as u64),
+            Some(n as u64 * 4 + 1),
+            Some(1 << 40),
+            Some(u64::MAX),
+        ];
         for limit in limits {
             if limit == Some(0) && n > 0 {
                 continue;
@@ -74,11 +86,21 @@ fn all_backends_agree_with_sha2_on_many_shapes() {
 fn big_trees_cross_the_parallel_split() {
     // 2^13 leaves is one thread's subtree: cover both sides of it and a ragged right edge.
     let backends = backends();
-    for n in [(1 << 13) - 1, 1 << 13, (1 << 13) + 1, (1 << 14) + 3, 3 << 13] {
+    for n in [
+        (1 << 13) - 1,
+        1 << 13,
+        (1 << 13) + 1,
+        (1 << 14) + 3,
+        3 << 13,
+    ] {
         let chunks = random_chunks(n, 7 + n as u64);
         let expect = reference::merkleize(&chunks, None);
         for (name, b) in &backends {
-            assert_eq!(merkleize(b.as_ref(), &chunks, None).unwrap(), expect, "{name}: {n} chunks");
+            assert_eq!(
+                merkleize(b.as_ref(), &chunks, None).unwrap(),
+                expect,
+                "{name}: {n} chunks"
+            );
         }
     }
 }
@@ -91,14 +113,22 @@ fn edge_patterns() {
             let chunks = vec![[byte; 32]; n];
             let expect = reference::merkleize(&chunks, Some(1 << 20));
             for (name, b) in &backends {
-                assert_eq!(merkleize(b.as_ref(), &chunks, Some(1 << 20)).unwrap(), expect, "{name}: {n} {what}");
+                assert_eq!(
+                    merkleize(b.as_ref(), &chunks, Some(1 << 20)).unwrap(),
+                    expect,
+                    "{name}: {n} {what}"
+                );
             }
         }
     }
     // An all-zero tree is the zero hash of its depth, whatever the backend.
     for (name, b) in &backends {
         let chunks = vec![[0u8; 32]; 256];
-        assert_eq!(merkleize(b.as_ref(), &chunks, None).unwrap(), zero_hashes()[8], "{name}");
+        assert_eq!(
+            merkleize(b.as_ref(), &chunks, None).unwrap(),
+            zero_hashes()[8],
+            "{name}"
+        );
     }
 }
 
@@ -106,8 +136,10 @@ fn edge_patterns() {
 fn hash_pairs_agree() {
     let backends = backends();
     for n in [0usize, 1, 2, 3, 7, 8, 9, 16, 17, 63, 64, 65, 1000] {
-        let blocks: Vec<[u8; 64]> =
-            random_chunks(2 * n, 99 + n as u64).chunks(2).map(|c| bytemuck::cast([c[0], c[1]])).collect();
+        let blocks: Vec<[u8; 64]> = random_chunks(2 * n, 99 + n as u64)
+            .chunks(2)
+            .map(|c| bytemuck::cast([c[0], c[1]]))
+            .collect();
         let expect: Vec<[u8; 32]> = blocks
             .iter()
             .map(|b| {
@@ -140,7 +172,10 @@ fn lists_mix_in_length() {
     let packed = merkle::pack(&values);
     let expect = reference::mix_in_length(&reference::merkleize(&packed, Some(1 << 18)), 1000);
     assert_eq!(list_root(&b, &values, 1 << 20).unwrap(), expect);
-    assert_eq!(mix_in_length(&[7u8; 32], 3), reference::mix_in_length(&[7u8; 32], 3));
+    assert_eq!(
+        mix_in_length(&[7u8; 32], 3),
+        reference::mix_in_length(&[7u8; 32], 3)
+    );
     // The empty list: zero subtree of the limit, mixed with 0.
     let empty = reference::mix_in_length(&reference::zero(18), 0);
     assert_eq!(list_root::<u64>(&b, &[], 1 << 20).unwrap(), empty);
@@ -151,18 +186,36 @@ fn auto_falls_back_to_the_cpu_when_the_device_is_lost() {
     // A device of its own, so destroying it leaves the shared one alone.
     let ctx = GpuContext::new().expect("GPU adapter (install mesa-vulkan-drivers)");
     let gpu = GpuHasher::new(ctx.clone()).unwrap();
-    let auto = AutoHasher::with_gpu(gpu, Calibration { threshold_leaves: Some(1 << 10), points: vec![] });
+    let auto = AutoHasher::with_gpu(
+        gpu,
+        Calibration {
+            threshold_leaves: Some(1 << 10),
+            points: vec![],
+        },
+    );
     let chunks = random_chunks(3000, 3);
     let expect = reference::merkleize(&chunks, None);
     let before = ctx.stats().submissions;
     assert_eq!(merkleize(&auto, &chunks, None).unwrap(), expect);
-    assert_eq!(ctx.stats().submissions, before + 1, "the first tree went to the GPU");
+    assert_eq!(
+        ctx.stats().submissions,
+        before + 1,
+        "the first tree went to the GPU"
+    );
     assert!(!auto.fell_back());
     ctx.destroy();
     assert!(ctx.is_lost());
     for _ in 0..2 {
-        assert_eq!(merkleize(&auto, &chunks, None).unwrap(), expect, "CPU result after the loss");
+        assert_eq!(
+            merkleize(&auto, &chunks, None).unwrap(),
+            expect,
+            "CPU result after the loss"
+        );
     }
     assert!(auto.fell_back(), "auto noticed the lost device");
-    assert!(auto.name().starts_with("auto(simd") || auto.name().starts_with("auto(scalar"), "{}", auto.name());
+    assert!(
+        auto.name().starts_with("auto(simd") || auto.name().starts_with("auto(scalar"),
+        "{}",
+        auto.name()
+    );
 }
