@@ -4,7 +4,10 @@
 //! cargo run --release --example gen_pubkey_sets -- KEYS SETS > sets.txt
 
 fn main() {
-    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let (keys, sets) = match args[..] {
         [k, s] if k >= s && s > 0 => (k, s),
         _ => {
@@ -16,8 +19,10 @@ fn main() {
     let per = keys / sets;
     let mut out = String::new();
     for s in 0..sets {
-        let line: Vec<String> =
-            table[s * per..(s + 1) * per].iter().map(|k| quasar::bls::to_hex(&k.compress())).collect();
+        let line: Vec<String> = table[s * per..(s + 1) * per]
+            .iter()
+            .map(|k| quasar::bls::to_hex(&k.compress()))
+            .collect();
         out.push_str(&line.join(" "));
         out.push('\n');
     }

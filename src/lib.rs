@@ -7,3 +7,4 @@ pub mod accel;
 pub mod bench;
 pub mod bls;
 pub mod merkle;
+pub mod types;

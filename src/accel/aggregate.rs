@@ -292,14 +292,14 @@ impl Radix {
         }
     }
 
-    fn to_words(&self, a: &blst_fp) -> [u32; 12] {
+    fn words_of(&self, a: &blst_fp) -> [u32; 12] {
         match &self.into {
             None => kbls::fp_to_words(a),
             Some(c) => kbls::fp_to_words(&kbls::fp_mul(a, c)),
         }
     }
 
-    fn from_words(&self, w: &[u32; 12]) -> blst_fp {
+    fn fp_of(&self, w: &[u32; 12]) -> blst_fp {
         let a = kbls::fp_from_words(w);
         match &self.back {
             None => a,
@@ -308,8 +308,8 @@ impl Radix {
     }
 
     fn point_words(&self, p: &blst_p1_affine, out: &mut Vec<u32>) {
-        out.extend_from_slice(&self.to_words(&p.x));
-        out.extend_from_slice(&self.to_words(&p.y));
+        out.extend_from_slice(&self.words_of(&p.x));
+        out.extend_from_slice(&self.words_of(&p.y));
     }
 }
 
@@ -550,8 +550,9 @@ static PIPELINES: Mutex<PipelineCache> = Mutex::new(Vec::new());
 fn agg_pipelines(ctx: &Arc<GpuContext>, fp_mul: FpMul) -> Result<AggPipelines, GpuError> {
     let mut cache = PIPELINES.lock().unwrap_or_else(PoisonError::into_inner);
     cache.retain(|(c, _, _)| c.strong_count() > 0);
-    if let Some((_, _, p)) =
-        cache.iter().find(|(c, f, _)| std::ptr::eq(c.as_ptr(), Arc::as_ptr(ctx)) && *f == fp_mul)
+    if let Some((_, _, p)) = cache
+        .iter()
+        .find(|(c, f, _)| std::ptr::eq(c.as_ptr(), Arc::as_ptr(ctx)) && *f == fp_mul)
     {
         return Ok(p.clone());
     }
@@ -570,11 +571,17 @@ fn agg_pipelines(ctx: &Arc<GpuContext>, fp_mul: FpMul) -> Result<AggPipelines, G
         &entries,
         &["agg_chunks", "agg_reduce", "agg_finish"],
     )?;
-    let (Some(finish), Some(reduce), Some(chunks)) = (pipelines.pop(), pipelines.pop(), pipelines.pop())
+    let (Some(finish), Some(reduce), Some(chunks)) =
+        (pipelines.pop(), pipelines.pop(), pipelines.pop())
     else {
         return Err(GpuError::Device("missing aggregation pipelines".into()));
     };
-    let p = AggPipelines { layout, chunks, reduce, finish };
+    let p = AggPipelines {
+        layout,
+        chunks,
+        reduce,
+        finish,
+    };
     cache.push((Arc::downgrade(ctx), fp_mul, p.clone()));
     Ok(p)
 }
@@ -764,7 +771,10 @@ impl GpuAggregator {
 
     /// This aggregator's counters.
     pub fn stats(&self) -> AggregateStats {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner).stats
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .stats
     }
 
     /// Points of `table` currently resident on the device (0 if another table is).
@@ -1029,7 +1039,7 @@ impl GpuAggregator {
                 let fp = |k: usize| {
                     let mut a = [0u32; 12];
                     a.copy_from_slice(&w[12 * k..12 * k + 12]);
-                    self.radix.from_words(&a)
+                    self.radix.fp_of(&a)
                 };
                 blst_p1 {
                     x: fp(0),
@@ -1251,7 +1261,7 @@ impl BlsTestKernels {
         let device = ctx.device();
         let words = |v: &[blst_fp]| {
             v.iter()
-                .flat_map(|x| self.radix.to_words(x))
+                .flat_map(|x| self.radix.words_of(x))
                 .collect::<Vec<u32>>()
         };
         let (wa, wb) = (words(a), words(b));
@@ -1325,7 +1335,7 @@ impl BlsTestKernels {
             .map(|w| {
                 let mut a = [0u32; 12];
                 a.copy_from_slice(w);
-                self.radix.from_words(&a)
+                self.radix.fp_of(&a)
             })
             .collect();
         Ok((result, elapsed))
@@ -1483,6 +1493,7 @@ mod codegen {
         s
     }
 
+    #[allow(clippy::needless_range_loop)]
     pub fn mul16() -> String {
         let p = limbs(16, 24);
         let pinv = neg_inv(16);

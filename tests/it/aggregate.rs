@@ -110,7 +110,8 @@ fn check_fp(fp: FpMul) {
         }
     }
     let twelve = k::fp_from_u64(12);
-    let cases: [(FpOp, fn(&blst_fp, &blst_fp, &blst_fp) -> blst_fp); 7] = [
+    type Reference = fn(&blst_fp, &blst_fp, &blst_fp) -> blst_fp;
+    let cases: [(FpOp, Reference); 7] = [
         (FpOp::Mul, |a, b, _| k::fp_mul(a, b)),
         (FpOp::Add, |a, b, _| k::fp_add(a, b)),
         (FpOp::Sub, |a, b, _| k::fp_sub(a, b)),
@@ -174,7 +175,7 @@ fn affine_as_projective(a: &blst_p1_affine) -> Projective {
 
 #[test]
 fn wgsl_g1_matches_blst() {
-    let kernels = test_kernels(FpMul::Limb16);
+    let kernels = test_kernels(FpMul::Limb13);
     let mut rng = StdRng::seed_from_u64(11);
     let pts: Vec<blst_p1> = keys()[..8]
         .iter()
@@ -253,13 +254,7 @@ fn random_sets(rng: &mut StdRng, sizes: &[usize], table_len: usize) -> Vec<Vec<u
         .collect()
 }
 
-fn assert_same(
-    table: &PubkeyTable,
-    sets: &[Vec<u32>],
-    got: &[blst_p1],
-    want: &[blst_p1],
-    who: &str,
-) {
+fn assert_same(sets: &[Vec<u32>], got: &[blst_p1], want: &[blst_p1], who: &str) {
     assert_eq!(got.len(), sets.len(), "{who}: one result per set");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         assert!(
@@ -268,7 +263,6 @@ fn assert_same(
             sets[i].len()
         );
     }
-    let _ = table;
 }
 
 #[test]
@@ -287,7 +281,12 @@ fn gpu_cpu_and_blst_agree_on_random_sets() {
     let gpu_out = gpu().aggregate(table, &refs).expect("gpu");
     assert_same(&sets, &gpu_out, &cpu, "gpu vs cpu");
     for (set, c) in sets.iter().zip(&cpu) {
-        assert_eq!(k::p1_compress(c), blst_aggregate(keys(), set), "cpu vs blst, {} keys", set.len());
+        assert_eq!(
+            k::p1_compress(c),
+            blst_aggregate(keys(), set),
+            "cpu vs blst, {} keys",
+            set.len()
+        );
     }
     assert_eq!(gpu().resident_len(table), table.len());
 }
@@ -338,7 +337,8 @@ fn negations_and_infinity() {
 fn bad_input_is_an_error_not_a_panic() {
     let table = table();
     let n = table.len() as u32;
-    let cases: Vec<(Vec<Vec<u32>>, fn(&AggregateError) -> bool)> = vec![
+    type Expected = fn(&AggregateError) -> bool;
+    let cases: Vec<(Vec<Vec<u32>>, Expected)> = vec![
         (vec![vec![0, 1], vec![2, n]], |e| {
             matches!(
                 e,
@@ -382,16 +382,15 @@ fn bad_input_is_an_error_not_a_panic() {
 }
 
 #[test]
-fn table_growth_uploads_only_new_keys() {
-    let gpu = GpuAggregator::with_options(
-        context(),
-        GpuAggregatorOptions {
-            chunk: 4,
-            fan_in: 2,
-            ..Default::default()
-        },
-    )
-    .expect("gpu");
+fn one_submission_per_call_and_table_growth_uploads_only_new_keys() {
+    // Its own aggregator (sharing the compiled pipelines), so the counters are its own;
+    // tiny chunks and fan-in 2 give deep reduction trees.
+    let options = GpuAggregatorOptions {
+        chunk: 4,
+        fan_in: 2,
+        ..Default::default()
+    };
+    let gpu = GpuAggregator::with_options(context(), options).expect("gpu");
     let mut table = PubkeyTable::new(
         keys()[..100]
             .iter()
@@ -400,68 +399,48 @@ fn table_growth_uploads_only_new_keys() {
     );
     let set: Vec<u32> = (0..100).rev().collect();
     let first = gpu.aggregate(&table, &[&set]).expect("first");
-    assert!(k::p1_is_equal(
-        &first[0],
-        &CpuAggregator.aggregate(&table, &[&set]).expect("cpu")[0]
-    ));
+    assert_eq!(k::p1_compress(&first[0]), blst_aggregate(keys(), &set));
+    let s = gpu.stats();
+    assert_eq!((s.submissions, s.sets, s.indices), (1, 1, 100));
+    assert_eq!(
+        s.table_bytes_uploaded,
+        100 * 96,
+        "the whole table goes up once"
+    );
+    assert_eq!(s.bytes_downloaded, 144);
     assert_eq!(gpu.resident_len(&table), 100);
-    // 30 new validators: only their 30 · 96 bytes (plus indices and plan) go up.
+
+    // 30 new validators: only their 30 · 96 bytes go up, with the indices and the plan.
     for pk in &keys()[100..130] {
         table.push(blst_p1_affine::from(*pk));
     }
-    let sets: Vec<Vec<u32>> = vec![(95..130).collect(), vec![129, 0, 129], (0..130).collect()];
+    let sets: Vec<Vec<u32>> = vec![
+        (95..130).collect(),
+        vec![129, 0, 129],
+        (0..130).collect(),
+        vec![7],
+    ];
     let refs: Vec<&[u32]> = sets.iter().map(|s| s.as_slice()).collect();
-    let before = context().stats();
     let grown = gpu.aggregate(&table, &refs).expect("grown");
-    let up = context().stats().bytes_uploaded - before.bytes_uploaded;
+    let d = gpu.stats();
+    assert_eq!(
+        d.submissions - s.submissions,
+        1,
+        "one submission for four sets"
+    );
+    assert_eq!(d.table_bytes_uploaded - s.table_bytes_uploaded, 30 * 96);
+    assert_eq!(
+        d.bytes_downloaded - s.bytes_downloaded,
+        4 * 144,
+        "one point per set comes back"
+    );
+    let indices_up = d.bytes_uploaded - s.bytes_uploaded - 30 * 96;
     assert!(
-        (30 * 96..30 * 96 + 4096).contains(&up),
-        "{up} bytes uploaded after 30 new keys"
+        indices_up < 4096,
+        "{indices_up} bytes of indices, plan and parameters"
     );
     assert_eq!(gpu.resident_len(&table), 130);
-    assert_same(
-        &table,
-        &sets,
-        &grown,
-        &CpuAggregator.aggregate(&table, &refs).expect("cpu"),
-        "grown table",
-    );
     for (set, g) in sets.iter().zip(&grown) {
-        assert_eq!(k::p1_compress(g), blst_aggregate(keys(), set));
-    }
-    // Past the first buffer's capacity (1024 keys): a new buffer, the old keys copied on the device.
-    for pk in &keys()[130..1500] {
-        table.push(blst_p1_affine::from(*pk));
-    }
-    let big: Vec<u32> = (1000..1500).chain(0..10).collect();
-    let out = gpu
-        .aggregate(&table, &[&big, &[1499]])
-        .expect("past capacity");
-    assert_eq!(k::p1_compress(&out[0]), blst_aggregate(keys(), &big));
-    assert_eq!(k::p1_compress(&out[1]), blst_aggregate(keys(), &[1499]));
-    // Another table (a clone has its own identity) is uploaded whole.
-    let other = table.clone();
-    assert_eq!(gpu.resident_len(&other), 0);
-    let out = gpu.aggregate(&other, &[&[3, 1400]]).expect("other table");
-    assert_eq!(k::p1_compress(&out[0]), blst_aggregate(keys(), &[3, 1400]));
-}
-
-#[test]
-fn fp13_aggregation_agrees() {
-    let gpu13 = GpuAggregator::with_options(
-        context(),
-        GpuAggregatorOptions {
-            fp_mul: FpMul::Limb13,
-            ..Default::default()
-        },
-    )
-    .expect("gpu fp13");
-    let table = table();
-    let mut rng = StdRng::seed_from_u64(5);
-    let sets = random_sets(&mut rng, &[1, 2, 33, 200], table.len());
-    let refs: Vec<&[u32]> = sets.iter().map(|s| s.as_slice()).collect();
-    let got = gpu13.aggregate(table, &refs).expect("gpu fp13");
-    for (set, g) in sets.iter().zip(&got) {
         assert_eq!(
             k::p1_compress(g),
             blst_aggregate(keys(), set),
@@ -469,86 +448,64 @@ fn fp13_aggregation_agrees() {
             set.len()
         );
     }
-}
 
-#[test]
-#[ignore = "measurement"]
-fn zz_measure() {
-    use std::time::{Duration, Instant};
-    let ctx = context();
-    let which: Vec<FpMul> = match std::env::var("EXP_WHICH").as_deref() {
-        Ok("16") => vec![FpMul::Limb16],
-        Ok("13") => vec![FpMul::Limb13],
-        _ => vec![FpMul::Limb16, FpMul::Limb13],
-    };
-    for fp in which {
-        let t = Instant::now();
-        let kern = BlsTestKernels::new(ctx.clone(), fp).unwrap();
-        let build = t.elapsed();
-        let mut rng = StdRng::seed_from_u64(1);
-        let n = 4096;
-        let a: Vec<blst_fp> = (0..n).map(|_| random_fp(&mut rng)).collect();
-        let b: Vec<blst_fp> = (0..n).map(|_| random_fp(&mut rng)).collect();
-        let best = |iters| {
-            (0..3)
-                .map(|_| kern.fp_mul_chain(&a, &b, iters).unwrap().1)
-                .min()
-                .unwrap()
-        };
-        let (t1, t2) = (best(1), best(1001));
-        let per = t2.saturating_sub(t1).as_secs_f64() / (1000.0 * n as f64);
-        println!("{fp:?}: test build {build:?}, chain1 {t1:?}, chain1001 {t2:?}, {:.1} ns/mul, {:.2} M mul/s", per * 1e9, 1e-6 / per);
-        let t = Instant::now();
-        let g = GpuAggregator::with_options(
-            ctx.clone(),
-            GpuAggregatorOptions {
-                fp_mul: fp,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        let build = t.elapsed();
-        let table = table();
-        let sets = random_sets(&mut rng, &[4096; 16], table.len());
-        let refs: Vec<&[u32]> = sets.iter().map(|s| s.as_slice()).collect();
-        let _ = g.aggregate(table, &refs).unwrap();
-        let mut best = Duration::MAX;
-        for _ in 0..3 {
-            let t = Instant::now();
-            let _ = g.aggregate(table, &refs).unwrap();
-            best = best.min(t.elapsed());
-        }
-        let adds = 16.0 * 4096.0;
-        println!(
-            "{fp:?}: agg build {build:?}, 16x4096 in {best:?}: {:.3} M additions/s",
-            adds / best.as_secs_f64() / 1e6
-        );
+    // A call on the resident table uploads no points at all.
+    let before = gpu.stats();
+    let again = gpu.aggregate(&table, &refs[..1]).expect("resident");
+    assert_eq!(
+        gpu.stats().table_bytes_uploaded,
+        before.table_bytes_uploaded
+    );
+    assert!(k::p1_is_equal(&again[0], &grown[0]));
+
+    // Past the first buffer's capacity (1024 keys): a larger buffer, the old points
+    // copied on the device, only the new ones uploaded.
+    for pk in &keys()[130..1500] {
+        table.push(blst_p1_affine::from(*pk));
     }
+    let before = gpu.stats();
+    let big: Vec<u32> = (1000..1500).chain(0..10).collect();
+    let out = gpu
+        .aggregate(&table, &[&big, &[1499]])
+        .expect("past capacity");
+    assert_eq!(
+        gpu.stats().table_bytes_uploaded - before.table_bytes_uploaded,
+        1370 * 96
+    );
+    assert_eq!(k::p1_compress(&out[0]), blst_aggregate(keys(), &big));
+    assert_eq!(k::p1_compress(&out[1]), blst_aggregate(keys(), &[1499]));
+
+    // Another table (a clone has its own identity) is uploaded whole.
+    let other = table.clone();
+    assert_eq!(gpu.resident_len(&other), 0);
+    let before = gpu.stats();
+    let out = gpu.aggregate(&other, &[&[3, 1400]]).expect("other table");
+    assert_eq!(
+        gpu.stats().table_bytes_uploaded - before.table_bytes_uploaded,
+        1500 * 96
+    );
+    assert_eq!(k::p1_compress(&out[0]), blst_aggregate(keys(), &[3, 1400]));
 }
 
 #[test]
-#[ignore = "experiment"]
-fn zz_compile() {
-    use std::time::Instant;
-    let ctx = context();
-    let dev = ctx.device();
-    let src = std::fs::read_to_string(std::env::var("EXP_SRC").unwrap()).unwrap();
-    let t = Instant::now();
-    let module = dev.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: None,
-        source: wgpu::ShaderSource::Wgsl(src.into()),
-    });
-    println!("module {:?}", t.elapsed());
-    for entry in std::env::var("EXP_ENTRIES").unwrap().split(',') {
-        let t = Instant::now();
-        let _p = dev.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: None,
-            layout: None,
-            module: &module,
-            entry_point: Some(entry),
-            compilation_options: Default::default(),
-            cache: None,
-        });
-        println!("{entry}: {:?}", t.elapsed());
+fn fp16_aggregation_agrees() {
+    let options = GpuAggregatorOptions {
+        fp_mul: FpMul::Limb16,
+        ..Default::default()
+    };
+    let gpu16 = GpuAggregator::with_options(context(), options).expect("gpu fp16");
+    let table = table();
+    let mut rng = StdRng::seed_from_u64(5);
+    let mut sets = random_sets(&mut rng, &[1, 2, 33, 200], table.len());
+    sets.push(vec![8, 8, 8]);
+    let refs: Vec<&[u32]> = sets.iter().map(|s| s.as_slice()).collect();
+    let got = gpu16.aggregate(table, &refs).expect("gpu fp16");
+    for (set, g) in sets.iter().zip(&got) {
+        assert_eq!(
+            k::p1_compress(g),
+            blst_aggregate(keys(), set),
+            "{} keys",
+            set.len()
+        );
     }
 }

@@ -5,3 +5,4 @@ mod cli;
 mod gpu;
 mod merkle;
 mod reference;
+mod ssz_static;
