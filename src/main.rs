@@ -55,6 +55,16 @@ enum Tool {
         /// File of concatenated 32-byte chunks.
         file: PathBuf,
     },
+    /// Print the hash tree root of an SSZ object (`.ssz` or `.ssz_snappy`).
+    HashTreeRoot {
+        /// Preset whose bounds the type has.
+        #[arg(long, value_parser = ["mainnet", "minimal"])]
+        preset: String,
+        /// Container name as in the spec, e.g. BeaconState, SignedBeaconBlock.
+        #[arg(long = "type", value_name = "NAME")]
+        type_name: String,
+        file: PathBuf,
+    },
     /// Aggregate sets of compressed G1 pubkeys (one set per line, whitespace-separated hex).
     AggregatePubkeys {
         /// Aggregation backend.
@@ -196,6 +206,30 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let root = merkle::merkleize(hasher.as_ref(), chunks, limit)?;
             tracing::info!("merkleized {} chunks with {}", chunks.len(), hasher.name());
             println!("0x{}", hex(&root));
+        }
+        Command::Tool(Tool::HashTreeRoot {
+            preset,
+            type_name,
+            file,
+        }) => {
+            use quasar::types::ssz_static;
+            let preset: quasar::types::Preset = preset.parse()?;
+            anyhow::ensure!(
+                ssz_static::is_known_type(&type_name),
+                "unknown type {type_name:?} (known: {})",
+                ssz_static::TYPE_NAMES.join(", ")
+            );
+            let raw =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let bytes = if file.extension().is_some_and(|e| e == "ssz_snappy") {
+                ssz_static::decompress_snappy(&raw, ssz_static::MAX_DECOMPRESSED_LEN)
+                    .with_context(|| format!("{}: snappy", file.display()))?
+            } else {
+                raw
+            };
+            let root = ssz_static::decode_and_root(preset, &type_name, &bytes)
+                .with_context(|| format!("{}: decoding as {preset} {type_name}", file.display()))?;
+            println!("{}", ssz_static::root_hex(&root));
         }
         Command::Tool(Tool::AggregatePubkeys { backend, file }) => {
             let text = read_text(&file)?;

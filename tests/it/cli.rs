@@ -166,3 +166,121 @@ fn gpu_backend_without_an_adapter_says_so() {
     );
     assert_eq!(stdout_line(&out), expect);
 }
+
+/// The minimal-preset ssz_static vectors; missing is a failure.
+fn ssz_static_dir() -> std::path::PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/vectors/tests/minimal/fulu/ssz_static");
+    assert!(
+        dir.is_dir(),
+        "vector folder {} is missing (../shared/vectors beside the checkout)",
+        dir.display()
+    );
+    dir
+}
+
+#[test]
+fn hash_tree_root_matches_the_vectors() {
+    let dir = ssz_static_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    for ty in [
+        "BeaconState",
+        "SignedBeaconBlock",
+        "Attestation",
+        "Validator",
+        "ExecutionPayload",
+    ] {
+        let case = dir.join(ty).join("ssz_random/case_0");
+        let file = case.join("serialized.ssz_snappy");
+        let roots = std::fs::read_to_string(case.join("roots.yaml")).unwrap();
+        let want = roots
+            .split('\'')
+            .nth(1)
+            .expect("root: '0x…' in roots.yaml")
+            .to_string();
+        let file = file.to_str().unwrap();
+        let got = stdout_line(&quasar(
+            &[
+                "tool",
+                "hash-tree-root",
+                "--preset",
+                "minimal",
+                "--type",
+                ty,
+                file,
+            ],
+            &[],
+        ));
+        assert_eq!(got, want, "{ty} from .ssz_snappy");
+        // The same bytes uncompressed, as `.ssz`.
+        let raw = snap::raw::Decoder::new()
+            .decompress_vec(&std::fs::read(file).unwrap())
+            .unwrap();
+        let plain = tmp.path().join(format!("{ty}.ssz"));
+        std::fs::write(&plain, &raw).unwrap();
+        let got = stdout_line(&quasar(
+            &[
+                "tool",
+                "hash-tree-root",
+                "--preset",
+                "minimal",
+                "--type",
+                ty,
+                plain.to_str().unwrap(),
+            ],
+            &[],
+        ));
+        assert_eq!(got, want, "{ty} from .ssz");
+        // Truncated: refused in one line.
+        let cut = tmp.path().join(format!("{ty}-cut.ssz"));
+        std::fs::write(&cut, &raw[..raw.len() / 2]).unwrap();
+        assert_refused(
+            &quasar(
+                &[
+                    "tool",
+                    "hash-tree-root",
+                    "--preset",
+                    "minimal",
+                    "--type",
+                    ty,
+                    cut.to_str().unwrap(),
+                ],
+                &[],
+            ),
+            "decoding",
+        );
+    }
+    let any = dir.join("Fork/ssz_random/case_0/serialized.ssz_snappy");
+    assert_refused(
+        &quasar(
+            &[
+                "tool",
+                "hash-tree-root",
+                "--preset",
+                "minimal",
+                "--type",
+                "NoSuchType",
+                any.to_str().unwrap(),
+            ],
+            &[],
+        ),
+        "unknown type",
+    );
+    let garbage = tmp.path().join("garbage.ssz_snappy");
+    std::fs::write(&garbage, [0xffu8; 40]).unwrap();
+    assert_refused(
+        &quasar(
+            &[
+                "tool",
+                "hash-tree-root",
+                "--preset",
+                "minimal",
+                "--type",
+                "Fork",
+                garbage.to_str().unwrap(),
+            ],
+            &[],
+        ),
+        "snappy",
+    );
+}
