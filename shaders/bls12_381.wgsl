@@ -16,10 +16,11 @@
 //
 // G1: homogeneous projective coordinates (X : Y : Z), x = X/Z, y = Y/Z, infinity =
 // (0 : Y : 0) with Y != 0, and the complete formulas of Renes, Costello and Batina
-// ("Complete addition formulas for prime order elliptic curves", 2016, Algorithms 7, 8
-// and 9 for a = 0, b3 = 3·4 = 12). They are complete on every curve with no point of
+// ("Complete addition formulas for prime order elliptic curves", 2016, Algorithms 7
+// and 8 for a = 0, b3 = 3·4 = 12). They are complete on every curve with no point of
 // order 2; E(Fp) of BLS12-381 has odd order h·r, so P + Q, P + P, P + (−P) = infinity
-// and infinity + P all go through the same straight-line code, no branches. The only
+// and infinity + P all go through the same straight-line code, no branches (so there
+// is no separate doubling function: the aggregation never needs one). The only
 // branch left is an affine input encoded as (0, 0) (blst's encoding of infinity, which
 // the mixed formula cannot take): it leaves the accumulator unchanged.
 // Jacobian output for blst (x = X/Z^2, y = Y/Z^3): (X·Z, Y·Z^2, Z); infinity has Z = 0.
@@ -185,21 +186,6 @@ fn g1_add_affine(p: G1, qx: Fp, qy: Fp) -> G1 {
     let x3 = fp_sub(fp_mul(t3, t1b), fp_mul(t4, y3a));
     let y3 = fp_add(fp_mul(t1b, z3a), fp_mul(y3a, t0x3));
     let z3 = fp_add(fp_mul(z3a, t4), fp_mul(t0x3, t3));
-    return G1(x3, y3, z3);
-}
-
-// 2P (RCB Algorithm 9, a = 0): 6M + 2S + mul12.
-fn g1_double(p: G1) -> G1 {
-    let t0 = fp_sqr(p.y);
-    let z8 = fp_dbl(fp_dbl(fp_dbl(t0)));
-    let t1 = fp_mul(p.y, p.z);
-    let t2 = fp_mul12(fp_sqr(p.z));
-    let x3a = fp_mul(t2, z8);
-    let y3a = fp_add(t0, t2);
-    let z3 = fp_mul(t1, z8);
-    let t0b = fp_sub(t0, fp_add(fp_dbl(t2), t2));
-    let y3 = fp_add(x3a, fp_mul(t0b, y3a));
-    let x3 = fp_dbl(fp_mul(t0b, fp_mul(p.x, p.y)));
     return G1(x3, y3, z3);
 }
 

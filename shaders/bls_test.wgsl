@@ -4,7 +4,11 @@
 // Element i of `a` and `b` is 12 words (Fp) or 36 words (G1: X, Y, Z); the result
 // of element i goes to `out` at the same stride.
 //   fp_test   op 0 mul, 1 add, 2 sub, 3 sqr, 4 neg, 5 dbl, 6 mul12
-//   g1_test   op 0 add(a, b), 1 add_affine(a, (b.x, b.y)), 2 double(a), 3 to_jacobian(a)
+//   g1_add_test          g1_add(a, b)
+//   g1_add_affine_test   g1_add_affine(a, (b.x, b.y))
+//   g1_to_jacobian_test  g1_to_jacobian(a)
+// (one entry point each: lavapipe compiles a pipeline at its first dispatch, in time
+// that grows faster than the code, so three small ones build faster than one)
 //   fp_mul_chain  x = a_i; `iters` times x = x·b_i (throughput of fp_mul)
 
 struct TestParams {
@@ -73,25 +77,43 @@ fn fp_test(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     test_store(12u * i, r);
 }
 
-@compute @workgroup_size(64)
-fn g1_test(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let i = test_index(gid, groups);
-    if i >= tp.count {
-        return;
-    }
-    let at = 36u * i;
-    let p = G1(test_load_a(at), test_load_a(at + 12u), test_load_a(at + 24u));
-    let q = G1(test_load_b(at), test_load_b(at + 12u), test_load_b(at + 24u));
-    var r: G1;
-    switch tp.op {
-        case 0u: { r = g1_add(p, q); }
-        case 1u: { r = g1_add_affine(p, q.x, q.y); }
-        case 2u: { r = g1_double(p); }
-        default: { r = g1_to_jacobian(p); }
-    }
+fn test_load_g1_a(at: u32) -> G1 {
+    return G1(test_load_a(at), test_load_a(at + 12u), test_load_a(at + 24u));
+}
+
+fn test_load_g1_b(at: u32) -> G1 {
+    return G1(test_load_b(at), test_load_b(at + 12u), test_load_b(at + 24u));
+}
+
+fn test_store_g1(at: u32, r: G1) {
     test_store(at, r.x);
     test_store(at + 12u, r.y);
     test_store(at + 24u, r.z);
+}
+
+@compute @workgroup_size(64)
+fn g1_add_test(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = test_index(gid, groups);
+    if i < tp.count {
+        test_store_g1(36u * i, g1_add(test_load_g1_a(36u * i), test_load_g1_b(36u * i)));
+    }
+}
+
+@compute @workgroup_size(64)
+fn g1_add_affine_test(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = test_index(gid, groups);
+    if i < tp.count {
+        let q = test_load_g1_b(36u * i);
+        test_store_g1(36u * i, g1_add_affine(test_load_g1_a(36u * i), q.x, q.y));
+    }
+}
+
+@compute @workgroup_size(64)
+fn g1_to_jacobian_test(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = test_index(gid, groups);
+    if i < tp.count {
+        test_store_g1(36u * i, g1_to_jacobian(test_load_g1_a(36u * i)));
+    }
 }
 
 @compute @workgroup_size(64)

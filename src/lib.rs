@@ -7,4 +7,5 @@ pub mod accel;
 pub mod bench;
 pub mod bls;
 pub mod merkle;
+pub mod transition;
 pub mod types;

@@ -2,10 +2,15 @@
 //! padding up to limits of 2^64 chunks without allocating them, `mix_in_length`, and the
 //! packing of basic types into chunks.
 
+pub mod elements;
 mod pack;
+pub mod state_root;
+pub mod synthetic;
+pub mod tree;
 mod zero;
 
 pub use pack::{pack, pack_bytes, Basic};
+pub use state_root::{state_root, CachedStateRoot, Dirty, StateRootError, StateRootFields};
 pub use zero::zero_hashes;
 
 use crate::accel::hash::{ceil_log2, pad_root, BatchHasher, HashError};

@@ -2,7 +2,12 @@
 mod aggregate;
 mod bls_cli;
 mod cli;
+mod epoch_processing;
 mod gpu;
 mod merkle;
+mod operations;
 mod reference;
+mod sanity;
+mod spec_runner;
 mod ssz_static;
+mod state_root;
