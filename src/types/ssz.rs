@@ -13,7 +13,6 @@
 //! `ssz_rs` traits (`Serialize`, `Deserialize`, `Merkleized`, `SimpleSerialize`) on
 //! top of this decoder, so `ssz_rs::deserialize::<T>` is strict for them too.
 
-use sha2::{Digest, Sha256};
 use ssz_rs::{
     Bitlist, Bitvector, Deserialize, DeserializeError, List, MerkleizationError, Merkleized, Node,
     Serialize, SerializeError, SimpleSerialize, Vector, U256,
@@ -461,34 +460,12 @@ pub fn serialize_field<T: SimpleSerialize>(
     Ok(())
 }
 
-fn hash_pair(a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(a);
-    h.update(b);
-    h.finalize().into()
-}
-
 /// Merkleizes `chunks` padded with zero chunks to the next power of two of
-/// `max(chunks.len(), limit)`.
+/// `max(chunks.len(), limit)`, through the merkle engine's fastest CPU kernel.
 pub fn merkleize_chunks(chunks: &[[u8; 32]], limit: usize) -> [u8; 32] {
-    let width = chunks.len().max(limit).max(1).next_power_of_two();
-    let depth = width.trailing_zeros() as usize;
-    let mut zero = [0u8; 32];
-    let mut layer: Vec<[u8; 32]> = chunks.to_vec();
-    for _ in 0..depth {
-        if layer.is_empty() {
-            layer.push(zero);
-        }
-        if layer.len() % 2 == 1 {
-            layer.push(zero);
-        }
-        layer = layer
-            .chunks_exact(2)
-            .map(|p| hash_pair(&p[0], &p[1]))
-            .collect();
-        zero = hash_pair(&zero, &zero);
-    }
-    layer.first().copied().unwrap_or(zero)
+    let limit = chunks.len().max(limit) as u64;
+    crate::merkle::merkleize(&crate::accel::hash::CpuHasher::simd(), chunks, Some(limit))
+        .expect("the limit covers the chunks and CPU hashing cannot fail")
 }
 
 /// A fixed-length byte string (`Bytes4`, `Bytes32`, `BLSPubkey`, `Cell`, …), stored
@@ -733,7 +710,9 @@ mod tests {
     #[test]
     fn merkleize_pads_to_the_limit() {
         let zero = [0u8; 32];
-        let h = |a: &[u8; 32], b: &[u8; 32]| hash_pair(a, b);
+        let h = |a: &[u8; 32], b: &[u8; 32]| {
+            crate::accel::hash::hash_pair(quasar_kernels::sha256::Kernel::detect(), a, b)
+        };
         assert_eq!(merkleize_chunks(&[], 0), zero);
         assert_eq!(merkleize_chunks(&[[7; 32]], 1), [7; 32]);
         assert_eq!(
@@ -759,7 +738,10 @@ mod tests {
         let mut sig = ByteVector::<96>([9; 96]);
         let mut last = [0u8; 32];
         last.copy_from_slice(&[9; 32]);
-        let want = hash_pair(&hash_pair(&[9; 32], &[9; 32]), &hash_pair(&last, &[0; 32]));
+        let h = |a: &[u8; 32], b: &[u8; 32]| {
+            crate::accel::hash::hash_pair(quasar_kernels::sha256::Kernel::detect(), a, b)
+        };
+        let want = h(&h(&[9; 32], &[9; 32]), &h(&last, &[0; 32]));
         assert_eq!(hash_tree_root(&mut sig).expect("root"), want);
         assert!(ByteVector::<48>::ssz_decode(&[0; 47]).is_err());
     }
