@@ -6,6 +6,9 @@
 pub mod accel;
 pub mod bench;
 pub mod bls;
+pub mod chain;
+pub mod light_client;
 pub mod merkle;
+pub mod net;
 pub mod transition;
 pub mod types;

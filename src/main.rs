@@ -65,6 +65,27 @@ enum Tool {
         type_name: String,
         file: PathBuf,
     },
+    /// Apply signed blocks to a state with full verification (signatures batched), then
+    /// advance to a slot; write the post state and print its root.
+    Transition {
+        #[arg(long, value_parser = ["mainnet", "minimal"])]
+        preset: String,
+        /// Pre state (`.ssz` or `.ssz_snappy`).
+        #[arg(long)]
+        pre: PathBuf,
+        /// Signed blocks, applied in the order given.
+        #[arg(long = "block")]
+        blocks: Vec<PathBuf>,
+        /// Advance to this slot after the blocks.
+        #[arg(long)]
+        slots: Option<u64>,
+        /// Where to write the post state (`.ssz` or `.ssz_snappy` by extension).
+        #[arg(long)]
+        out: PathBuf,
+        /// Pubkey aggregation backend for the batch.
+        #[arg(long, value_enum, default_value = "auto")]
+        backend: AggBackend,
+    },
     /// Aggregate sets of compressed G1 pubkeys (one set per line, whitespace-separated hex).
     AggregatePubkeys {
         /// Aggregation backend.
@@ -207,6 +228,61 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tracing::info!("merkleized {} chunks with {}", chunks.len(), hasher.name());
             println!("0x{}", hex(&root));
         }
+        Command::Tool(Tool::Transition {
+            preset,
+            pre,
+            blocks,
+            slots,
+            out,
+            backend,
+        }) => {
+            use quasar::chain::{mainnet, minimal, SegmentError};
+            use quasar::transition::ChainConfig;
+            let preset: quasar::types::Preset = preset.parse()?;
+            let pre_bytes = read_ssz_file(&pre)?;
+            let block_bytes = blocks
+                .iter()
+                .map(|b| read_ssz_file(b))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let keys: usize = block_bytes.iter().map(Vec::len).sum::<usize>() / 8;
+            let agg = aggregator_for(backend, keys)?;
+            let result = match preset {
+                quasar::types::Preset::Minimal => minimal::transition_bytes(
+                    &pre_bytes,
+                    &block_bytes,
+                    slots,
+                    &ChainConfig::minimal(),
+                    agg.as_ref(),
+                )
+                .map(|p| (p.ssz, p.root)),
+                quasar::types::Preset::Mainnet => mainnet::transition_bytes(
+                    &pre_bytes,
+                    &block_bytes,
+                    slots,
+                    &ChainConfig::mainnet(),
+                    agg.as_ref(),
+                )
+                .map(|p| (p.ssz, p.root)),
+            };
+            let (ssz, root) = result.map_err(|e| match &e {
+                SegmentError::Block { index, .. } | SegmentError::Signature { index, .. } => {
+                    let file = blocks
+                        .get(*index)
+                        .map_or("?".into(), |p| p.display().to_string());
+                    anyhow::anyhow!("invalid block {file}: {e}")
+                }
+                _ => anyhow::anyhow!("{e}"),
+            })?;
+            let bytes = if out.extension().is_some_and(|e| e == "ssz_snappy") {
+                snap::raw::Encoder::new()
+                    .compress_vec(&ssz)
+                    .context("snappy")?
+            } else {
+                ssz
+            };
+            write_atomically(&out, &bytes)?;
+            println!("{}", quasar::types::ssz_static::root_hex(&root));
+        }
         Command::Tool(Tool::HashTreeRoot {
             preset,
             type_name,
@@ -219,14 +295,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "unknown type {type_name:?} (known: {})",
                 ssz_static::TYPE_NAMES.join(", ")
             );
-            let raw =
-                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let bytes = if file.extension().is_some_and(|e| e == "ssz_snappy") {
-                ssz_static::decompress_snappy(&raw, ssz_static::MAX_DECOMPRESSED_LEN)
-                    .with_context(|| format!("{}: snappy", file.display()))?
-            } else {
-                raw
-            };
+            let bytes = read_ssz_file(&file)?;
             let root = ssz_static::decode_and_root(preset, &type_name, &bytes)
                 .with_context(|| format!("{}: decoding as {preset} {type_name}", file.display()))?;
             println!("{}", ssz_static::root_hex(&root));
@@ -368,6 +437,40 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A file of SSZ: `.ssz_snappy` is raw snappy (its declared length capped before
+/// allocating), anything else plain SSZ.
+fn read_ssz_file(file: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    use quasar::types::ssz_static;
+    let raw = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    if file.extension().is_some_and(|e| e == "ssz_snappy") {
+        ssz_static::decompress_snappy(&raw, ssz_static::MAX_DECOMPRESSED_LEN)
+            .with_context(|| format!("{}: snappy", file.display()))
+    } else {
+        Ok(raw)
+    }
+}
+
+/// Write `bytes` to `path` through a temporary file in the same folder and a rename, so
+/// a crash leaves either the old file or the whole new one.
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let name = path
+        .file_name()
+        .map_or("out".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
 }
 
 fn read_text(file: &std::path::Path) -> anyhow::Result<String> {

@@ -908,6 +908,7 @@ impl GpuAggregator {
             ("indices", index_bytes),
             ("partial sums", partial_bytes),
             ("plan", plan_bytes),
+            ("results", sums_bytes),
         ] {
             // Pooled buffers round up to a power of two.
             if bytes.max(256).next_power_of_two() > binding_limit {
@@ -915,6 +916,13 @@ impl GpuAggregator {
                     "{bytes} bytes of {what} exceed the device's storage binding limit of {binding_limit}"
                 )));
             }
+        }
+        let table_bytes = table.len().max(1) as u64 * POINT_BYTES;
+        if table_bytes > binding_limit {
+            return Err(GpuError::TooLarge(format!(
+                "a table of {} keys ({table_bytes} bytes) exceeds the device's storage binding limit of {binding_limit}",
+                table.len()
+            )));
         }
         let mut grids = Vec::with_capacity(plan.dispatches.len());
         for d in &plan.dispatches {
@@ -1033,6 +1041,8 @@ impl GpuAggregator {
         });
         let (index, readback, table_bytes) = match submitted {
             Ok(Ok(v)) => v,
+            // A captured device error already marked the context lost; an internal
+            // error (checked above, so not expected) does too, to be safe.
             Ok(Err(e)) | Err(e) => {
                 state.table = None;
                 ctx.mark_failed(&e.to_string());
@@ -1713,5 +1723,88 @@ fn fp_sub(a: Fp, b: Fp) -> Fp {\n";
         assert_eq!(neg_inv(13), 8189);
         assert_eq!(limbs(13, 30)[29], 13);
         assert_eq!(limbs(16, 24)[0], 0xaaab);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_levels_reduce_every_set_to_one_partial() {
+        let plan = plan_batch(&[1, 33, 100], 32, 2, 500).expect("plan");
+        // offsets, then prefix sums of the partials per level: [1, 2, 4] → [1, 1, 2] → [1, 1, 1].
+        assert_eq!(
+            plan.plan,
+            vec![0, 1, 34, 134, 0, 1, 3, 7, 0, 1, 2, 4, 0, 1, 2, 3]
+        );
+        let kinds: Vec<AggKernel> = plan.dispatches.iter().map(|d| d.kernel).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                AggKernel::Chunks,
+                AggKernel::Reduce,
+                AggKernel::Reduce,
+                AggKernel::Finish
+            ]
+        );
+        let threads: Vec<u64> = plan.dispatches.iter().map(|d| d.threads).collect();
+        assert_eq!(threads, vec![7, 4, 3, 3]);
+        assert_eq!(plan.partials, 14);
+        // Params: threads, n_sets, in_base, out_base, prefix_in, prefix_out, span, table_len.
+        assert_eq!(plan.dispatches[0].params, [7, 3, 0, 0, 0, 4, 32, 500]);
+        assert_eq!(plan.dispatches[1].params, [4, 3, 0, 7, 4, 8, 2, 500]);
+        assert_eq!(plan.dispatches[2].params, [3, 3, 7, 11, 8, 12, 2, 500]);
+        assert_eq!(plan.dispatches[3].params, [3, 3, 11, 0, 0, 0, 0, 500]);
+        // Sets that fit one chunk need no reduce level.
+        let small = plan_batch(&[3, 32], 32, 8, 10).expect("plan");
+        assert_eq!(small.dispatches.len(), 2);
+        assert_eq!(small.dispatches[1].params[2], 0, "finish reads level 0");
+    }
+
+    #[test]
+    fn bad_sets_are_reported_in_order() {
+        let sets: [&[u32]; 3] = [&[0, 1], &[], &[9]];
+        assert!(matches!(
+            check_sets(5, &sets),
+            Err(AggregateError::EmptySet { set: 1 })
+        ));
+        let sets: [&[u32]; 2] = [&[0, 5, 7], &[]];
+        assert!(matches!(
+            check_sets(5, &sets),
+            Err(AggregateError::IndexOutOfRange {
+                set: 0,
+                position: 1,
+                index: 5,
+                table_len: 5
+            })
+        ));
+        assert!(check_sets(5, &[&[4, 4, 0]]).is_ok());
+    }
+
+    #[test]
+    fn cpu_splits_large_sets() {
+        let g = kbls::p1_generator();
+        let mut acc = g;
+        let points: Vec<blst_p1_affine> = (0..64)
+            .map(|_| {
+                let a = kbls::p1_to_affine(&acc);
+                acc = kbls::p1_add(&acc, &g);
+                a
+            })
+            .collect();
+        let table = PubkeyTable::new(points);
+        // 3·CPU_SPLIT + 5 indices cycling over 1..=64 multiples of G.
+        let n = 3 * CPU_SPLIT + 5;
+        let set: Vec<u32> = (0..n as u32).map(|i| i % 64).collect();
+        let got = CpuAggregator.aggregate(&table, &[&set]).expect("cpu");
+        let k: u64 = (0..n as u64).map(|i| i % 64 + 1).sum();
+        assert!(kbls::p1_is_equal(&got[0], &kbls::p1_mul_u64(&g, k)));
+        let mut bad = set.clone();
+        bad[CPU_SPLIT + 3] = 64;
+        assert!(matches!(
+            CpuAggregator.aggregate(&table, &[&[1], &bad]),
+            Err(AggregateError::IndexOutOfRange { set: 1, position, .. }) if position == CPU_SPLIT + 3
+        ));
     }
 }

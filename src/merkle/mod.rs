@@ -4,6 +4,7 @@
 
 pub mod elements;
 mod pack;
+pub mod proof;
 pub mod state_root;
 pub mod synthetic;
 pub mod tree;

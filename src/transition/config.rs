@@ -14,6 +14,8 @@ pub struct BlobScheduleEntry {
 pub struct ChainConfig {
     pub genesis_fork_version: [u8; 4],
     pub capella_fork_version: [u8; 4],
+    pub electra_fork_version: [u8; 4],
+    pub fulu_fork_version: [u8; 4],
     pub slot_duration_ms: u64,
     pub min_validator_withdrawability_delay: u64,
     pub shard_committee_period: u64,
@@ -34,6 +36,8 @@ impl ChainConfig {
         Self {
             genesis_fork_version: [0, 0, 0, 1],
             capella_fork_version: [3, 0, 0, 1],
+            electra_fork_version: [5, 0, 0, 1],
+            fulu_fork_version: [6, 0, 0, 1],
             slot_duration_ms: 6000,
             min_validator_withdrawability_delay: 256,
             shard_committee_period: 64,
@@ -54,6 +58,8 @@ impl ChainConfig {
         Self {
             genesis_fork_version: [0, 0, 0, 0],
             capella_fork_version: [3, 0, 0, 0],
+            electra_fork_version: [5, 0, 0, 0],
+            fulu_fork_version: [6, 0, 0, 0],
             slot_duration_ms: 12000,
             min_validator_withdrawability_delay: 256,
             shard_committee_period: 256,

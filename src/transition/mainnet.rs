@@ -9,6 +9,10 @@ pub mod preset {
     pub const MAX_PENDING_DEPOSITS_PER_EPOCH: u64 = 16;
 }
 
+#[path = "spec/electra.rs"]
+pub mod electra;
+#[path = "spec/fork.rs"]
+pub mod fork;
 #[path = "spec/helpers.rs"]
 pub mod helpers;
 #[path = "spec/process_block.rs"]
@@ -20,6 +24,7 @@ pub mod process_slots;
 #[path = "spec/state_transition.rs"]
 pub mod state_transition;
 
+pub use fork::*;
 pub use helpers::*;
 pub use process_block::*;
 pub use process_epoch::*;

@@ -1,0 +1,115 @@
+//! Resolving a segment's signature sets: each distinct validator key is decompressed and
+//! checked once (in parallel), all index sets are summed in one aggregator call (the GPU
+//! when it is given one), and the resolved sets are verified in one batch; a failing batch
+//! is bisected to name exactly the bad sets.
+
+use std::collections::HashMap;
+
+use blst::min_pk::AggregatePublicKey;
+use rayon::prelude::*;
+
+use super::SegmentError;
+use crate::accel::aggregate::{PubkeyAggregator, PubkeyTable};
+use crate::bls::sets::ResolvedSet;
+use crate::bls::{parse_pubkey, verify_each, SignatureSet, Signers};
+
+/// Which block (and which check of it) a signature set came from.
+#[derive(Clone, Copy, Debug)]
+pub struct SetOwner {
+    pub block: usize,
+    pub slot: u64,
+    pub what: &'static str,
+}
+
+fn bad(owner: &SetOwner, reason: String) -> SegmentError {
+    SegmentError::Signature {
+        index: owner.block,
+        slot: owner.slot,
+        what: owner.what,
+        reason,
+    }
+}
+
+/// Resolve and verify `sets` (owned by `owners`, same order); the first invalid set's block
+/// is the error. `pubkey_of` maps a validator index to its compressed pubkey.
+pub fn resolve_sets(
+    sets: Vec<SignatureSet>,
+    owners: &[SetOwner],
+    pubkey_of: impl Fn(u32) -> Option<[u8; 48]> + Sync,
+    aggregator: &dyn PubkeyAggregator,
+) -> Result<(), SegmentError> {
+    // Dense table of the distinct validators the sets name.
+    let mut slot_of: HashMap<u32, u32> = HashMap::new();
+    let mut distinct: Vec<u32> = Vec::new();
+    for set in &sets {
+        if let Signers::Indices(ids) = &set.signers {
+            for &i in ids {
+                slot_of.entry(i).or_insert_with(|| {
+                    distinct.push(i);
+                    (distinct.len() - 1) as u32
+                });
+            }
+        }
+    }
+    let keys: Vec<Result<blst::blst_p1_affine, String>> = distinct
+        .par_iter()
+        .map(|&i| {
+            let bytes = pubkey_of(i).ok_or_else(|| format!("unknown validator {i}"))?;
+            parse_pubkey(&bytes)
+                .map(blst::blst_p1_affine::from)
+                .map_err(|e| format!("validator {i}: {e}"))
+        })
+        .collect();
+    let mut points = Vec::with_capacity(keys.len());
+    for (set, owner) in sets.iter().zip(owners) {
+        if let Signers::Indices(ids) = &set.signers {
+            for &i in ids {
+                if let Err(e) = &keys[slot_of[&i] as usize] {
+                    return Err(bad(owner, e.clone()));
+                }
+            }
+        }
+    }
+    points.extend(keys.into_iter().map(|k| k.expect("checked above")));
+    let table = PubkeyTable::new(points);
+    let index_sets: Vec<Vec<u32>> = sets
+        .iter()
+        .filter_map(|s| match &s.signers {
+            Signers::Indices(ids) => Some(ids.iter().map(|i| slot_of[i]).collect()),
+            Signers::Pubkeys(_) => None,
+        })
+        .collect();
+    let refs: Vec<&[u32]> = index_sets.iter().map(|v| v.as_slice()).collect();
+    let mut sums = aggregator.aggregate(&table, &refs)?.into_iter();
+    let mut resolved = Vec::with_capacity(sets.len());
+    for (set, owner) in sets.into_iter().zip(owners) {
+        let pubkey = match set.signers {
+            Signers::Indices(_) => {
+                let p = sums.next().expect("one sum per index set");
+                if quasar_kernels::bls::p1_is_inf(&p) {
+                    return Err(bad(
+                        owner,
+                        "aggregate pubkey is the point at infinity".into(),
+                    ));
+                }
+                AggregatePublicKey::from(p).to_public_key()
+            }
+            Signers::Pubkeys(keys) => {
+                let refs: Vec<&blst::min_pk::PublicKey> = keys.iter().collect();
+                AggregatePublicKey::aggregate(&refs, false)
+                    .map_err(|e| bad(owner, format!("aggregate: {e:?}")))?
+                    .to_public_key()
+            }
+        };
+        resolved.push(ResolvedSet {
+            pubkey,
+            signing_root: set.signing_root,
+            signature: set.signature,
+        });
+    }
+    let outcome = verify_each(&resolved);
+    match outcome.valid.iter().position(|ok| !ok) {
+        None => Ok(()),
+        Some(i) => Err(bad(&owners[i], "signature does not verify".into())),
+    }
+}
