@@ -414,7 +414,12 @@ pub fn process_light_client_store_force_update(
     store: &mut LightClientStore,
     current_slot: u64,
 ) -> Result<()> {
-    if current_slot > store.finalized_header.beacon.slot + UPDATE_TIMEOUT {
+    let timeout_slot = store
+        .finalized_header
+        .beacon
+        .slot
+        .saturating_add(UPDATE_TIMEOUT);
+    if current_slot > timeout_slot {
         if let Some(mut best) = store.best_valid_update.take() {
             // The attested header may stand in for the finalized one in long non-finality.
             if best.finalized_header.beacon.slot <= store.finalized_header.beacon.slot {

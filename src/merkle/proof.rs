@@ -338,15 +338,25 @@ mod tests {
         crate::types::ssz::merkleize_chunks(&roots, roots.len())
     }
 
+    fn sample_state() -> minimal::BeaconState {
+        minimal::BeaconState {
+            slot: 5,
+            finalized_checkpoint: crate::types::common::Checkpoint {
+                epoch: 3,
+                root: [7u8; 32].into(),
+            },
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn field_lists_merkleize_to_the_root() {
-        let mut state = minimal::BeaconState::default();
-        state.slot = 5;
-        state.finalized_checkpoint.epoch = 3;
-        state.finalized_checkpoint.root = [7u8; 32].into();
+        let mut state = sample_state();
         assert_eq!(merkleized(&mut state), root_of(&mut state).unwrap());
-        let mut body = minimal::BeaconBlockBody::default();
-        body.graffiti = [1u8; 32].into();
+        let mut body = minimal::BeaconBlockBody {
+            graffiti: [1u8; 32].into(),
+            ..Default::default()
+        };
         assert_eq!(merkleized(&mut body), root_of(&mut body).unwrap());
         let mut block = minimal::BeaconBlock::default();
         assert_eq!(merkleized(&mut block), root_of(&mut block).unwrap());
@@ -358,9 +368,7 @@ mod tests {
 
     #[test]
     fn proofs_verify_including_nested() {
-        let mut state = minimal::BeaconState::default();
-        state.finalized_checkpoint.epoch = 3;
-        state.finalized_checkpoint.root = [7u8; 32].into();
+        let mut state = sample_state();
         let root = root_of(&mut state).unwrap();
         for gindex in [1u64, 2, 3, 33, 84, 86, 87, 169, 168] {
             let p = compute_merkle_proof(&mut state, gindex).unwrap();
@@ -371,9 +379,15 @@ mod tests {
         }
         let p = compute_merkle_proof(&mut state, 169).unwrap();
         assert_eq!(p.leaf, [7u8; 32]);
-        // Into the padding (38 fields of 64), and below a list field.
+        // A zero padding leaf (38 fields of 64) has a valid proof; below it there is none,
+        // nor below a list field.
+        let p = compute_merkle_proof(&mut state, 64 + 40).unwrap();
+        assert_eq!(p.leaf, [0u8; 32]);
+        assert!(is_valid_normalized_merkle_branch(
+            &p.leaf, &p.branch, 104, &root
+        ));
         assert!(matches!(
-            compute_merkle_proof(&mut state, 64 + 40),
+            compute_merkle_proof(&mut state, (64 + 40) * 2),
             Err(ProofError::Padding { .. })
         ));
         assert!(matches!(
