@@ -42,5 +42,8 @@ pub enum SegmentError {
     Aggregate(#[from] AggregateError),
 }
 
+// Each preset module compiles the same `segment.rs` against its own types.
+#[allow(clippy::duplicate_mod)]
 pub mod mainnet;
+#[allow(clippy::duplicate_mod)]
 pub mod minimal;

@@ -305,9 +305,10 @@ fn empty_and_tiny_states() {
         for n in [1usize, 2, 3, 5, 1, 0, 4] {
             let vals: Vec<_> = (0..n)
                 .map(|i| {
-                    let mut v = quasar::types::common::Validator::default();
-                    v.effective_balance = i as u64;
-                    v
+                    quasar::types::common::Validator {
+                        effective_balance: i as u64,
+                        ..Default::default()
+                    }
                 })
                 .collect();
             state.validators = vals.try_into().expect("bound");
