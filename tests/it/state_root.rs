@@ -304,11 +304,9 @@ fn empty_and_tiny_states() {
         let mut cache = CachedStateRoot::new(h, &state).expect("cache");
         for n in [1usize, 2, 3, 5, 1, 0, 4] {
             let vals: Vec<_> = (0..n)
-                .map(|i| {
-                    quasar::types::common::Validator {
-                        effective_balance: i as u64,
-                        ..Default::default()
-                    }
+                .map(|i| quasar::types::common::Validator {
+                    effective_balance: i as u64,
+                    ..Default::default()
                 })
                 .collect();
             state.validators = vals.try_into().expect("bound");
