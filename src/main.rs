@@ -5,7 +5,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use quasar::accel::aggregate::{CpuAggregator, GpuAggregator, PubkeyAggregator};
+use quasar::accel::aggregate::{AutoAggregator, CpuAggregator, GpuAggregator, PubkeyAggregator};
+
+/// `--backend auto` aggregates on a hardware GPU from this many keys per batch (one GPU
+/// call costs milliseconds; see the README's figures).
+const AUTO_GPU_MIN_KEYS: usize = 1 << 16;
 use quasar::accel::gpu::GpuContext;
 use quasar::accel::hash::{hasher_for, Backend};
 use quasar::bench;
@@ -479,27 +483,27 @@ fn read_text(file: &std::path::Path) -> anyhow::Result<String> {
         .map_err(|e| anyhow::anyhow!("{}: not UTF-8 text ({e})", file.display()))
 }
 
-/// The aggregator for `--backend`; `auto` takes a hardware GPU for batches of 2^14 keys
+/// The aggregator for `--backend`; `auto` takes a hardware GPU for batches of 2^16 keys
 /// and more, else the CPU. `gpu` without an adapter is an error.
 fn aggregator_for(
     backend: AggBackend,
     approx_keys: usize,
 ) -> anyhow::Result<Box<dyn PubkeyAggregator>> {
-    let gpu = || -> anyhow::Result<Box<dyn PubkeyAggregator>> {
-        let ctx = GpuContext::new()?;
-        Ok(Box::new(GpuAggregator::new(ctx)?))
-    };
     Ok(match backend {
         AggBackend::Cpu => Box::new(CpuAggregator),
-        AggBackend::Gpu => gpu().context("--backend gpu")?,
-        AggBackend::Auto if approx_keys >= 1 << 14 => match GpuContext::new() {
-            Ok(ctx) if !ctx.is_software() => match GpuAggregator::new(ctx) {
-                Ok(g) => Box::new(g),
-                Err(_) => Box::new(CpuAggregator),
-            },
-            _ => Box::new(CpuAggregator),
-        },
-        AggBackend::Auto => Box::new(CpuAggregator),
+        AggBackend::Gpu => {
+            let ctx = GpuContext::new().context("--backend gpu")?;
+            Box::new(GpuAggregator::new(ctx).context("--backend gpu")?)
+        }
+        // A hardware GPU, probed only when the batch could be big enough to use it.
+        AggBackend::Auto => {
+            let gpu = (approx_keys >= AUTO_GPU_MIN_KEYS)
+                .then(GpuContext::new)
+                .and_then(Result::ok)
+                .filter(|ctx| !ctx.is_software())
+                .and_then(|ctx| GpuAggregator::new(ctx).ok());
+            Box::new(AutoAggregator::new(gpu, AUTO_GPU_MIN_KEYS))
+        }
     })
 }
 

@@ -1808,3 +1808,64 @@ mod tests {
         ));
     }
 }
+
+/// `auto`: the GPU for batches of at least `min_keys` indices (when it has one), the CPU
+/// twin otherwise; a GPU failure (lost device, failed submission) falls back to the CPU for
+/// that batch and every later one, logged once. Bad input is reported, not retried.
+pub struct AutoAggregator {
+    gpu: Option<GpuAggregator>,
+    min_keys: usize,
+    disabled: std::sync::atomic::AtomicBool,
+}
+
+impl AutoAggregator {
+    pub fn new(gpu: Option<GpuAggregator>, min_keys: usize) -> Self {
+        Self {
+            gpu,
+            min_keys,
+            disabled: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Whether a GPU failure has switched this aggregator to the CPU for good.
+    pub fn fell_back(&self) -> bool {
+        self.disabled.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl PubkeyAggregator for AutoAggregator {
+    fn name(&self) -> String {
+        match &self.gpu {
+            Some(g) if !self.fell_back() => {
+                format!("auto({} | {})", CpuAggregator.name(), g.name())
+            }
+            _ => format!("auto({})", CpuAggregator.name()),
+        }
+    }
+
+    fn aggregate(
+        &self,
+        table: &PubkeyTable,
+        sets: &[&[u32]],
+    ) -> Result<Vec<blst_p1>, AggregateError> {
+        let keys: usize = sets.iter().map(|s| s.len()).sum();
+        if let Some(gpu) = &self.gpu {
+            if keys >= self.min_keys && !self.fell_back() {
+                match gpu.aggregate(table, sets) {
+                    Err(e) if !e.is_invalid_input() => {
+                        if !self
+                            .disabled
+                            .swap(true, std::sync::atomic::Ordering::Relaxed)
+                        {
+                            tracing::warn!(
+                                "aggregation: GPU failed ({e}); using the CPU from now on"
+                            );
+                        }
+                    }
+                    result => return result,
+                }
+            }
+        }
+        CpuAggregator.aggregate(table, sets)
+    }
+}

@@ -488,3 +488,32 @@ fn one_submission_per_call_and_table_growth_uploads_only_new_keys() {
     );
     assert_eq!(k::p1_compress(&out[0]), blst_aggregate(keys(), &[3, 1400]));
 }
+
+#[test]
+fn auto_falls_back_to_the_cpu_when_the_device_is_lost() {
+    // A device of its own, so destroying it leaves the shared one alone.
+    let ctx = GpuContext::new().expect("GPU adapter (install mesa-vulkan-drivers)");
+    let gpu = GpuAggregator::new(ctx.clone()).expect("GPU aggregator");
+    let auto = quasar::accel::aggregate::AutoAggregator::new(Some(gpu), 1);
+    let sets: Vec<Vec<u32>> = vec![vec![0, 1, 2], vec![5, 5], vec![7]];
+    let refs: Vec<&[u32]> = sets.iter().map(|s| s.as_slice()).collect();
+    let expect: Vec<[u8; 48]> = sets.iter().map(|s| blst_aggregate(keys(), s)).collect();
+    let got = |r: Vec<blst_p1>| r.iter().map(k::p1_compress).collect::<Vec<_>>();
+    let before = ctx.stats().submissions;
+    assert_eq!(got(auto.aggregate(table(), &refs).unwrap()), expect);
+    assert!(
+        ctx.stats().submissions > before,
+        "the first batch went to the GPU"
+    );
+    ctx.destroy();
+    for _ in 0..2 {
+        assert_eq!(
+            got(auto.aggregate(table(), &refs).unwrap()),
+            expect,
+            "CPU after the loss"
+        );
+    }
+    assert!(auto.fell_back());
+    // Bad input is still an error, not a fallback.
+    assert!(auto.aggregate(table(), &[&[u32::MAX][..]]).is_err());
+}
