@@ -7,6 +7,7 @@ pub mod accel;
 pub mod bench;
 pub mod bls;
 pub mod chain;
+pub mod devnet;
 pub mod light_client;
 pub mod merkle;
 pub mod net;

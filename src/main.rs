@@ -44,6 +44,28 @@ enum Command {
     /// Benchmarks, each against its peers in the same run.
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// Generate a valid chain from an interop genesis: `OUT/genesis.ssz_snappy` and
+    /// `OUT/blocks/<slot>.ssz_snappy`, a block every slot with full participation.
+    Devnet {
+        #[arg(long, value_parser = ["mainnet", "minimal"], default_value = "minimal")]
+        preset: String,
+        /// Validators at genesis (interop keys 0 … N-1).
+        #[arg(long, default_value_t = 64)]
+        validators: usize,
+        /// Blocks to produce, at slots 1 … M.
+        #[arg(long, default_value_t = 64)]
+        slots: u64,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Genesis time (seconds since the Unix epoch).
+        #[arg(long, default_value_t = quasar::devnet::DEFAULT_GENESIS_TIME)]
+        genesis_time: u64,
+        /// `each`: every attester signs and the signatures are aggregated (the real cost);
+        /// `summed`: the attesters' secret keys are summed and sign once (same bytes, fast).
+        #[arg(long, value_parser = ["each", "summed"], default_value = "each")]
+        sign: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -204,6 +226,43 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .context("--threads")?;
     }
     match cli.command {
+        Command::Devnet {
+            preset,
+            validators,
+            slots,
+            out,
+            genesis_time,
+            sign,
+        } => {
+            let preset: quasar::types::Preset = preset.parse()?;
+            let opts = quasar::devnet::DevnetOptions {
+                validators,
+                slots,
+                genesis_time,
+                signing: sign.parse()?,
+            };
+            let s = quasar::devnet::run(preset, &opts, &out, &mut |line| eprintln!("{line}"))?;
+            let t = &s.timings;
+            eprintln!(
+                "{} blocks, {} signatures in {:.2} s (keys {:.2} s, genesis {:.2} s, signing {:.2} s, transition {:.2} s, writing {:.2} s)",
+                s.blocks,
+                s.signatures,
+                t.total.as_secs_f64(),
+                t.keys.as_secs_f64(),
+                t.genesis.as_secs_f64(),
+                t.signing.as_secs_f64(),
+                t.transition.as_secs_f64(),
+                t.writing.as_secs_f64(),
+            );
+            println!(
+                "head slot {} root {} state root {} justified epoch {} finalized epoch {}",
+                s.head_slot,
+                quasar::bls::to_hex(&s.head_root),
+                quasar::bls::to_hex(&s.state_root),
+                s.current_justified_epoch,
+                s.finalized_epoch
+            );
+        }
         Command::Tool(Tool::Merkleize {
             backend,
             limit,

@@ -1,11 +1,15 @@
 //! One integration-test binary, so the workspace links once.
 mod aggregate;
 mod bls_cli;
+mod chain_config;
 mod cli;
+mod devnet;
 mod epoch_processing;
 mod fork;
 mod gpu;
+mod heldout;
 mod light_client;
+mod mainnet_vectors;
 mod merkle;
 mod merkle_proof;
 mod networking;
