@@ -23,8 +23,21 @@ pub fn vectors_root() -> PathBuf {
     }
 }
 
+/// The `tests` folder holding `preset`'s vectors: for mainnet, `$QUASAR_MAINNET_VECTORS/tests`
+/// when set (the generated mainnet vectors live outside the repository, see
+/// `scripts/gen_mainnet_vectors.py`); otherwise [`vectors_root`].
+pub fn vectors_root_for(preset: Preset) -> PathBuf {
+    match (preset, std::env::var_os("QUASAR_MAINNET_VECTORS")) {
+        (Preset::Mainnet, Some(dir)) => PathBuf::from(dir).join("tests"),
+        _ => vectors_root(),
+    }
+}
+
 pub fn runner_dir(preset: Preset, runner: &str) -> PathBuf {
-    vectors_root().join(preset.name()).join("fulu").join(runner)
+    vectors_root_for(preset)
+        .join(preset.name())
+        .join("fulu")
+        .join(runner)
 }
 
 pub fn sorted_subdirs(dir: &Path) -> Result<Vec<PathBuf>, String> {

@@ -22,19 +22,10 @@ use quasar::types::{Preset, TypeError};
 /// with the reason. Printed by the runner.
 const PENDING: &[(&str, &str)] = &[];
 
-/// `../shared/vectors/tests`, or `$QUASAR_VECTORS/tests`.
-fn vectors_root() -> PathBuf {
-    match std::env::var_os("QUASAR_VECTORS") {
-        Some(dir) => PathBuf::from(dir).join("tests"),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors/tests"),
-    }
-}
-
+/// `<root>/<preset>/fulu/ssz_static`; mainnet honours `$QUASAR_MAINNET_VECTORS`
+/// (see `spec_runner::vectors_root_for`).
 fn ssz_static_dir(preset: Preset) -> PathBuf {
-    vectors_root()
-        .join(preset.name())
-        .join("fulu")
-        .join("ssz_static")
+    super::spec_runner::runner_dir(preset, "ssz_static")
 }
 
 fn sorted_subdirs(dir: &Path) -> Result<Vec<PathBuf>, String> {
@@ -104,7 +95,7 @@ struct Counts {
 }
 
 /// Runs every case of `preset`; returns the failures (empty when all pass).
-fn run_preset(preset: Preset) -> Vec<String> {
+pub(super) fn run_preset(preset: Preset) -> Vec<String> {
     let dir = ssz_static_dir(preset);
     if !dir.is_dir() {
         return vec![format!(
@@ -190,7 +181,7 @@ fn run_preset(preset: Preset) -> Vec<String> {
     failures
 }
 
-fn assert_no_failures(preset: Preset, failures: Vec<String>) {
+pub(super) fn assert_no_failures(preset: Preset, failures: Vec<String>) {
     if !failures.is_empty() {
         let shown: Vec<&String> = failures.iter().take(40).collect();
         panic!(

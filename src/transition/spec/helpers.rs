@@ -86,6 +86,14 @@ pub fn hash_tree_root_mut<T: Merkleized>(value: &mut T) -> Result<[u8; 32]> {
         .map_err(|e| TransitionError::Internal(format!("hash_tree_root: {e}")))
 }
 
+/// `hash_tree_root(state)` through the merkle engine (the SIMD kernels, rayon across the
+/// big lists) — equal to ssz_rs's root, held so by `tests/it/state_root.rs`.
+pub fn state_root_of(state: &BeaconState) -> Result<[u8; 32]> {
+    let hasher = crate::accel::hash::CpuHasher::simd();
+    crate::merkle::state_root(&hasher, state)
+        .map_err(|e| TransitionError::Internal(format!("state root: {e}")))
+}
+
 /// `list.append(value)`, failing when the list is at its bound.
 pub fn push_bounded<T: SimpleSerialize, const N: usize>(
     list: &mut List<T, N>,

@@ -26,7 +26,7 @@ pub fn process_slots(state: &mut BeaconState, slot: u64, cfg: &ChainConfig) -> R
 
 /// Caches the previous state root and block root.
 pub fn process_slot(state: &mut BeaconState) -> Result<()> {
-    let previous_state_root = Root::from(hash_tree_root_mut(state)?);
+    let previous_state_root = Root::from(state_root_of(state)?);
     let i = (state.slot % SLOTS_PER_HISTORICAL_ROOT as u64) as usize;
     state.state_roots[i] = previous_state_root;
     if state.latest_block_header.state_root == Root::default() {

@@ -44,7 +44,7 @@ pub fn state_transition(
     }
     process_block(state, block, cfg, sigs)?;
     if validate_result {
-        let root = hash_tree_root_mut(state)?;
+        let root = state_root_of(state)?;
         ensure!(
             block.state_root.as_bytes() == &root,
             "block state root does not match the post state"
