@@ -23,42 +23,17 @@
 
 use std::path::{Path, PathBuf};
 
-use quasar::transition::minimal as t;
 use quasar::transition::{ChainConfig, SignatureChecker, SignatureStrategy, TransitionError};
 use quasar::types::minimal as ty;
 
+use super::sanity::minimal::apply_block;
 use super::spec_runner::{
     assert_no_failures, checker_for, file_name, judge, read_ssz, read_ssz_opt, sorted_subdirs,
-    verify_collected, yaml_u64,
+    yaml_u64,
 };
 
 /// `<runner>/<handler>` folders under `tests/minimal/fulu/` that the generator writes.
 const HANDLERS: &[&str] = &["random/random", "finality/finality"];
-
-/// Applies one signed block: `state_transition` with the state root checked, then the
-/// signatures the checker collected verified in one batch (as `sanity/blocks`).
-fn apply_block(
-    state: &mut ty::BeaconState,
-    block: &ty::SignedBeaconBlock,
-    mut sigs: SignatureChecker,
-    cfg: &ChainConfig,
-) -> Result<(), TransitionError> {
-    t::state_transition(state, block, true, cfg, &mut sigs)?;
-    if sigs.strategy() != SignatureStrategy::Collect {
-        return Ok(());
-    }
-    let (sets, _labels) = sigs.take_sets();
-    verify_collected(sets, |i| {
-        state
-            .validators
-            .get(i as usize)
-            .map(|v| *v.pubkey.as_bytes())
-    })
-    .map_err(|e| TransitionError::Signature {
-        what: "block batch",
-        reason: e,
-    })
-}
 
 /// One case: the sequence as given (judged like `sanity/blocks`), then the tampered copies
 /// of its last block. Returns the number of blocks applied.
