@@ -11,5 +11,6 @@ pub mod devnet;
 pub mod light_client;
 pub mod merkle;
 pub mod net;
+pub mod store;
 pub mod transition;
 pub mod types;

@@ -20,4 +20,5 @@ mod sanity;
 mod spec_runner;
 mod ssz_static;
 mod state_root;
+mod store;
 mod transition_vectors;
