@@ -31,7 +31,7 @@ pub enum Backend {
 
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
-    #[error("{0}")]
+    #[error(transparent)]
     Gpu(#[from] GpuError),
     #[error("subtree of {leaves} leaves does not fit depth {depth}")]
     Shape { leaves: usize, depth: u32 },

@@ -149,13 +149,13 @@ fn gpu_backend_without_an_adapter_says_so() {
         ("VK_DRIVER_FILES", "/nonexistent/none.json"),
         ("VK_ICD_FILENAMES", "/nonexistent/none.json"),
     ];
-    assert_refused(
-        &quasar(
-            &["tool", "merkleize", "--backend", "gpu", &file],
-            &no_vulkan,
-        ),
-        "no GPU adapter",
+    let out = quasar(
+        &["tool", "merkleize", "--backend", "gpu", &file],
+        &no_vulkan,
     );
+    assert_refused(&out, "no GPU adapter");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("no GPU adapter").count(), 1, "said once: {err}");
     // auto falls back to the CPU and still prints the right root, even for a big tree.
     let chunks = random_chunks(1 << 15, 15);
     let big = write_chunks(dir.path(), "big.bin", &chunks);
