@@ -718,11 +718,16 @@ fn read_back(
         ctx.mark_failed(&why);
         return Err(GpuError::Lost(why));
     }
-    let mapped = match rx.try_recv() {
-        Ok(r) => Some(r),
-        Err(_) => {
-            let _ = ctx.device().poll(wgpu::PollType::Poll);
-            rx.try_recv().ok()
+    // Another thread sharing the device may be the one whose poll runs our callback, a
+    // moment after our own poll returned: keep polling until it arrives or time runs out.
+    let started = std::time::Instant::now();
+    let mapped = loop {
+        match rx.recv_timeout(std::time::Duration::from_millis(5)) {
+            Ok(r) => break Some(r),
+            Err(mpsc::RecvTimeoutError::Timeout) if started.elapsed() < POLL_TIMEOUT => {
+                let _ = ctx.device().poll(wgpu::PollType::Poll);
+            }
+            Err(_) => break None,
         }
     };
     match mapped {

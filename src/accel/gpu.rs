@@ -1100,22 +1100,19 @@ impl GpuHasher {
             ctx.mark_lost(&why);
             return Err(GpuError::Lost(why));
         }
+        // Wait for both map callbacks. When several threads share the device, another
+        // thread's poll can be the one that runs our callbacks, a moment after our own
+        // poll returned: keep polling until both arrive (or the timeout passes).
         let (mut read_ok, mut upload_ok) = (None, None);
-        for _ in 0..2 {
-            let message = match rx.try_recv() {
-                Ok(m) => m,
-                Err(_) => {
-                    // Callbacks not delivered yet: one more poll, then give up.
+        let started = std::time::Instant::now();
+        while read_ok.is_none() || upload_ok.is_none() {
+            match rx.recv_timeout(std::time::Duration::from_millis(5)) {
+                Ok((Role::Readback, r)) => read_ok = Some(r),
+                Ok((_, r)) => upload_ok = Some(r),
+                Err(mpsc::RecvTimeoutError::Timeout) if started.elapsed() < POLL_TIMEOUT => {
                     let _ = device.poll(wgpu::PollType::Poll);
-                    match rx.try_recv() {
-                        Ok(m) => m,
-                        Err(_) => break,
-                    }
                 }
-            };
-            match message {
-                (Role::Readback, r) => read_ok = Some(r),
-                (_, r) => upload_ok = Some(r),
+                Err(_) => break,
             }
         }
         match read_ok {
