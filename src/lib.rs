@@ -6,6 +6,7 @@
 pub mod accel;
 pub mod bench;
 pub mod bls;
+pub mod cache;
 pub mod chain;
 pub mod devnet;
 pub mod light_client;

@@ -66,6 +66,93 @@ enum Command {
         #[arg(long, value_parser = ["each", "summed"], default_value = "each")]
         sign: String,
     },
+    /// Import blocks (`BLOCKS_DIR/blocks/<slot>.ssz_snappy` as `devnet` writes them, or
+    /// `<slot>.ssz[_snappy]` files in BLOCKS_DIR) with full verification, in batches;
+    /// blocks already imported are skipped.
+    Import {
+        /// Node data folder (RocksDB under `db/`, cache tiers under `cache/`).
+        #[arg(long)]
+        datadir: PathBuf,
+        /// Genesis state (`.ssz` or `.ssz_snappy`); needed for a new datadir. Default:
+        /// BLOCKS_DIR/genesis.ssz_snappy when there is one.
+        #[arg(long)]
+        genesis: Option<PathBuf>,
+        #[command(flatten)]
+        args: ImportArgs,
+        /// Write the caches' metrics (OpenMetrics text) here at the end.
+        #[arg(long, value_name = "FILE")]
+        metrics: Option<PathBuf>,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+        blocks_dir: PathBuf,
+    },
+    /// Inspect a datadir.
+    #[command(subcommand)]
+    Db(DbCmd),
+}
+
+/// How `quasar import` runs (shared with `bench import`).
+#[derive(Args, Clone)]
+struct ImportArgs {
+    /// Pubkey aggregation backend for the signature batches.
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: AggBackend,
+    /// A batch closes at this many blocks …
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// … or this many milliseconds after its first block.
+    #[arg(long, default_value_t = 500)]
+    batch_timeout_ms: u64,
+    /// Store a state snapshot every this many epochs (blocks between are replayed).
+    #[arg(long, default_value_t = 2)]
+    snapshot_every: u64,
+    /// Bytes of cached states and blocks before the coldest are evicted, e.g. 512MiB.
+    #[arg(long, value_parser = parse_budget)]
+    memory_budget: Option<u64>,
+    /// Verify each block's signatures on their own, one write per block (the baseline).
+    #[arg(long)]
+    per_block: bool,
+    /// Do not warm the next epochs' checkpoint states in the background.
+    #[arg(long)]
+    no_preload: bool,
+}
+
+fn parse_budget(s: &str) -> Result<u64, String> {
+    quasar::cache::budget::parse_bytes(s)
+}
+
+impl ImportArgs {
+    fn options(&self) -> quasar::chain::pipeline::ImportOptions {
+        use quasar::chain::pipeline::{ImportOptions, Verification};
+        ImportOptions {
+            batch_size: self.batch_size.max(1),
+            batch_timeout: std::time::Duration::from_millis(self.batch_timeout_ms),
+            snapshot_every_epochs: self.snapshot_every.max(1),
+            memory_budget: self.memory_budget,
+            verification: if self.per_block {
+                Verification::PerBlock
+            } else {
+                Verification::Batched
+            },
+            preload: !self.no_preload,
+            ..ImportOptions::default()
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum DbCmd {
+    /// Head, checkpoints and counts of a datadir.
+    Info {
+        #[arg(long)]
+        datadir: PathBuf,
+    },
+    /// Walk the whole store and report every inconsistency (exit 1 if any).
+    Verify {
+        #[arg(long)]
+        datadir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -145,6 +232,30 @@ enum BenchCmd {
     Aggregate(BlsArgs),
     /// Batch verification against per-set verification, batch sizes 1 … 128.
     Verify(BlsArgs),
+    /// Blocks/s importing a generated chain with full verification: batched on the CPU
+    /// and the GPU beside per-block verification, in the same run.
+    Import(ImportBenchArgs),
+}
+
+#[derive(Args)]
+struct ImportBenchArgs {
+    #[arg(long, value_parser = ["mainnet", "minimal"], default_value = "minimal")]
+    preset: String,
+    /// Validators of the generated chain.
+    #[arg(long, default_value_t = 16384)]
+    validators: usize,
+    /// Blocks of the generated chain.
+    #[arg(long, default_value_t = 128)]
+    slots: u64,
+    /// Import this chain (as `quasar devnet` writes it) instead of generating one.
+    #[arg(long)]
+    chain: Option<PathBuf>,
+    /// Leave the GPU out.
+    #[arg(long)]
+    no_gpu: bool,
+    /// Print the report as JSON on stdout instead of the table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -262,6 +373,51 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 s.current_justified_epoch,
                 s.finalized_epoch
             );
+        }
+        Command::Import {
+            datadir,
+            genesis,
+            args,
+            metrics,
+            quiet,
+            blocks_dir,
+        } => return import_command(&datadir, genesis, &args, metrics, quiet, &blocks_dir),
+        Command::Db(DbCmd::Info { datadir }) => {
+            let info = quasar::chain::any::db_info(&datadir).map_err(anyhow::Error::msg)?;
+            println!("{info}");
+        }
+        Command::Db(DbCmd::Verify { datadir }) => {
+            let problems = quasar::chain::any::db_verify(&datadir).map_err(anyhow::Error::msg)?;
+            if problems.is_empty() {
+                println!("ok: no inconsistencies");
+            } else {
+                for p in &problems {
+                    println!("inconsistency: {p}");
+                }
+                println!("{} inconsistencies", problems.len());
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Bench(BenchCmd::Import(a)) => {
+            let cfg = bench::import::ImportBenchConfig {
+                preset: a.preset.parse()?,
+                validators: a.validators,
+                slots: a.slots,
+                chain: a.chain,
+                no_gpu: a.no_gpu,
+            };
+            let json = a.json;
+            let report = bench::import::run(&cfg, &mut |line| {
+                if json {
+                    eprintln!("{line}")
+                } else {
+                    println!("{line}")
+                }
+            })
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            }
         }
         Command::Tool(Tool::Merkleize {
             backend,
@@ -404,7 +560,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (is_agg, a) = match cmd {
                 BenchCmd::Aggregate(a) => (true, a),
                 BenchCmd::Verify(a) => (false, a),
-                BenchCmd::Hash(_) => unreachable!(),
+                BenchCmd::Hash(_) | BenchCmd::Import(_) => unreachable!(),
             };
             let budget = std::time::Duration::from_millis(a.millis);
             let json = a.json;
@@ -500,6 +656,85 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `quasar import`: open (or create) the datadir, import the folder's blocks through
+/// the pipeline with a progress bar, print the outcome; exit 1 on an invalid block.
+fn import_command(
+    datadir: &std::path::Path,
+    genesis: Option<PathBuf>,
+    args: &ImportArgs,
+    metrics: Option<PathBuf>,
+    quiet: bool,
+    blocks_dir: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    use quasar::chain::any::AnyChain;
+    anyhow::ensure!(
+        blocks_dir.is_dir(),
+        "{}: not a folder of blocks",
+        blocks_dir.display()
+    );
+    let genesis = genesis.or_else(|| {
+        let g = quasar::devnet::genesis_path(blocks_dir);
+        (g.exists()
+            && quasar::chain::any::datadir_preset(datadir)
+                .ok()
+                .flatten()
+                .is_none())
+        .then_some(g)
+    });
+    let genesis_bytes = genesis.as_deref().map(read_ssz_file).transpose()?;
+    let agg = aggregator_for(args.backend, 1 << 20)?;
+    let mut chain = AnyChain::open(datadir, genesis_bytes.as_deref(), args.options(), agg)?;
+    let bar = if quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} blocks {per_sec} ETA {eta} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    };
+    let (report, result) = chain.import_dir(blocks_dir, &mut |p| {
+        bar.set_length(p.total);
+        bar.set_position(p.done);
+        bar.set_message(format!("head slot {}", p.head_slot));
+    });
+    bar.finish_and_clear();
+    eprintln!(
+        "imported {} blocks ({} already imported, skipped) in {} batches, {:.1} s: {:.1} blocks/s (transition {:.2} s, signatures {:.2} s, writes {:.2} s); peak RSS {} MiB",
+        report.imported,
+        report.skipped,
+        report.batches,
+        report.elapsed.as_secs_f64(),
+        report.blocks_per_second(),
+        report.transition.as_secs_f64(),
+        report.signatures.as_secs_f64(),
+        report.write.as_secs_f64(),
+        quasar::chain::pipeline::peak_rss_bytes().unwrap_or(0) >> 20,
+    );
+    println!(
+        "head slot {} root 0x{} state root 0x{} justified epoch {} finalized epoch {}",
+        report.head_slot,
+        hex(&report.head_root),
+        hex(&report.head_state_root),
+        report.justified_epoch,
+        report.finalized_epoch
+    );
+    if let Some(path) = metrics {
+        write_atomically(&path, chain.metrics().encode_text().as_bytes())?;
+    }
+    match result {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) if e.is_input_fault() => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(1))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// A file of SSZ: `.ssz_snappy` is raw snappy (its declared length capped before

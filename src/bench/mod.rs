@@ -3,6 +3,7 @@
 
 pub mod bls;
 pub mod hash;
+pub mod import;
 pub mod peers;
 mod plot;
 

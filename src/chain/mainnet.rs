@@ -1,4 +1,5 @@
-//! Segment verification for the `mainnet` preset (the code is shared: `segment.rs`).
+//! Segment verification and the import pipeline for the `mainnet` preset (the code is shared:
+//! `segment.rs`, `import.rs`).
 
 pub use crate::transition::mainnet as t;
 pub use crate::types::mainnet as types;
@@ -6,3 +7,14 @@ pub use crate::types::mainnet as types;
 #[path = "segment.rs"]
 mod segment;
 pub use segment::*;
+
+/// The preset this module is compiled for.
+pub const PRESET: crate::types::Preset = crate::types::Preset::Mainnet;
+
+#[path = "import.rs"]
+mod import;
+pub use import::*;
+
+#[path = "dbcheck.rs"]
+mod dbcheck;
+pub use dbcheck::*;

@@ -1,8 +1,62 @@
-//! The import side of the node. For now: verifying a chain segment — every block's
-//! transition with its signature sets collected, then one pubkey pre-aggregation for the
-//! whole segment (GPU or CPU) and one batch verification, bisected on failure.
+//! The import side of the node:
+//! - segment verification (`segment.rs`): every block's transition with its signature
+//!   sets collected, then one pubkey pre-aggregation for the whole segment (GPU or CPU)
+//!   and one batch verification, bisected on failure;
+//! - the batch import pipeline (`pipeline.rs`, `import.rs`): a reader thread and a
+//!   bounded queue feeding batches of up to 64 blocks (or 500 ms) through the transition,
+//!   one signature batch, fork choice, and one atomic RocksDB write each;
+//! - fork choice (`fork_choice.rs`): proto-array LMD-GHOST with justification and
+//!   finalization;
+//! - `db info` / `db verify` over a datadir (`dbcheck.rs`).
 
+pub mod any;
+pub mod fork_choice;
+pub mod pipeline;
 pub mod resolve;
+
+/// Metadata key of the chain's preset name.
+pub const META_PRESET: &[u8] = b"preset";
+/// Metadata key of the [`Anchor`].
+pub const META_ANCHOR: &[u8] = b"anchor";
+
+/// The block the chain starts from (the genesis block): its root, its post state's root
+/// (a snapshot of that state is always stored) and its slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Anchor {
+    pub root: [u8; 32],
+    pub state_root: [u8; 32],
+    pub slot: u64,
+}
+
+impl Anchor {
+    pub fn encode(&self) -> [u8; 72] {
+        let mut out = [0u8; 72];
+        out[..32].copy_from_slice(&self.root);
+        out[32..64].copy_from_slice(&self.state_root);
+        out[64..].copy_from_slice(&self.slot.to_be_bytes());
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+        if bytes.len() != 72 {
+            return Err(format!(
+                "anchor record of {} bytes, expected 72",
+                bytes.len()
+            ));
+        }
+        let mut root = [0u8; 32];
+        let mut state_root = [0u8; 32];
+        root.copy_from_slice(&bytes[..32]);
+        state_root.copy_from_slice(&bytes[32..64]);
+        let mut slot = [0u8; 8];
+        slot.copy_from_slice(&bytes[64..]);
+        Ok(Anchor {
+            root,
+            state_root,
+            slot: u64::from_be_bytes(slot),
+        })
+    }
+}
 
 use crate::accel::aggregate::AggregateError;
 use crate::transition::TransitionError;

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use super::SegmentError;
 use crate::accel::aggregate::{PubkeyAggregator, PubkeyTable};
 use crate::bls::sets::ResolvedSet;
-use crate::bls::{parse_pubkey, verify_each, SignatureSet, Signers};
+use crate::bls::{parse_pubkey, verify_each, SignatureSet, Signers, DST};
 
 /// Which block (and which check of it) a signature set came from.
 #[derive(Clone, Copy, Debug)]
@@ -79,8 +79,62 @@ pub fn resolve_sets(
             Signers::Pubkeys(_) => None,
         })
         .collect();
+    aggregate_and_verify(
+        sets,
+        owners,
+        &table,
+        &index_sets,
+        aggregator,
+        SetCheck::Batch,
+    )
+}
+
+/// How resolved sets are verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetCheck {
+    /// One randomized batch, bisected on failure.
+    Batch,
+    /// Each set on its own (the unbatched baseline).
+    EachAlone,
+}
+
+/// Resolve and verify `sets` against `table`, which holds every validator's key at its
+/// validator index (the importer's table, resident on the GPU and grown as validators
+/// join), so no per-batch table is built. `usable(i)` is false for an index whose key
+/// failed validation; a set naming one is invalid.
+pub fn verify_sets_in_table(
+    sets: Vec<SignatureSet>,
+    owners: &[SetOwner],
+    table: &PubkeyTable,
+    usable: impl Fn(u32) -> bool,
+    aggregator: &dyn PubkeyAggregator,
+    check: SetCheck,
+) -> Result<(), SegmentError> {
+    let mut index_sets = Vec::new();
+    for (set, owner) in sets.iter().zip(owners) {
+        if let Signers::Indices(ids) = &set.signers {
+            if let Some(&i) = ids
+                .iter()
+                .find(|&&i| i as usize >= table.len() || !usable(i))
+            {
+                return Err(bad(owner, format!("validator {i} has no usable pubkey")));
+            }
+            index_sets.push(ids.clone());
+        }
+    }
+    aggregate_and_verify(sets, owners, table, &index_sets, aggregator, check)
+}
+
+fn aggregate_and_verify(
+    sets: Vec<SignatureSet>,
+    owners: &[SetOwner],
+    table: &PubkeyTable,
+    index_sets: &[Vec<u32>],
+    aggregator: &dyn PubkeyAggregator,
+    check: SetCheck,
+) -> Result<(), SegmentError> {
     let refs: Vec<&[u32]> = index_sets.iter().map(|v| v.as_slice()).collect();
-    let mut sums = aggregator.aggregate(&table, &refs)?.into_iter();
+    let mut sums = aggregator.aggregate(table, &refs)?.into_iter();
     let mut resolved = Vec::with_capacity(sets.len());
     for (set, owner) in sets.into_iter().zip(owners) {
         let pubkey = match set.signers {
@@ -107,8 +161,15 @@ pub fn resolve_sets(
             signature: set.signature,
         });
     }
-    let outcome = verify_each(&resolved);
-    match outcome.valid.iter().position(|ok| !ok) {
+    let first_bad = match check {
+        SetCheck::Batch => verify_each(&resolved).valid.iter().position(|ok| !ok),
+        SetCheck::EachAlone => resolved.iter().position(|s| {
+            s.signature
+                .verify(false, &s.signing_root, DST, &[], &s.pubkey, false)
+                != blst::BLST_ERROR::BLST_SUCCESS
+        }),
+    };
+    match first_bad {
         None => Ok(()),
         Some(i) => Err(bad(&owners[i], "signature does not verify".into())),
     }

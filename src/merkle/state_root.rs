@@ -479,3 +479,62 @@ impl CachedStateRoot {
         Ok(root)
     }
 }
+
+// ---- a cache carried through the state transition -----------------------------------------
+
+std::thread_local! {
+    static CARRIED: std::cell::RefCell<Option<CachedStateRoot>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Run `f` with `cache` carried: every [`carried_or_cold_root`] on this thread inside `f`
+/// (the transition's per-slot and per-block state roots) updates `cache` instead of hashing
+/// the state from scratch. The import pipeline carries one cache from block to block, so a
+/// slot costs what changed in it, not the whole registry.
+///
+/// A full compare is used (no dirty hint), so the cache may have been built from any
+/// state: the root is always the state's own, held equal to the cold root by the tests.
+pub fn with_carried_root<R>(cache: &mut CachedStateRoot, f: impl FnOnce() -> R) -> R {
+    let taken = std::mem::take(cache);
+    let previous = CARRIED.with(|c| c.replace(Some(taken)));
+    // Put the cache back even if `f` unwinds, so a carried cache never leaks into an
+    // unrelated computation on this thread.
+    struct Restore<'a> {
+        cache: &'a mut CachedStateRoot,
+        previous: Option<Option<CachedStateRoot>>,
+    }
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            let previous = self.previous.take().unwrap_or_default();
+            *self.cache = CARRIED.with(|c| c.replace(previous)).unwrap_or_default();
+        }
+    }
+    let _restore = Restore {
+        cache,
+        previous: Some(previous),
+    };
+    f()
+}
+
+/// The root of `state`: through the cache carried by [`with_carried_root`] when there is
+/// one on this thread, else cold ([`state_root`]). A failed update drops the carried cache
+/// (the next update rebuilds it), never leaving it half-updated.
+pub fn carried_or_cold_root<S: StateRootFields + ?Sized>(
+    hasher: &dyn BatchHasher,
+    state: &S,
+) -> Result<Chunk, StateRootError> {
+    let taken = CARRIED.with(|c| c.borrow_mut().take());
+    match taken {
+        Some(mut cache) => {
+            let out = cache.update(hasher, state);
+            let back = if out.is_ok() {
+                cache
+            } else {
+                CachedStateRoot::default()
+            };
+            CARRIED.with(|c| *c.borrow_mut() = Some(back));
+            out
+        }
+        None => state_root(hasher, state),
+    }
+}

@@ -24,6 +24,8 @@ pub mod mainnet;
 pub mod math;
 #[allow(clippy::duplicate_mod)]
 pub mod minimal;
+pub mod pubkey_index;
+pub mod shuffling;
 pub mod signatures;
 
 pub use config::{BlobScheduleEntry, ChainConfig};

@@ -8,6 +8,7 @@ mod epoch_processing;
 mod fork;
 mod gpu;
 mod heldout;
+mod import;
 mod light_client;
 mod mainnet_vectors;
 mod merkle;

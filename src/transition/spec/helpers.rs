@@ -87,10 +87,12 @@ pub fn hash_tree_root_mut<T: Merkleized>(value: &mut T) -> Result<[u8; 32]> {
 }
 
 /// `hash_tree_root(state)` through the merkle engine (the SIMD kernels, rayon across the
-/// big lists) — equal to ssz_rs's root, held so by `tests/it/state_root.rs`.
+/// big lists) — equal to ssz_rs's root, held so by `tests/it/state_root.rs`. Inside
+/// `merkle::state_root::with_carried_root` (the import pipeline) the carried cache is
+/// updated instead: only what changed since the last root is rehashed.
 pub fn state_root_of(state: &BeaconState) -> Result<[u8; 32]> {
     let hasher = crate::accel::hash::CpuHasher::simd();
-    crate::merkle::state_root(&hasher, state)
+    crate::merkle::state_root::carried_or_cold_root(&hasher, state)
         .map_err(|e| TransitionError::Internal(format!("state root: {e}")))
 }
 
@@ -317,9 +319,15 @@ pub fn compute_committee(
     let len = indices.len() as u64;
     let start = len.safe_mul(index)?.safe_div(count)?;
     let end = len.safe_mul(index.safe_add(1)?)?.safe_div(count)?;
-    (start..end)
-        .map(|i| Ok(indices[compute_shuffled_index(i, len, seed)? as usize]))
-        .collect()
+    ensure!(
+        start <= end && end <= len,
+        "committee {index} of {count} out of range"
+    );
+    // `indices[compute_shuffled_index(i, len, seed)]` for `i` in `start..end`: a slice of
+    // the epoch's whole shuffling, computed once and cached (`transition::shuffling`).
+    let shuffled =
+        crate::transition::shuffling::shuffled_indices(seed, SHUFFLE_ROUND_COUNT, indices);
+    Ok(shuffled[start as usize..end as usize].to_vec())
 }
 
 pub fn compute_time_at_slot(state: &BeaconState, slot: u64, cfg: &ChainConfig) -> Result<u64> {
@@ -466,6 +474,39 @@ pub fn get_committee_count_per_slot(state: &BeaconState, epoch: u64) -> u64 {
         .max(1)
 }
 
+/// The epoch's whole shuffled active set (`compute_committee`'s order), computed once per
+/// seed and active set and cached (`transition::shuffling`): every committee of the epoch
+/// is a slice of it ([`committee_in`]).
+pub fn get_shuffling(state: &BeaconState, epoch: u64) -> Result<std::sync::Arc<Vec<u64>>> {
+    let indices = get_active_validator_indices(state, epoch);
+    let seed = get_seed(state, epoch, DOMAIN_BEACON_ATTESTER)?;
+    Ok(crate::transition::shuffling::shuffled_indices(
+        &seed,
+        SHUFFLE_ROUND_COUNT,
+        &indices,
+    ))
+}
+
+/// `get_beacon_committee(state, slot, index)` as a slice of the epoch's shuffling (from
+/// [`get_shuffling`] of `slot`'s epoch): the same members in the same order.
+pub fn committee_in(shuffling: &[u64], slot: u64, index: u64) -> Result<&[u64]> {
+    let active = shuffling.len() as u64;
+    let committees_per_slot = (active / SLOTS_PER_EPOCH_U64 / TARGET_COMMITTEE_SIZE as u64)
+        .min(MAX_COMMITTEES_PER_SLOT as u64)
+        .max(1);
+    let count = committees_per_slot.safe_mul(SLOTS_PER_EPOCH_U64)?;
+    let i = (slot % SLOTS_PER_EPOCH_U64)
+        .safe_mul(committees_per_slot)?
+        .safe_add(index)?;
+    let start = active.safe_mul(i)?.safe_div(count)?;
+    let end = active.safe_mul(i.safe_add(1)?)?.safe_div(count)?;
+    ensure!(
+        start <= end && end <= active,
+        "committee {index} at slot {slot} out of range"
+    );
+    Ok(&shuffling[start as usize..end as usize])
+}
+
 pub fn get_beacon_committee(state: &BeaconState, slot: u64, index: u64) -> Result<Vec<u64>> {
     let epoch = compute_epoch_at_slot(slot);
     let committees_per_slot = get_committee_count_per_slot(state, epoch);
@@ -521,8 +562,9 @@ pub fn get_attesting_indices(state: &BeaconState, attestation: &Attestation) -> 
     let mut output = std::collections::BTreeSet::new();
     let mut committee_offset: usize = 0;
     let bits = &attestation.aggregation_bits;
+    let shuffling = get_shuffling(state, compute_epoch_at_slot(attestation.data.slot))?;
     for committee_index in get_committee_indices(&attestation.committee_bits) {
-        let committee = get_beacon_committee(state, attestation.data.slot, committee_index)?;
+        let committee = committee_in(&shuffling, attestation.data.slot, committee_index)?;
         for (i, attester_index) in committee.iter().enumerate() {
             let pos = committee_offset + i;
             ensure!(pos < bits.len(), "aggregation bit {pos} out of range");

@@ -506,12 +506,14 @@ pub fn process_attestation(
     let bits = &attestation.aggregation_bits;
     let mut committee_offset: usize = 0;
     let committee_count = get_committee_count_per_slot(state, data.target.epoch);
+    // The slot's committees are slices of the epoch's cached shuffling.
+    let shuffling = get_shuffling(state, compute_epoch_at_slot(data.slot))?;
     for committee_index in get_committee_indices(&attestation.committee_bits) {
         ensure!(
             committee_index < committee_count,
             "committee index {committee_index} out of range"
         );
-        let committee = get_beacon_committee(state, data.slot, committee_index)?;
+        let committee = committee_in(&shuffling, data.slot, committee_index)?;
         let mut any = false;
         for i in 0..committee.len() {
             let pos = committee_offset + i;
@@ -534,6 +536,9 @@ pub fn process_attestation(
 
     let is_current = data.target.epoch == current_epoch;
     let mut proposer_reward_numerator: u64 = 0;
+    // `get_base_reward` reads the total active balance, which no step of an attestation
+    // changes: computed once here instead of once per attester (O(n) each).
+    let per_increment = get_base_reward_per_increment(state)?;
     for &index in indexed.attesting_indices.iter() {
         let i = checked_index(
             "participation",
@@ -545,7 +550,9 @@ pub fn process_attestation(
             index,
             state.previous_epoch_participation.len(),
         )?;
-        let base_reward = get_base_reward(state, index)?;
+        let base_reward = (validator(state, index)?.effective_balance
+            / EFFECTIVE_BALANCE_INCREMENT)
+            .safe_mul(per_increment)?;
         for (flag_index, weight) in PARTICIPATION_FLAG_WEIGHTS.iter().enumerate() {
             let flags = if is_current {
                 state.current_epoch_participation[i]
@@ -835,17 +842,28 @@ pub fn process_sync_aggregate(
     sync_aggregate: &SyncAggregate,
     sigs: &mut SignatureChecker,
 ) -> Result<()> {
-    let committee_pubkeys = &state.current_sync_committee.pubkeys;
     let bits: Vec<bool> = sync_aggregate
         .sync_committee_bits
         .iter()
         .by_vals()
         .collect();
-    let participant_pubkeys: Vec<&BLSPubkey> = committee_pubkeys
+    // The members' validator indices (the spec's `all_pubkeys.index(pubkey)`, looked up
+    // through the remembered pubkey index); the participants' pubkeys are the registry's
+    // keys at those indices, so the signature is checked by index (the pubkey table).
+    let mut committee_indices = Vec::with_capacity(SYNC_COMMITTEE_SIZE);
+    for pubkey in state.current_sync_committee.pubkeys.iter() {
+        let index = crate::transition::pubkey_index::find_validator_index(
+            &state.validators,
+            pubkey.as_bytes(),
+        )
+        .ok_or_else(|| TransitionError::Check("sync committee member is not a validator".into()))?;
+        committee_indices.push(index);
+    }
+    let participant_indices: Vec<u64> = committee_indices
         .iter()
         .zip(bits.iter())
         .filter(|(_, b)| **b)
-        .map(|(k, _)| k)
+        .map(|(i, _)| *i)
         .collect();
     let previous_slot = state.slot.max(1) - 1;
     let domain = get_domain(
@@ -856,12 +874,13 @@ pub fn process_sync_aggregate(
     let signing_root =
         compute_signing_root(&get_block_root_at_slot(state, previous_slot)?, domain)?;
     // eth_fast_aggregate_verify: no participants and the infinity signature is valid.
-    if !(participant_pubkeys.is_empty()
+    if !(participant_indices.is_empty()
         && sync_aggregate.sync_committee_signature == g2_point_at_infinity())
     {
-        sigs.check_pubkeys(
+        sigs.check_validators(
             "sync aggregate",
-            &participant_pubkeys,
+            &state.validators,
+            &participant_indices,
             signing_root,
             &sync_aggregate.sync_committee_signature,
         )?;
@@ -876,13 +895,6 @@ pub fn process_sync_aggregate(
     let proposer_reward =
         participant_reward.safe_mul(PROPOSER_WEIGHT)? / (WEIGHT_DENOMINATOR - PROPOSER_WEIGHT);
 
-    let mut committee_indices = Vec::with_capacity(SYNC_COMMITTEE_SIZE);
-    for pubkey in state.current_sync_committee.pubkeys.iter() {
-        let index = find_validator_by_pubkey(state, pubkey).ok_or_else(|| {
-            TransitionError::Check("sync committee member is not a validator".into())
-        })?;
-        committee_indices.push(index);
-    }
     let proposer_index = get_beacon_proposer_index(state);
     for (participant_index, bit) in committee_indices.into_iter().zip(bits) {
         if bit {

@@ -1,0 +1,233 @@
+//! `quasar bench import`: blocks/s importing one generated chain with full verification —
+//! batched with the CPU aggregator, batched with the GPU aggregator, and per-block
+//! verification (each set verified alone, one write per block) — in the same run, each
+//! into a fresh datadir, with the peak RSS of each import.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::accel::aggregate::{CpuAggregator, GpuAggregator, PubkeyAggregator};
+use crate::accel::gpu::GpuContext;
+use crate::chain::any::AnyChain;
+use crate::chain::pipeline::{peak_rss_bytes, reset_peak_rss, ImportOptions, Verification};
+use crate::devnet::{DevnetOptions, SigningMode};
+use crate::types::Preset;
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// What to import.
+#[derive(Debug, Clone)]
+pub struct ImportBenchConfig {
+    pub preset: Preset,
+    pub validators: usize,
+    pub slots: u64,
+    /// A chain written by `quasar devnet`, instead of generating one.
+    pub chain: Option<PathBuf>,
+    pub no_gpu: bool,
+}
+
+/// One import.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportBenchRow {
+    pub name: String,
+    pub blocks: u64,
+    pub seconds: f64,
+    pub blocks_per_second: f64,
+    pub transition_seconds: f64,
+    pub signature_seconds: f64,
+    pub write_seconds: f64,
+    pub signature_sets: u64,
+    /// Peak resident set size during this import (the counter is reset before it).
+    pub peak_rss_mib: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportBenchReport {
+    pub preset: String,
+    pub validators: usize,
+    pub blocks: u64,
+    pub threads: usize,
+    pub gpu: Option<String>,
+    pub gpu_note: Option<String>,
+    pub head_slot: u64,
+    pub head_root: String,
+    pub rows: Vec<ImportBenchRow>,
+    /// Batched (CPU) blocks/s over per-block blocks/s.
+    pub batched_cpu_speedup: f64,
+    pub batched_gpu_speedup: Option<f64>,
+}
+
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn import_once(
+    name: &str,
+    chain_dir: &Path,
+    genesis: &[u8],
+    datadir: &Path,
+    verification: Verification,
+    aggregator: Box<dyn PubkeyAggregator>,
+) -> Result<(ImportBenchRow, u64, [u8; 32]), Error> {
+    let _ = std::fs::remove_dir_all(datadir);
+    let opts = ImportOptions {
+        verification,
+        ..ImportOptions::default()
+    };
+    let mut chain = AnyChain::open(datadir, Some(genesis), opts, aggregator)?;
+    reset_peak_rss();
+    let t = Instant::now();
+    let (report, result) = chain.import_dir(chain_dir, &mut |_| {});
+    let seconds = t.elapsed().as_secs_f64();
+    result.map_err(|e| format!("{name}: {e}"))?;
+    let row = ImportBenchRow {
+        name: name.into(),
+        blocks: report.imported,
+        seconds,
+        blocks_per_second: report.imported as f64 / seconds.max(1e-9),
+        transition_seconds: report.transition.as_secs_f64(),
+        signature_seconds: report.signatures.as_secs_f64(),
+        write_seconds: report.write.as_secs_f64(),
+        signature_sets: report.signature_sets,
+        peak_rss_mib: peak_rss_bytes().map(|b| b >> 20),
+    };
+    drop(chain);
+    let _ = std::fs::remove_dir_all(datadir);
+    Ok((row, report.head_slot, report.head_root))
+}
+
+/// Run the benchmark; `progress` gets the table's lines as they are measured.
+pub fn run(
+    cfg: &ImportBenchConfig,
+    progress: &mut dyn FnMut(&str),
+) -> Result<ImportBenchReport, Error> {
+    let tmp =
+        TempDir(std::env::temp_dir().join(format!("quasar-bench-import-{}", std::process::id())));
+    std::fs::create_dir_all(&tmp.0)?;
+    let chain_dir = match &cfg.chain {
+        Some(dir) => dir.clone(),
+        None => {
+            let dir = tmp.0.join("chain");
+            let t = Instant::now();
+            let opts = DevnetOptions {
+                validators: cfg.validators,
+                slots: cfg.slots,
+                genesis_time: crate::devnet::DEFAULT_GENESIS_TIME,
+                signing: SigningMode::Summed,
+            };
+            crate::devnet::run(cfg.preset, &opts, &dir, &mut |_| {})?;
+            progress(&format!(
+                "generated {} blocks of {} validators ({}) in {:.1} s",
+                cfg.slots,
+                cfg.validators,
+                cfg.preset.name(),
+                t.elapsed().as_secs_f64()
+            ));
+            dir
+        }
+    };
+    let genesis_raw = std::fs::read(crate::devnet::genesis_path(&chain_dir))?;
+    let genesis = snap::raw::Decoder::new()
+        .decompress_vec(&genesis_raw)
+        .map_err(|e| format!("genesis: {e}"))?;
+
+    let (gpu, gpu_note) = if cfg.no_gpu {
+        (None, Some("left out (--no-gpu)".to_string()))
+    } else {
+        match GpuContext::new() {
+            Ok(ctx) => (Some(ctx), None),
+            Err(e) => (None, Some(format!("no adapter: {e}"))),
+        }
+    };
+    let gpu_name = gpu.as_ref().map(|c| c.adapter_name().to_string());
+    progress(&format!(
+        "{:<22} {:>7} {:>9} {:>9} {:>11} {:>11} {:>9} {:>9}",
+        "import", "blocks", "seconds", "blocks/s", "transition", "signatures", "writes", "peak RSS"
+    ));
+    let mut rows = Vec::new();
+    let mut head: Option<(u64, [u8; 32])> = None;
+    let mut runs: Vec<(String, Verification, Box<dyn PubkeyAggregator>)> = vec![(
+        "batched, cpu".into(),
+        Verification::Batched,
+        Box::new(CpuAggregator),
+    )];
+    if let Some(ctx) = &gpu {
+        runs.push((
+            "batched, gpu".into(),
+            Verification::Batched,
+            Box::new(GpuAggregator::new(ctx.clone())?),
+        ));
+    }
+    runs.push((
+        "per-block, cpu".into(),
+        Verification::PerBlock,
+        Box::new(CpuAggregator),
+    ));
+    for (name, verification, agg) in runs {
+        let (row, slot, root) = import_once(
+            &name,
+            &chain_dir,
+            &genesis,
+            &tmp.0.join("data"),
+            verification,
+            agg,
+        )?;
+        match head {
+            None => head = Some((slot, root)),
+            Some(h) if h == (slot, root) => {}
+            Some(_) => return Err(format!("{name}: ended at another head").into()),
+        }
+        progress(&format!(
+            "{:<22} {:>7} {:>9.2} {:>9.1} {:>10.2}s {:>10.2}s {:>8.2}s {:>5} MiB",
+            row.name,
+            row.blocks,
+            row.seconds,
+            row.blocks_per_second,
+            row.transition_seconds,
+            row.signature_seconds,
+            row.write_seconds,
+            row.peak_rss_mib.unwrap_or(0)
+        ));
+        rows.push(row);
+    }
+    let per_block = rows
+        .iter()
+        .find(|r| r.name.starts_with("per-block"))
+        .map_or(1.0, |r| r.blocks_per_second);
+    let speed = |prefix: &str| {
+        rows.iter()
+            .find(|r| r.name == prefix)
+            .map(|r| r.blocks_per_second / per_block)
+    };
+    let batched_cpu_speedup = speed("batched, cpu").unwrap_or(0.0);
+    let batched_gpu_speedup = speed("batched, gpu");
+    progress(&format!(
+        "batched import: {batched_cpu_speedup:.2}x per-block (cpu){}; threads {}; gpu: {}",
+        batched_gpu_speedup.map_or(String::new(), |g| format!(", {g:.2}x (gpu)")),
+        rayon::current_num_threads(),
+        gpu_name
+            .as_deref()
+            .or(gpu_note.as_deref())
+            .unwrap_or("none")
+    ));
+    let (head_slot, head_root) = head.unwrap_or_default();
+    Ok(ImportBenchReport {
+        preset: cfg.preset.name().into(),
+        validators: cfg.validators,
+        blocks: rows.first().map_or(0, |r| r.blocks),
+        threads: rayon::current_num_threads(),
+        gpu: gpu_name,
+        gpu_note,
+        head_slot,
+        head_root: crate::chain::pipeline::hex(&head_root),
+        rows,
+        batched_cpu_speedup,
+        batched_gpu_speedup,
+    })
+}

@@ -1,0 +1,1180 @@
+//! The batch import pipeline for one preset (compiled per preset, see `chain::minimal` /
+//! `chain::mainnet`; the preset-independent half is `chain::pipeline`).
+//!
+//! Per batch (see [`Chain::import_batch`]): blocks already imported are skipped; the rest
+//! split into runs of blocks that each build on the previous one; a run is applied to its
+//! parent's state with every signature set collected (the epoch boundaries through the
+//! checkpoint-state cache, the state roots through the root cache carried from block to
+//! block), then all the run's sets are resolved against the resident pubkey table in ONE
+//! aggregator call (GPU or CPU) and verified in ONE randomized batch. A failure is bisected
+//! to the first bad block: the blocks before it are imported (applied again and written),
+//! the bad one is reported with its reason. Fork choice (proto-array) picks the head, and
+//! the run, its state summaries, a snapshot every `snapshot_every_epochs` epochs and the new
+//! head and checkpoints go to RocksDB in one atomic, synced write.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{t, types};
+use crate::accel::aggregate::{PubkeyAggregator, PubkeyTable};
+use crate::bls::parse_pubkey;
+use crate::cache::budget::MemoryBudget;
+use crate::cache::checkpoint::{CheckpointKey, CheckpointStateCache, TieredConfig};
+use crate::cache::lru::WeighedLru;
+use crate::cache::metrics::CacheMetrics;
+use crate::cache::pool::BufferPool;
+use crate::cache::preload::{PreloadRequest, Preloader};
+use crate::cache::CachedState;
+use crate::chain::fork_choice::ForkChoice;
+use crate::chain::pipeline::{
+    hex, next_batch, spawn_reader, BatchStats, Decoded, ImportError, ImportOptions, ImportReport,
+    Progress, Verification,
+};
+use crate::chain::resolve::{verify_sets_in_table, SetCheck, SetOwner};
+use crate::chain::{Anchor, META_ANCHOR, META_PRESET};
+use crate::merkle::state_root::with_carried_root;
+use crate::merkle::CachedStateRoot;
+use crate::store::{Checkpoint, Head, StateSummary, Store};
+use crate::transition::{ChainConfig, SignatureChecker, TransitionError};
+use crate::types::ssz::{ssz_encode, SszDecode};
+use crate::types::Preset;
+use types::{BeaconState, SignedBeaconBlock};
+
+type Root = [u8; 32];
+
+/// A latest message: (validator, block root voted for, target epoch).
+type Vote = (u64, Root, u64);
+
+impl CachedState for BeaconState {
+    fn encode_ssz(&self) -> Result<Vec<u8>, String> {
+        ssz_encode(self).map_err(|e| e.to_string())
+    }
+
+    fn decode_ssz(bytes: &[u8]) -> Result<Self, String> {
+        BeaconState::ssz_decode(bytes).map_err(|e| e.to_string())
+    }
+
+    fn approx_bytes(&self) -> usize {
+        // The registry and its per-validator lists dominate; the fixed vectors are
+        // counted by their bounds.
+        let n = self.validators.len();
+        n * (121 + 8 + 1 + 1 + 8)
+            + 32 * (2 * types::SLOTS_PER_HISTORICAL_ROOT + types::EPOCHS_PER_HISTORICAL_VECTOR)
+            + 8 * types::EPOCHS_PER_SLASHINGS_VECTOR
+            + 64 * self.historical_summaries.len()
+            + 192 * self.pending_deposits.len()
+            + 4096
+    }
+}
+
+fn block_bytes(b: &Arc<SignedBeaconBlock>) -> usize {
+    // Attestation bits and the payload dominate; a rough count is enough for the budget.
+    let body = &b.message.body;
+    1024 + body.attestations.len() * 512
+        + body.execution_payload.transactions.len() * 256
+        + body.execution_payload.extra_data.len()
+}
+
+fn cp(c: &types::Checkpoint) -> Checkpoint {
+    Checkpoint {
+        epoch: c.epoch,
+        root: *c.root.as_bytes(),
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> ImportError {
+    ImportError::Internal(e.to_string())
+}
+
+/// The preset this module is compiled for.
+pub const PRESET: Preset = super::PRESET;
+
+/// What an applied block leaves for the commit and for fork choice.
+struct Applied {
+    root: Root,
+    parent: Root,
+    slot: u64,
+    state_root: Root,
+    justified: Checkpoint,
+    finalized: Checkpoint,
+    /// (validator, block root voted for, target epoch) of each attester in the block.
+    votes: Vec<Vote>,
+    /// The post state's SSZ when this block opens a snapshot period.
+    snapshot: Option<Vec<u8>>,
+}
+
+/// A run applied to its parent state: the post state, what each block left, the
+/// collected signature sets, and the first block that failed its transition (if any).
+struct AppliedRun {
+    state: BeaconState,
+    applied: Vec<Applied>,
+    sets: Vec<crate::bls::SignatureSet>,
+    owners: Vec<SetOwner>,
+    failed: Option<(usize, String)>,
+}
+
+/// The chain as this node verified it: the store, fork choice, the head state, and the
+/// caches the pipeline works through.
+pub struct Chain {
+    store: Store,
+    cfg: ChainConfig,
+    opts: ImportOptions,
+    anchor: Anchor,
+    head_root: Root,
+    head_state: BeaconState,
+    /// State-root cache carried through the transition from block to block.
+    roots: CachedStateRoot,
+    /// Every validator's key at its index (KeyValidate'd once), resident on the GPU.
+    table: PubkeyTable,
+    table_keys: Vec<[u8; 48]>,
+    unusable: HashSet<u32>,
+    aggregator: Box<dyn PubkeyAggregator>,
+    fork_choice: ForkChoice,
+    /// Parent and slot of every block fork choice holds.
+    parents: HashMap<Root, (Root, u64)>,
+    forked: bool,
+    checkpoints: Arc<CheckpointStateCache<BeaconState>>,
+    blocks: WeighedLru<Root, Arc<SignedBeaconBlock>>,
+    balances: Option<(Checkpoint, Arc<Vec<u64>>)>,
+    budget: Arc<MemoryBudget>,
+    metrics: Arc<CacheMetrics>,
+    preloader: Option<Preloader<BeaconState>>,
+    pool: BufferPool,
+}
+
+impl Chain {
+    /// Open the chain in `datadir` (RocksDB under `db/`, the checkpoint states' disk tier
+    /// under `cache/`). A new datadir needs `genesis` (SSZ of the genesis state); an
+    /// existing one checks it against the anchor it was created from. The head state is
+    /// rebuilt from the latest snapshot at or before the finalized block, replaying the
+    /// stored blocks after it (fork choice is rebuilt from the same replay).
+    pub fn open(
+        datadir: &Path,
+        genesis: Option<&[u8]>,
+        cfg: ChainConfig,
+        opts: ImportOptions,
+        aggregator: Box<dyn PubkeyAggregator>,
+    ) -> Result<Self, ImportError> {
+        std::fs::create_dir_all(datadir)
+            .map_err(|e| internal(format!("{}: {e}", datadir.display())))?;
+        let store = Store::open(datadir.join("db"))?;
+        let budget = Arc::new(MemoryBudget::new(opts.memory_budget));
+        let metrics = CacheMetrics::new();
+        let checkpoints = Arc::new(CheckpointStateCache::new(
+            TieredConfig {
+                memory_entries: opts.memory_states,
+                disk_entries: opts.disk_states,
+                disk_dir: datadir.join("cache").join("checkpoint_states"),
+            },
+            budget.clone(),
+            metrics.clone(),
+        )?);
+        let blocks = WeighedLru::new(
+            "blocks",
+            512,
+            block_bytes as fn(&Arc<SignedBeaconBlock>) -> usize,
+            budget.clone(),
+            metrics.clone(),
+        );
+        let genesis_state = genesis
+            .map(|g| {
+                BeaconState::ssz_decode(g).map_err(|e| {
+                    ImportError::Genesis(format!("not a {} state: {e}", PRESET.name()))
+                })
+            })
+            .transpose()?;
+        let anchor = match store.get_metadata(META_ANCHOR)? {
+            Some(bytes) => {
+                let anchor = Anchor::decode(&bytes).map_err(internal)?;
+                let preset = store.get_metadata(META_PRESET)?.unwrap_or_default();
+                if preset != PRESET.name().as_bytes() {
+                    return Err(ImportError::Genesis(format!(
+                        "the datadir holds a {} chain, not {}",
+                        String::from_utf8_lossy(&preset),
+                        PRESET.name()
+                    )));
+                }
+                if let Some(state) = &genesis_state {
+                    let root = t::state_root_of(state).map_err(internal)?;
+                    if root != anchor.state_root {
+                        return Err(ImportError::Genesis(format!(
+                            "the datadir was created from another genesis (state root 0x{}, given 0x{})",
+                            hex(&anchor.state_root),
+                            hex(&root)
+                        )));
+                    }
+                }
+                anchor
+            }
+            None => {
+                let state = genesis_state.ok_or_else(|| {
+                    ImportError::Genesis("a new datadir needs a genesis state".into())
+                })?;
+                init_anchor(&store, &state)?
+            }
+        };
+        let anchor_state = BeaconState::ssz_decode(
+            &store
+                .get_state(&anchor.state_root)?
+                .ok_or_else(|| internal("the anchor state is missing from the store"))?,
+        )
+        .map_err(internal)?;
+        let anchor_cp = Checkpoint {
+            epoch: t::compute_epoch_at_slot(anchor.slot),
+            root: anchor.root,
+        };
+        let mut chain = Chain {
+            store,
+            cfg,
+            opts,
+            anchor,
+            head_root: anchor.root,
+            head_state: anchor_state,
+            roots: CachedStateRoot::default(),
+            table: PubkeyTable::default(),
+            table_keys: Vec::new(),
+            unusable: HashSet::new(),
+            aggregator,
+            fork_choice: ForkChoice::new(anchor.root, anchor.slot, anchor_cp),
+            parents: HashMap::new(),
+            forked: false,
+            checkpoints,
+            blocks,
+            balances: None,
+            budget,
+            metrics,
+            preloader: None,
+            pool: BufferPool::new(256, crate::chain::pipeline::MAX_BLOCK_BYTES),
+        };
+        chain.load_head()?;
+        if chain.opts.preload {
+            let cfg = chain.cfg.clone();
+            chain.preloader = Some(Preloader::spawn(
+                chain.checkpoints.clone(),
+                Arc::new(move |s: &BeaconState, epoch: u64| advance_to_epoch(s, epoch, &cfg)),
+            ));
+        }
+        Ok(chain)
+    }
+
+    /// Rebuild the head state and fork choice from the store (see [`open`](Self::open)).
+    fn load_head(&mut self) -> Result<(), ImportError> {
+        let head = self
+            .store
+            .head()?
+            .ok_or_else(|| internal("the store has an anchor but no head"))?;
+        if head.root == self.anchor.root {
+            self.grow_table()?;
+            return Ok(());
+        }
+        let finalized = self.store.finalized_checkpoint()?.unwrap_or(Checkpoint {
+            epoch: t::compute_epoch_at_slot(self.anchor.slot),
+            root: self.anchor.root,
+        });
+        let justified = self.store.justified_checkpoint()?.unwrap_or(finalized);
+        let finalized_slot = self.slot_of(&finalized.root)?;
+        // Walk back from the head to a stored snapshot at or before the finalized block.
+        let mut chain = Vec::new();
+        let mut r = head.root;
+        let base = loop {
+            if r == self.anchor.root {
+                break self
+                    .snapshot(&self.anchor.state_root)?
+                    .ok_or_else(|| internal("the anchor state is missing from the store"))?;
+            }
+            let b = self.block(&r)?;
+            if b.message.slot <= finalized_slot {
+                if let Some(s) = self.snapshot(b.message.state_root.as_bytes())? {
+                    break s;
+                }
+            }
+            r = *b.message.parent_root.as_bytes();
+            chain.push(b);
+        };
+        chain.reverse();
+        self.fork_choice = ForkChoice::new(finalized.root, finalized_slot, finalized);
+        let mut state = base;
+        let mut roots = std::mem::take(&mut self.roots);
+        let result = with_carried_root(&mut roots, || -> Result<(), ImportError> {
+            for b in &chain {
+                let root = t::hash_tree_root(&b.message).map_err(internal)?;
+                let votes = replay_block(&mut state, b, &self.cfg).map_err(internal)?;
+                if b.message.slot > finalized_slot {
+                    let parent = *b.message.parent_root.as_bytes();
+                    self.fork_choice.on_block(
+                        root,
+                        parent,
+                        b.message.slot,
+                        cp(&state.current_justified_checkpoint),
+                        cp(&state.finalized_checkpoint),
+                    )?;
+                    self.parents.insert(root, (parent, b.message.slot));
+                    for (v, r, e) in votes {
+                        self.fork_choice.on_attestation(v, r, e);
+                    }
+                }
+            }
+            Ok(())
+        });
+        self.roots = roots;
+        result?;
+        self.fork_choice.update_checkpoints(justified, finalized);
+        let want = self
+            .store
+            .get_state_summary(&t::state_root_of(&state).map_err(internal)?)?;
+        if want.map(|s| s.latest_block_root) != Some(head.root) {
+            return Err(internal(format!(
+                "replaying the stored blocks to the head 0x{} gives a state the store does not know",
+                hex(&head.root)
+            )));
+        }
+        self.head_root = head.root;
+        self.head_state = state;
+        self.grow_table()?;
+        Ok(())
+    }
+
+    /// The store this chain writes.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The head block's root and slot.
+    pub fn head(&self) -> Head {
+        Head {
+            slot: self.head_state.latest_block_header.slot,
+            root: self.head_root,
+        }
+    }
+
+    /// The head block's post state.
+    pub fn head_state(&self) -> &BeaconState {
+        &self.head_state
+    }
+
+    /// The head state's root.
+    pub fn head_state_root(&self) -> Result<Root, ImportError> {
+        t::state_root_of(&self.head_state).map_err(internal)
+    }
+
+    pub fn justified_checkpoint(&self) -> Checkpoint {
+        self.fork_choice.justified_checkpoint()
+    }
+
+    pub fn finalized_checkpoint(&self) -> Checkpoint {
+        self.fork_choice.finalized_checkpoint()
+    }
+
+    /// The caches' metrics (OpenMetrics text through `encode_text`).
+    pub fn metrics(&self) -> &Arc<CacheMetrics> {
+        &self.metrics
+    }
+
+    /// The checkpoint-state cache (its tiers and counters).
+    pub fn checkpoint_cache(&self) -> &Arc<CheckpointStateCache<BeaconState>> {
+        &self.checkpoints
+    }
+
+    pub fn memory_budget(&self) -> &Arc<MemoryBudget> {
+        &self.budget
+    }
+
+    /// Wait until the preloader has finished what it was asked (tests, benches).
+    pub fn wait_preloaded(&self) {
+        if let Some(p) = &self.preloader {
+            p.wait_idle();
+        }
+    }
+
+    fn snapshot(&self, state_root: &Root) -> Result<Option<BeaconState>, ImportError> {
+        self.store
+            .get_state(state_root)?
+            .map(|b| BeaconState::ssz_decode(&b).map_err(internal))
+            .transpose()
+    }
+
+    /// A stored block, through the block cache.
+    fn block(&self, root: &Root) -> Result<Arc<SignedBeaconBlock>, ImportError> {
+        if let Some(b) = self.blocks.get(root) {
+            return Ok(b);
+        }
+        let bytes = self
+            .store
+            .get_block(root)?
+            .ok_or_else(|| internal(format!("block 0x{} is not in the store", hex(root))))?;
+        let b = Arc::new(SignedBeaconBlock::ssz_decode(&bytes).map_err(internal)?);
+        self.blocks.insert(*root, b.clone());
+        Ok(b)
+    }
+
+    fn slot_of(&self, root: &Root) -> Result<u64, ImportError> {
+        if *root == self.anchor.root {
+            return Ok(self.anchor.slot);
+        }
+        if let Some(&(_, slot)) = self.parents.get(root) {
+            return Ok(slot);
+        }
+        Ok(self.block(root)?.message.slot)
+    }
+
+    /// The post state of block `root`: the head's, or rebuilt from the nearest stored
+    /// snapshot by replaying the blocks after it (the database tier).
+    pub fn state_of_block(&self, root: &Root) -> Result<BeaconState, ImportError> {
+        if *root == self.head_root {
+            return Ok(self.head_state.clone());
+        }
+        let mut chain = Vec::new();
+        let mut r = *root;
+        let base = loop {
+            if r == self.anchor.root {
+                break self
+                    .snapshot(&self.anchor.state_root)?
+                    .ok_or_else(|| internal("the anchor state is missing"))?;
+            }
+            let b = self.block(&r)?;
+            if let Some(s) = self.snapshot(b.message.state_root.as_bytes())? {
+                break s;
+            }
+            r = *b.message.parent_root.as_bytes();
+            chain.push(b);
+        };
+        let mut state = base;
+        let mut roots = CachedStateRoot::default();
+        with_carried_root(&mut roots, || {
+            for b in chain.iter().rev() {
+                replay_block(&mut state, b, &self.cfg).map_err(internal)?;
+            }
+            Ok(state)
+        })
+    }
+
+    /// The state of checkpoint `(epoch, root)`: block `root`'s state advanced to the
+    /// epoch's first slot — from memory, disk, or rebuilt from the database.
+    pub fn checkpoint_state(
+        &self,
+        epoch: u64,
+        root: &Root,
+    ) -> Result<Arc<BeaconState>, ImportError> {
+        let key = CheckpointKey { epoch, root: *root };
+        let cache = self.checkpoints.clone();
+        let found = cache.get_or_load(&key, || {
+            let state = self.state_of_block(root).map_err(|e| e.to_string())?;
+            if t::compute_start_slot_at_epoch(epoch).map_err(|e| e.to_string())? > state.slot {
+                advance_to_epoch(&state, epoch, &self.cfg).map(Some)
+            } else {
+                Ok(Some(state))
+            }
+        })?;
+        found
+            .map(|(s, _)| s)
+            .ok_or_else(|| internal(format!("checkpoint ({epoch}, 0x{}) not found", hex(root))))
+    }
+
+    /// Append the head state's new validators to the pubkey table (each key parsed and
+    /// KeyValidate'd once, in parallel).
+    fn grow_table(&mut self) -> Result<(), ImportError> {
+        use rayon::prelude::*;
+        let validators = &self.head_state.validators;
+        let from = self.table.len();
+        if validators.len() <= from {
+            return Ok(());
+        }
+        let fresh: Vec<([u8; 48], Option<blst::blst_p1_affine>)> = (from..validators.len())
+            .into_par_iter()
+            .map(|i| {
+                let bytes = *validators[i].pubkey.as_bytes();
+                let p = parse_pubkey(&bytes).ok().map(blst::blst_p1_affine::from);
+                (bytes, p)
+            })
+            .collect();
+        for (i, (bytes, p)) in fresh.into_iter().enumerate() {
+            let index = (from + i) as u32;
+            match p {
+                Some(p) => self.table.push(p),
+                None => {
+                    // Never summed: a set naming it is refused before aggregation.
+                    self.unusable.insert(index);
+                    self.table.push(blst::blst_p1_affine::default());
+                }
+            }
+            self.table_keys.push(bytes);
+        }
+        Ok(())
+    }
+
+    /// Whether the state's registry agrees with the table (it always does on the head's
+    /// chain; a fork may have appended different deposits).
+    fn table_matches(&self, state: &BeaconState) -> bool {
+        state
+            .validators
+            .iter()
+            .zip(&self.table_keys)
+            .all(|(v, k)| v.pubkey.as_bytes() == k)
+    }
+
+    fn finalized_slot(&self) -> Result<u64, ImportError> {
+        self.slot_of(&self.fork_choice.finalized_checkpoint().root)
+    }
+
+    /// Whether block `root` at `slot` is already imported: in fork choice, or at or below
+    /// the finalized slot on the canonical chain.
+    fn is_imported(&self, root: &Root, slot: u64) -> Result<bool, ImportError> {
+        if self.fork_choice.contains(root) || *root == self.anchor.root {
+            return Ok(true);
+        }
+        Ok(slot <= self.finalized_slot()? && self.store.block_root_at_slot(slot)? == Some(*root))
+    }
+
+    /// Import every block file of `dir/blocks` (or of `dir` itself) through the pipeline.
+    /// Returns what was done, and the error that stopped it, if any: blocks before an
+    /// invalid one are imported.
+    pub fn import_dir(
+        &mut self,
+        dir: &Path,
+        progress: &mut dyn FnMut(Progress),
+    ) -> (ImportReport, Result<(), ImportError>) {
+        let started = Instant::now();
+        let mut report = ImportReport::default();
+        let listing = if dir.join("blocks").is_dir() {
+            crate::devnet::list_blocks(dir).map_err(|e| e.to_string())
+        } else {
+            list_flat(dir).map_err(|e| e.to_string())
+        };
+        let files = match listing {
+            Ok(f) => f,
+            Err(e) => {
+                return (
+                    report,
+                    Err(ImportError::Decode {
+                        path: dir.to_path_buf(),
+                        reason: e,
+                    }),
+                )
+            }
+        };
+        let total = files.len() as u64;
+        let (rx, reader) = spawn_reader(files, self.opts.queue_depth, self.pool.clone(), |bytes| {
+            let block = SignedBeaconBlock::ssz_decode(bytes).map_err(|e| e.to_string())?;
+            let root = t::hash_tree_root(&block.message).map_err(|e| e.to_string())?;
+            Ok((block.message.slot, root, block))
+        });
+        let mut result = Ok(());
+        let mut done = 0u64;
+        while let Some(batch) = next_batch(&rx, self.opts.batch_size, self.opts.batch_timeout) {
+            let mut blocks = Vec::with_capacity(batch.len());
+            let mut decode_error = None;
+            for item in batch {
+                match item {
+                    Ok(d) => blocks.push(d),
+                    Err(e) => {
+                        decode_error = Some(e);
+                        break;
+                    }
+                }
+            }
+            let n = blocks.len() as u64;
+            let outcome = self.import_batch(blocks, &mut report);
+            done += n;
+            progress(Progress {
+                done,
+                total,
+                head_slot: self.head().slot,
+            });
+            if let Err(e) = outcome {
+                result = Err(e);
+                break;
+            }
+            if let Some(e) = decode_error {
+                result = Err(e);
+                break;
+            }
+        }
+        drop(rx);
+        let _ = reader.join();
+        if let Err(e) = &result {
+            if e.is_input_fault() {
+                report.rejected = Some(e.to_string());
+            }
+        }
+        report.elapsed = started.elapsed();
+        let head = self.head();
+        report.head_slot = head.slot;
+        report.head_root = head.root;
+        report.head_state_root = self.head_state_root().unwrap_or_default();
+        report.justified_epoch = self.justified_checkpoint().epoch;
+        report.finalized_epoch = self.finalized_checkpoint().epoch;
+        (report, result)
+    }
+
+    /// Import one batch of decoded blocks (see the module docs).
+    pub fn import_batch(
+        &mut self,
+        blocks: Vec<Decoded<SignedBeaconBlock>>,
+        report: &mut ImportReport,
+    ) -> Result<(), ImportError> {
+        let _span = tracing::info_span!("batch", blocks = blocks.len()).entered();
+        let mut stats = BatchStats::default();
+        let mut fresh = Vec::with_capacity(blocks.len());
+        for d in blocks {
+            if self.is_imported(&d.root, d.slot)? {
+                stats.skipped += 1;
+            } else {
+                fresh.push(d);
+            }
+        }
+        // Runs of blocks each building on the previous one.
+        let mut result = Ok(());
+        let mut start = 0;
+        while start < fresh.len() {
+            let mut end = start + 1;
+            while end < fresh.len()
+                && fresh[end].block.message.parent_root.as_bytes() == &fresh[end - 1].root
+            {
+                end += 1;
+            }
+            let run = &fresh[start..end];
+            let outcome = match self.opts.verification {
+                Verification::Batched => self.import_run(run, &mut stats),
+                Verification::PerBlock => run
+                    .iter()
+                    .try_for_each(|d| self.import_run(std::slice::from_ref(d), &mut stats)),
+            };
+            if let Err(e) = outcome {
+                result = Err(e);
+                break;
+            }
+            start = end;
+        }
+        report.add(&stats);
+        if let Some(p) = &self.preloader {
+            let epoch = t::get_current_epoch(&self.head_state);
+            p.request(PreloadRequest {
+                root: self.head_root,
+                state: Arc::new(self.head_state.clone()),
+                epochs: vec![epoch + 1, epoch + 2],
+            });
+        }
+        let evicted = self.checkpoints.evict_to_budget() + self.blocks.evict_to_budget();
+        if evicted > 0 {
+            tracing::info!(
+                evicted,
+                used = self.budget.used(),
+                limit = ?self.budget.limit(),
+                "memory budget: evicted the coldest cache entries"
+            );
+        }
+        result
+    }
+
+    /// Apply `run` to its parent's state, verify its signatures (one batch, or each set
+    /// alone), and commit it; on a bad block, import the blocks before it and report it.
+    fn import_run(
+        &mut self,
+        run: &[Decoded<SignedBeaconBlock>],
+        stats: &mut BatchStats,
+    ) -> Result<(), ImportError> {
+        let first = &run[0];
+        let parent = *first.block.message.parent_root.as_bytes();
+        let pre = if parent == self.head_root {
+            self.head_state.clone()
+        } else if self.fork_choice.contains(&parent) {
+            self.forked = true;
+            self.state_of_block(&parent)?
+        } else {
+            return Err(ImportError::UnknownParent {
+                slot: first.slot,
+                root: first.root,
+                parent,
+            });
+        };
+        let t0 = Instant::now();
+        let applied = self.apply_run(pre, parent, run)?;
+        stats.transition += t0.elapsed();
+        let t1 = Instant::now();
+        let check = match self.opts.verification {
+            Verification::Batched => SetCheck::Batch,
+            Verification::PerBlock => SetCheck::EachAlone,
+        };
+        stats.signature_sets += applied.sets.len();
+        let verified = if applied.sets.is_empty() {
+            Ok(())
+        } else if self.table_matches(&applied.state) {
+            if applied.state.validators.len() > self.table.len() {
+                // New validators on this run: grow the table from the run's state.
+                let head = std::mem::replace(&mut self.head_state, applied.state.clone());
+                let grown = self.grow_table();
+                self.head_state = head;
+                grown?;
+            }
+            let unusable = &self.unusable;
+            verify_sets_in_table(
+                applied.sets,
+                &applied.owners,
+                &self.table,
+                |i| !unusable.contains(&i),
+                self.aggregator.as_ref(),
+                check,
+            )
+        } else {
+            let state = &applied.state;
+            let pubkey_of = |i: u32| {
+                state
+                    .validators
+                    .get(i as usize)
+                    .map(|v| *v.pubkey.as_bytes())
+            };
+            crate::chain::resolve::resolve_sets(
+                applied.sets,
+                &applied.owners,
+                pubkey_of,
+                self.aggregator.as_ref(),
+            )
+        };
+        stats.signatures += t1.elapsed();
+        let bad = match (&applied.failed, verified) {
+            (None, Ok(())) => None,
+            (Some((i, reason)), Ok(())) => Some((*i, reason.clone())),
+            (failed, Err(crate::chain::SegmentError::Signature { index, what, .. })) => {
+                match failed {
+                    Some((i, reason)) if *i < index => Some((*i, reason.clone())),
+                    _ => Some((index, format!("invalid signature: {what}"))),
+                }
+            }
+            (_, Err(e)) => return Err(internal(e)),
+        };
+        if let Some((index, reason)) = bad {
+            if index > 0 {
+                self.import_run(&run[..index], stats)?;
+            }
+            let d = &run[index];
+            tracing::warn!(slot = d.slot, root = %hex(&d.root), %reason, "invalid block");
+            return Err(ImportError::InvalidBlock {
+                slot: d.slot,
+                root: d.root,
+                reason,
+            });
+        }
+        let t2 = Instant::now();
+        self.finish_run(run, applied.state, applied.applied)?;
+        stats.write += t2.elapsed();
+        stats.blocks += run.len();
+        Ok(())
+    }
+
+    /// Apply the run's transitions with every signature set collected. A transition
+    /// failure stops the run there (recorded in `failed`); the node's own faults are
+    /// errors.
+    fn apply_run(
+        &mut self,
+        pre: BeaconState,
+        parent: Root,
+        run: &[Decoded<SignedBeaconBlock>],
+    ) -> Result<AppliedRun, ImportError> {
+        let mut out = AppliedRun {
+            state: pre,
+            applied: Vec::with_capacity(run.len()),
+            sets: Vec::new(),
+            owners: Vec::new(),
+            failed: None,
+        };
+        let cfg = self.cfg.clone();
+        let checkpoints = self.checkpoints.clone();
+        let every = self.opts.snapshot_every_epochs.max(1);
+        let mut roots = std::mem::take(&mut self.roots);
+        let result = with_carried_root(&mut roots, || -> Result<(), ImportError> {
+            let mut parent = parent;
+            for (index, d) in run.iter().enumerate() {
+                let state = &mut out.state;
+                let block = &d.block;
+                let slot = block.message.slot;
+                let parent_slot = state.latest_block_header.slot;
+                let mut sigs = SignatureChecker::collect();
+                let step = (|| -> Result<Option<Vec<Vote>>, TransitionError> {
+                    enter_epoch(state, slot, parent, &checkpoints, &cfg)?;
+                    if state.slot < slot {
+                        t::process_slots(state, slot, &cfg)?;
+                    }
+                    t::verify_block_signature(state, block, &mut sigs)?;
+                    t::process_block(state, &block.message, &cfg, &mut sigs)?;
+                    let root = t::state_root_of(state)?;
+                    if block.message.state_root.as_bytes() != &root {
+                        return Ok(None);
+                    }
+                    votes_of(state, block).map(Some)
+                })();
+                let votes = match step {
+                    Ok(Some(votes)) => votes,
+                    Ok(None) => {
+                        out.failed = Some((
+                            index,
+                            "state root: the block's state root does not match the post state"
+                                .into(),
+                        ));
+                        return Ok(());
+                    }
+                    Err(e) if e.is_input_fault() => {
+                        out.failed = Some((index, e.to_string()));
+                        return Ok(());
+                    }
+                    Err(e) => return Err(internal(e)),
+                };
+                let (sets, labels) = sigs.take_sets();
+                out.owners.extend(labels.into_iter().map(|what| SetOwner {
+                    block: index,
+                    slot,
+                    what,
+                }));
+                out.sets.extend(sets);
+                let epoch = t::compute_epoch_at_slot(slot);
+                let snapshot = if epoch / every > t::compute_epoch_at_slot(parent_slot) / every {
+                    Some(ssz_encode(&*state).map_err(internal)?)
+                } else {
+                    None
+                };
+                if slot == t::compute_start_slot_at_epoch(epoch).map_err(internal)? {
+                    // The post state of a block at an epoch's first slot is the state of
+                    // the checkpoint (epoch, block).
+                    checkpoints.insert_background(
+                        CheckpointKey {
+                            epoch,
+                            root: d.root,
+                        },
+                        Arc::new(state.clone()),
+                    );
+                }
+                out.applied.push(Applied {
+                    root: d.root,
+                    parent,
+                    slot,
+                    state_root: *block.message.state_root.as_bytes(),
+                    justified: cp(&state.current_justified_checkpoint),
+                    finalized: cp(&state.finalized_checkpoint),
+                    votes,
+                    snapshot,
+                });
+                parent = d.root;
+            }
+            Ok(())
+        });
+        self.roots = roots;
+        result?;
+        Ok(out)
+    }
+
+    /// Fork choice, the atomic write, and the new head.
+    fn finish_run(
+        &mut self,
+        run: &[Decoded<SignedBeaconBlock>],
+        state: BeaconState,
+        applied: Vec<Applied>,
+    ) -> Result<(), ImportError> {
+        let old_finalized = self.fork_choice.finalized_checkpoint();
+        let mut justified = self.fork_choice.justified_checkpoint();
+        let mut finalized = old_finalized;
+        for a in &applied {
+            self.fork_choice
+                .on_block(a.root, a.parent, a.slot, a.justified, a.finalized)?;
+            self.parents.insert(a.root, (a.parent, a.slot));
+            for &(v, r, e) in &a.votes {
+                self.fork_choice.on_attestation(v, r, e);
+            }
+            if a.justified.epoch > justified.epoch {
+                justified = a.justified;
+            }
+            if a.finalized.epoch > finalized.epoch {
+                finalized = a.finalized;
+            }
+        }
+        self.fork_choice.update_checkpoints(justified, finalized);
+        let balances = self.justified_balances()?;
+        let head = self.fork_choice.find_head(&balances)?;
+        let last = applied.last().map(|a| a.root);
+        let head_state = if Some(head) == last {
+            Some(state)
+        } else if head == self.head_root {
+            None
+        } else {
+            Some(self.state_of_block(&head)?)
+        };
+        let head_slot = self.slot_of(&head)?;
+
+        // One atomic, synced write: blocks, summaries, snapshots, the canonical index, and
+        // last the checkpoints and the head (so a batch split by the 16 MiB auto-commit
+        // never leaves a head pointing at unwritten data).
+        let mut batch = self.store.batch().with_sync(true);
+        for (d, a) in run.iter().zip(&applied) {
+            batch.put_block(&a.root, &d.ssz)?;
+            batch.put_state_summary(
+                &a.state_root,
+                &StateSummary {
+                    slot: a.slot,
+                    latest_block_root: a.root,
+                },
+            )?;
+            if let Some(s) = &a.snapshot {
+                batch.put_state(&a.state_root, s)?;
+            }
+        }
+        if head != self.head_root {
+            let (puts, deletes) = self.canonical_changes(&head, head_slot)?;
+            for (slot, root) in puts {
+                batch.put_block_root_at_slot(slot, &root)?;
+            }
+            for slot in deletes {
+                batch.delete_block_root_at_slot(slot)?;
+            }
+        }
+        let fc_justified = self.fork_choice.justified_checkpoint();
+        let fc_finalized = self.fork_choice.finalized_checkpoint();
+        batch.put_justified(&fc_justified)?;
+        batch.put_finalized(&fc_finalized)?;
+        batch.put_head(&Head {
+            slot: head_slot,
+            root: head,
+        })?;
+        batch.commit()?;
+
+        for (d, a) in run.iter().zip(&applied) {
+            self.blocks.insert(a.root, Arc::new(d.block.clone()));
+        }
+        if let Some(s) = head_state {
+            self.head_state = s;
+        }
+        self.head_root = head;
+        if fc_finalized.epoch > old_finalized.epoch {
+            self.on_finalized()?;
+        }
+        Ok(())
+    }
+
+    /// The `block_slots` changes that make `head`'s chain canonical: its blocks from the
+    /// fork point up, and deletions of the old chain's slots it does not fill.
+    #[allow(clippy::type_complexity)]
+    fn canonical_changes(
+        &self,
+        head: &Root,
+        head_slot: u64,
+    ) -> Result<(Vec<(u64, Root)>, Vec<u64>), ImportError> {
+        let mut path = Vec::new();
+        let mut r = *head;
+        let mut slot = head_slot;
+        while r != self.anchor.root && self.store.block_root_at_slot(slot)? != Some(r) {
+            path.push((slot, r));
+            let Some(&(parent, _)) = self.parents.get(&r) else {
+                break;
+            };
+            r = parent;
+            slot = self.slot_of(&r)?;
+        }
+        let fork_slot = slot;
+        let old_head_slot = self.head().slot;
+        let filled: HashSet<u64> = path.iter().map(|(s, _)| *s).collect();
+        let deletes = (fork_slot + 1..=old_head_slot)
+            .filter(|s| !filled.contains(s))
+            .collect();
+        Ok((path, deletes))
+    }
+
+    /// Finalization advanced: prune fork choice, and the store's non-canonical blocks and
+    /// states below the finalized slot when forks were seen.
+    fn on_finalized(&mut self) -> Result<(), ImportError> {
+        let pruned = self.fork_choice.prune()?;
+        let finalized_slot = self.finalized_slot()?;
+        self.parents.retain(|_, (_, slot)| *slot >= finalized_slot);
+        if self.forked && pruned > 0 {
+            let mut canonical = HashSet::new();
+            for item in self.store.block_roots_in_range(0, finalized_slot + 1)? {
+                canonical.insert(item?.1);
+            }
+            let stats = self.store.prune_non_canonical(&canonical, finalized_slot)?;
+            tracing::info!(?stats, finalized_slot, "pruned non-canonical data");
+            self.forked = false;
+        }
+        Ok(())
+    }
+
+    /// Effective balances of the justified checkpoint's state (0 for inactive
+    /// validators), for fork choice's weights.
+    fn justified_balances(&mut self) -> Result<Arc<Vec<u64>>, ImportError> {
+        let justified = self.fork_choice.justified_checkpoint();
+        if let Some((c, b)) = &self.balances {
+            if *c == justified {
+                return Ok(b.clone());
+            }
+        }
+        let state = self.checkpoint_state(justified.epoch, &justified.root)?;
+        let epoch = t::get_current_epoch(&state);
+        let balances: Arc<Vec<u64>> = Arc::new(
+            state
+                .validators
+                .iter()
+                .map(|v| {
+                    if t::is_active_validator(v, epoch) {
+                        v.effective_balance
+                    } else {
+                        0
+                    }
+                })
+                .collect(),
+        );
+        self.balances = Some((justified, balances.clone()));
+        Ok(balances)
+    }
+}
+
+/// Cross into the block's epoch through the checkpoint cache: the state of `parent`
+/// advanced to the epoch's first slot is taken from the cache when the preloader (or an
+/// earlier run) computed it, else computed here and cached.
+fn enter_epoch(
+    state: &mut BeaconState,
+    slot: u64,
+    parent: Root,
+    cache: &Arc<CheckpointStateCache<BeaconState>>,
+    cfg: &ChainConfig,
+) -> Result<(), TransitionError> {
+    let epoch = t::compute_epoch_at_slot(slot);
+    if t::compute_epoch_at_slot(state.slot) >= epoch {
+        return Ok(());
+    }
+    let key = CheckpointKey {
+        epoch,
+        root: parent,
+    };
+    if let Ok(Some((cached, _))) = cache.get(&key) {
+        if cached.latest_block_header.slot == state.latest_block_header.slot {
+            *state = (*cached).clone();
+            return Ok(());
+        }
+    }
+    let start = t::compute_start_slot_at_epoch(epoch)?;
+    t::process_slots(state, start, cfg)?;
+    if slot > start {
+        // The epoch's first slot is empty: this is the state of checkpoint
+        // (epoch, parent). (With a block at the first slot, that block's post state is the
+        // checkpoint's, cached after the block.)
+        cache.insert_background(key, Arc::new(state.clone()));
+    }
+    Ok(())
+}
+
+/// `state` advanced to the first slot of `epoch` (the preloader's and the database
+/// tier's step).
+fn advance_to_epoch(
+    state: &BeaconState,
+    epoch: u64,
+    cfg: &ChainConfig,
+) -> Result<BeaconState, String> {
+    let start = t::compute_start_slot_at_epoch(epoch).map_err(|e| e.to_string())?;
+    let mut s = state.clone();
+    if s.slot < start {
+        // One cold root, then each slot's root through the carried cache.
+        let mut roots = CachedStateRoot::default();
+        with_carried_root(&mut roots, || t::process_slots(&mut s, start, cfg))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(s)
+}
+
+/// The latest messages a block carries: each attester's vote (block root, target epoch),
+/// read off the committees (the epoch's cached shuffling) and the aggregation bits. The
+/// block was just applied, so its attestations are valid.
+fn votes_of(state: &BeaconState, block: &SignedBeaconBlock) -> Result<Vec<Vote>, TransitionError> {
+    let mut votes = Vec::new();
+    for att in block.message.body.attestations.iter() {
+        let root = *att.data.beacon_block_root.as_bytes();
+        let target = att.data.target.epoch;
+        let slot = att.data.slot;
+        let shuffling = t::get_shuffling(state, t::compute_epoch_at_slot(slot))?;
+        let bits = &att.aggregation_bits;
+        let mut offset = 0usize;
+        for (index, set) in att.committee_bits.iter().enumerate() {
+            if !*set {
+                continue;
+            }
+            let committee = t::committee_in(&shuffling, slot, index as u64)?;
+            for (i, &v) in committee.iter().enumerate() {
+                if offset + i < bits.len() && bits[offset + i] {
+                    votes.push((v, root, target));
+                }
+            }
+            offset += committee.len();
+        }
+    }
+    Ok(votes)
+}
+
+/// Apply a stored (already verified) block: no signature or state-root checks. Returns
+/// the block's votes.
+fn replay_block(
+    state: &mut BeaconState,
+    block: &SignedBeaconBlock,
+    cfg: &ChainConfig,
+) -> Result<Vec<Vote>, TransitionError> {
+    if state.slot < block.message.slot {
+        t::process_slots(state, block.message.slot, cfg)?;
+    }
+    let mut skip = SignatureChecker::skip();
+    t::process_block(state, &block.message, cfg, &mut skip)?;
+    votes_of(state, block)
+}
+
+/// Block files directly in `dir` (`<slot>.ssz_snappy` or `<slot>.ssz`), by slot.
+fn list_flat(dir: &Path) -> Result<Vec<(u64, std::path::PathBuf)>, std::io::Error> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let slot = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.split('.').next())
+            .and_then(|n| n.parse::<u64>().ok());
+        if let Some(slot) = slot {
+            out.push((slot, path));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Record the anchor (genesis) state in a new store: its snapshot and summary, the
+/// canonical index at its slot, the preset, and head, justified and finalized all at the
+/// anchor block, in one synced write.
+fn init_anchor(store: &Store, state: &BeaconState) -> Result<Anchor, ImportError> {
+    let state_root = t::state_root_of(state).map_err(internal)?;
+    let mut header = state.latest_block_header.clone();
+    if header.state_root.as_bytes() == &[0u8; 32] {
+        header.state_root = types::Root::from(state_root);
+    }
+    let root = t::hash_tree_root(&header).map_err(internal)?;
+    let anchor = Anchor {
+        root,
+        state_root,
+        slot: state.slot,
+    };
+    let cp = Checkpoint {
+        epoch: t::compute_epoch_at_slot(state.slot),
+        root,
+    };
+    let mut b = store.batch().with_sync(true);
+    b.put_state(&state_root, &ssz_encode(state).map_err(internal)?)?;
+    b.put_state_summary(
+        &state_root,
+        &StateSummary {
+            slot: state.slot,
+            latest_block_root: root,
+        },
+    )?;
+    b.put_block_root_at_slot(state.slot, &root)?;
+    b.put_metadata(META_PRESET, PRESET.name().as_bytes())?;
+    b.put_metadata(META_ANCHOR, &anchor.encode())?;
+    b.put_justified(&cp)?;
+    b.put_finalized(&cp)?;
+    b.put_head(&Head {
+        slot: state.slot,
+        root,
+    })?;
+    b.commit()?;
+    Ok(anchor)
+}

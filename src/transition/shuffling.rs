@@ -1,0 +1,194 @@
+//! Committee shufflings, computed once per (seed, active set) and kept in an LRU cache.
+//!
+//! The spec's `compute_committee` runs `compute_shuffled_index` (swap-or-not, 2 hashes per
+//! round) for every member of every committee it is asked for: at 16k validators one
+//! Electra attestation names ~2k members, i.e. ~180k hashes per block in the mainnet
+//! preset. Here the whole epoch's permutation is computed at once — each round's pivot and
+//! source hashes are computed once for all positions (`n / 256 + 1` per round instead of
+//! two per position) — and cached, so a committee is a slice of the cached list.
+//!
+//! `shuffled[i] == indices[compute_shuffled_index(i, n, seed)]` for every position `i`:
+//! the per-position rounds are the spec's, only the hashes are shared. Held equal to the
+//! spec's function by the tests below and by every spec vector that touches committees.
+//!
+//! The key is the seed, the round count and a SHA-256 digest of the active indices, so two
+//! states with the same seed but different active sets never share an entry.
+
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use lru::LruCache;
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+/// Shufflings kept (a node needs the previous, current and next epoch's, on a few forks).
+pub const SHUFFLING_CACHE_ENTRIES: usize = 16;
+
+type Key = [u8; 32];
+
+fn cache() -> &'static Mutex<LruCache<Key, Arc<Vec<u64>>>> {
+    static CACHE: OnceLock<Mutex<LruCache<Key, Arc<Vec<u64>>>>> = OnceLock::new();
+    CACHE.get_or_init(|| {
+        Mutex::new(LruCache::new(
+            NonZeroUsize::new(SHUFFLING_CACHE_ENTRIES).expect("non-zero"),
+        ))
+    })
+}
+
+/// Hits and misses of the shuffling cache since start (for logs and benches).
+pub fn cache_stats() -> (u64, u64) {
+    (
+        HITS.load(std::sync::atomic::Ordering::Relaxed),
+        MISSES.load(std::sync::atomic::Ordering::Relaxed),
+    )
+}
+
+static HITS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static MISSES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn key_of(seed: &[u8; 32], rounds: usize, indices: &[u64]) -> Key {
+    let mut h = Sha256::new();
+    h.update(seed);
+    h.update((rounds as u64).to_le_bytes());
+    h.update((indices.len() as u64).to_le_bytes());
+    for chunk in indices.chunks(4096) {
+        let bytes: Vec<u8> = chunk.iter().flat_map(|i| i.to_le_bytes()).collect();
+        h.update(&bytes);
+    }
+    h.finalize().into()
+}
+
+/// `[indices[compute_shuffled_index(i, n, seed)] for i in 0..n]`, from the cache when the
+/// same seed and active set were shuffled before.
+pub fn shuffled_indices(seed: &[u8; 32], rounds: usize, indices: &[u64]) -> Arc<Vec<u64>> {
+    let key = key_of(seed, rounds, indices);
+    if let Some(hit) = cache().lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        HITS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return hit.clone();
+    }
+    MISSES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let permutation = shuffle_positions(seed, rounds, indices.len() as u64);
+    let list: Arc<Vec<u64>> = Arc::new(
+        permutation
+            .into_iter()
+            .map(|p| indices[p as usize])
+            .collect(),
+    );
+    cache()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .put(key, list.clone());
+    list
+}
+
+fn sha256(parts: &[&[u8]]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize().into()
+}
+
+/// `compute_shuffled_index(i, n, seed)` for every `i` in `0..n`, the hashes of each round
+/// shared across positions.
+pub fn shuffle_positions(seed: &[u8; 32], rounds: usize, n: u64) -> Vec<u64> {
+    if n == 0 {
+        return Vec::new();
+    }
+    // Per round: the pivot and the source hashes of every 256-position block.
+    let blocks = (n / 256 + 1) as usize;
+    let tables: Vec<(u64, Vec<[u8; 32]>)> = (0..rounds)
+        .into_par_iter()
+        .map(|round| {
+            let r = [round as u8];
+            let pivot_hash = sha256(&[seed, &r]);
+            let pivot = u64::from_le_bytes(pivot_hash[0..8].try_into().expect("8 bytes")) % n;
+            let sources = (0..blocks)
+                .map(|b| sha256(&[seed, &r, &(b as u32).to_le_bytes()]))
+                .collect();
+            (pivot, sources)
+        })
+        .collect();
+    let one = |index: u64| {
+        let mut index = index;
+        for (pivot, sources) in &tables {
+            let flip = (pivot + n - index) % n;
+            let position = index.max(flip);
+            let source = &sources[(position / 256) as usize];
+            let byte = source[((position % 256) / 8) as usize];
+            if (byte >> (position % 8)) & 1 == 1 {
+                index = flip;
+            }
+        }
+        index
+    };
+    if n >= 4096 {
+        (0..n).into_par_iter().map(one).collect()
+    } else {
+        (0..n).map(one).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The spec's `compute_shuffled_index`, written out here as the oracle.
+    fn spec_index(index: u64, n: u64, seed: &[u8; 32], rounds: usize) -> u64 {
+        let mut index = index;
+        for round in 0..rounds {
+            let r = [round as u8];
+            let pivot = u64::from_le_bytes(sha256(&[seed, &r])[0..8].try_into().unwrap()) % n;
+            let flip = (pivot + n - index) % n;
+            let position = index.max(flip);
+            let source = sha256(&[seed, &r, &((position / 256) as u32).to_le_bytes()]);
+            let byte = source[((position % 256) / 8) as usize];
+            if (byte >> (position % 8)) & 1 == 1 {
+                index = flip;
+            }
+        }
+        index
+    }
+
+    #[test]
+    fn equals_the_spec_index_for_every_position() {
+        for (n, rounds, s) in [
+            (1u64, 10, 1u8),
+            (2, 10, 2),
+            (255, 90, 3),
+            (256, 90, 4),
+            (257, 10, 5),
+            (1000, 90, 6),
+            (5000, 10, 7),
+        ] {
+            let seed = [s; 32];
+            let all = shuffle_positions(&seed, rounds, n);
+            assert_eq!(all.len() as u64, n);
+            for i in 0..n {
+                assert_eq!(
+                    all[i as usize],
+                    spec_index(i, n, &seed, rounds),
+                    "n={n} i={i}"
+                );
+            }
+            let mut sorted = all.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, (0..n).collect::<Vec<_>>(), "a permutation");
+        }
+    }
+
+    #[test]
+    fn cached_by_seed_and_active_set() {
+        let seed = [42u8; 32];
+        let a: Vec<u64> = (0..300).map(|i| i * 2).collect();
+        let b: Vec<u64> = (0..300).map(|i| i * 2 + 1).collect();
+        let sa = shuffled_indices(&seed, 10, &a);
+        let sb = shuffled_indices(&seed, 10, &b);
+        assert_ne!(sa, sb, "different active sets never share an entry");
+        let again = shuffled_indices(&seed, 10, &a);
+        assert!(Arc::ptr_eq(&sa, &again), "second lookup is a hit");
+        for i in 0..300u64 {
+            assert_eq!(sa[i as usize], a[spec_index(i, 300, &seed, 10) as usize]);
+        }
+    }
+}

@@ -1,0 +1,439 @@
+//! `quasar import`, `db info`, `db verify` and the import pipeline on generated chains
+//! (minimal preset, real RocksDB in temp dirs, real blst):
+//! - an import ends at the same head and state root as `quasar tool transition` applied
+//!   block by block, batched or per block, in one batch or many, and re-running it skips
+//!   every block;
+//! - a chain with a bad signature and a bad state root in the middle imports every block
+//!   before the first bad one and names it with the right reason; garbage files are
+//!   refused with their name;
+//! - `quasar import` killed with SIGKILL at random moments ten times, then re-run, ends at
+//!   the same head with a clean `db verify`;
+//! - under a small memory budget the caches evict (logs, metrics) and still serve the
+//!   right checkpoint states, from memory, disk or the database.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use quasar::accel::aggregate::CpuAggregator;
+use quasar::chain::minimal::Chain;
+use quasar::chain::pipeline::{ImportOptions, Verification};
+use quasar::devnet::{self, DevnetOptions, DevnetSummary, SigningMode};
+use quasar::transition::minimal as t;
+use quasar::transition::ChainConfig;
+use quasar::types::minimal as ty;
+use quasar::types::ssz::{ssz_encode, SszDecode};
+use quasar::types::ssz_static::{decompress_snappy, MAX_DECOMPRESSED_LEN};
+use quasar::types::Preset;
+use rand::Rng;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn quasar(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_quasar"))
+        .args(args)
+        .output()
+        .expect("running quasar")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn generate(dir: &Path, validators: usize, slots: u64) -> DevnetSummary {
+    let opts = DevnetOptions {
+        validators,
+        slots,
+        genesis_time: devnet::DEFAULT_GENESIS_TIME,
+        signing: SigningMode::Summed,
+    };
+    devnet::run(Preset::Minimal, &opts, dir, &mut |_| {}).expect("devnet generates")
+}
+
+fn read(path: &Path) -> Vec<u8> {
+    let raw = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    decompress_snappy(&raw, MAX_DECOMPRESSED_LEN).expect("snappy")
+}
+
+/// `head slot S root 0x… state root 0x… …` from `quasar import`'s stdout.
+fn head_line(out: &Output) -> (u64, String, String) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("head slot"))
+        .unwrap_or_else(|| panic!("no head line:\n{}", text(out)));
+    let w: Vec<&str> = line.split_whitespace().collect();
+    (w[2].parse().unwrap(), w[4].to_string(), w[7].to_string())
+}
+
+fn import(datadir: &Path, chain_dir: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "import",
+        "--datadir",
+        datadir.to_str().unwrap(),
+        "--quiet",
+        "--backend",
+        "cpu",
+    ];
+    args.extend_from_slice(extra);
+    args.push(chain_dir.to_str().unwrap());
+    quasar(&args)
+}
+
+fn db_verify_clean(datadir: &Path) {
+    let out = quasar(&["db", "verify", "--datadir", datadir.to_str().unwrap()]);
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok"),
+        "db verify:\n{}",
+        text(&out)
+    );
+}
+
+/// The state root `quasar tool transition` reaches applying the chain one block per run.
+fn transition_block_by_block(chain_dir: &Path, work: &Path) -> String {
+    let mut pre = devnet::genesis_path(chain_dir);
+    let mut root = String::new();
+    for (slot, block) in devnet::list_blocks(chain_dir).unwrap() {
+        let post = work.join(format!("post-{slot}.ssz"));
+        let out = quasar(&[
+            "tool",
+            "transition",
+            "--preset",
+            "minimal",
+            "--backend",
+            "cpu",
+            "--pre",
+            pre.to_str().unwrap(),
+            "--block",
+            block.to_str().unwrap(),
+            "--out",
+            post.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "tool transition at {slot}:\n{}",
+            text(&out)
+        );
+        root = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        pre = post;
+    }
+    root
+}
+
+#[test]
+fn import_matches_tool_transition_block_by_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain_dir = dir.path().join("chain");
+    let summary = generate(&chain_dir, 64, 40);
+    let expected = transition_block_by_block(&chain_dir, dir.path());
+    assert_eq!(expected, format!("0x{}", hex(&summary.state_root)));
+
+    // Batched, in one batch (the default), then again: everything is skipped.
+    let d1 = dir.path().join("d1");
+    let out = import(&d1, &chain_dir, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let (slot, root, state_root) = head_line(&out);
+    assert_eq!(slot, 40);
+    assert_eq!(root, format!("0x{}", hex(&summary.head_root)));
+    assert_eq!(state_root, expected);
+    let again = import(&d1, &chain_dir, &[]);
+    assert!(again.status.success(), "{}", text(&again));
+    assert_eq!(head_line(&again), (slot, root.clone(), state_root.clone()));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("imported 0 blocks (40 already imported"),
+        "{}",
+        text(&again)
+    );
+    db_verify_clean(&d1);
+    let info = quasar(&["db", "info", "--datadir", d1.to_str().unwrap()]);
+    let info_text = String::from_utf8_lossy(&info.stdout);
+    assert!(info.status.success(), "{}", text(&info));
+    assert!(
+        info_text.contains(&format!("head              slot 40 root {root}")),
+        "{info_text}"
+    );
+    assert!(
+        info_text.contains(&format!("head state root   {state_root}")),
+        "{info_text}"
+    );
+    assert!(info_text.contains("blocks            40"), "{info_text}");
+    assert!(
+        info_text.contains(&format!(
+            "finalized         epoch {}",
+            summary.finalized_epoch
+        )),
+        "{info_text}"
+    );
+
+    // Many uneven batches, and per-block verification: the same head.
+    for (name, extra) in [
+        ("d2", vec!["--batch-size", "7"]),
+        ("d3", vec!["--per-block"]),
+        (
+            "d4",
+            vec!["--batch-size", "3", "--snapshot-every", "1", "--no-preload"],
+        ),
+    ] {
+        let d = dir.path().join(name);
+        let out = import(&d, &chain_dir, &extra);
+        assert!(out.status.success(), "{name}: {}", text(&out));
+        assert_eq!(
+            head_line(&out),
+            (slot, root.clone(), state_root.clone()),
+            "{name}"
+        );
+        db_verify_clean(&d);
+    }
+}
+
+/// Re-sign a block with its proposer's interop key.
+fn resign(block: &mut ty::SignedBeaconBlock, genesis: &ty::BeaconState) {
+    let epoch = t::compute_epoch_at_slot(block.message.slot);
+    let domain = t::get_domain(genesis, t::DOMAIN_BEACON_PROPOSER, Some(epoch)).unwrap();
+    let root = t::compute_signing_root(&block.message, domain).unwrap();
+    let sk = devnet::interop_secret_key(block.message.proposer_index).unwrap();
+    block.signature = ty::BLSSignature::from(sk.sign(&root, quasar::bls::DST, &[]).compress());
+}
+
+fn write_block(chain_dir: &Path, slot: u64, block: &ty::SignedBeaconBlock) {
+    let bytes = devnet::compress(&ssz_encode(block).unwrap()).unwrap();
+    std::fs::write(devnet::block_path(chain_dir, slot), bytes).unwrap();
+}
+
+fn load_block(chain_dir: &Path, slot: u64) -> ty::SignedBeaconBlock {
+    ty::SignedBeaconBlock::ssz_decode(&read(&devnet::block_path(chain_dir, slot))).unwrap()
+}
+
+#[test]
+fn bad_signature_and_bad_state_root_mid_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain_dir = dir.path().join("chain");
+    generate(&chain_dir, 64, 24);
+    let genesis = ty::BeaconState::ssz_decode(&read(&devnet::genesis_path(&chain_dir))).unwrap();
+    let good10 = load_block(&chain_dir, 10);
+
+    // Block 10: a valid point over another message (its randao reveal) as signature.
+    let mut bad10 = good10.clone();
+    bad10.signature = bad10.message.body.randao_reveal;
+    write_block(&chain_dir, 10, &bad10);
+    // Block 16: a wrong state root, properly signed, so only the root is wrong.
+    let mut bad16 = load_block(&chain_dir, 16);
+    bad16.message.state_root = ty::Root::from([0x5a; 32]);
+    resign(&mut bad16, &genesis);
+    write_block(&chain_dir, 16, &bad16);
+
+    let data = dir.path().join("data");
+    let out = import(&data, &chain_dir, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("block at slot 10")
+            && stderr.contains("invalid signature: block signature"),
+        "{}",
+        text(&out)
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(head_line(&out).0, 9, "every block before the first bad one");
+    db_verify_clean(&data);
+
+    // Block 10 repaired: 10 … 15 import, 16 is refused for its state root.
+    write_block(&chain_dir, 10, &good10);
+    let out = import(&data, &chain_dir, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("block at slot 16") && stderr.contains("state root"),
+        "{}",
+        text(&out)
+    );
+    assert!(stderr.contains("9 already imported"), "{}", text(&out));
+    assert_eq!(head_line(&out).0, 15);
+    db_verify_clean(&data);
+
+    // The same with per-block verification (the bad block found by its own check).
+    let per_block = dir.path().join("per-block");
+    let out = import(&per_block, &chain_dir, &["--per-block"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(head_line(&out).0, 15);
+
+    // A garbage file after the good blocks: refused by name, nothing lost.
+    let garbage_dir = dir.path().join("garbage");
+    std::fs::create_dir_all(garbage_dir.join("blocks")).unwrap();
+    std::fs::copy(
+        devnet::genesis_path(&chain_dir),
+        devnet::genesis_path(&garbage_dir),
+    )
+    .unwrap();
+    for slot in 1..=3 {
+        std::fs::copy(
+            devnet::block_path(&chain_dir, slot),
+            devnet::block_path(&garbage_dir, slot),
+        )
+        .unwrap();
+    }
+    std::fs::write(devnet::block_path(&garbage_dir, 4), [0xffu8; 100]).unwrap();
+    let gdata = dir.path().join("gdata");
+    let out = import(&gdata, &garbage_dir, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("4.ssz_snappy"), "{}", text(&out));
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(head_line(&out).0, 3);
+    db_verify_clean(&gdata);
+
+    // A new datadir without a genesis is refused with a clear message.
+    let empty = dir.path().join("empty-chain");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = import(&dir.path().join("nodata"), &empty, &[]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("needs a genesis"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn sigkill_ten_times_then_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain_dir = dir.path().join("chain");
+    // Long enough that ten short runs cannot finish it: each run is killed part-way.
+    let summary = generate(&chain_dir, 64, 320);
+    let data = dir.path().join("data");
+    let mut rng = rand::rng();
+    let mut killed_mid_run = 0;
+    for round in 0..10 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_quasar"))
+            .args([
+                "import",
+                "--datadir",
+                data.to_str().unwrap(),
+                "--quiet",
+                "--backend",
+                "cpu",
+                "--batch-size",
+                "1",
+                "--per-block",
+                chain_dir.to_str().unwrap(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn quasar import");
+        std::thread::sleep(Duration::from_millis(rng.random_range(30..250)));
+        if child.try_wait().unwrap().is_none() {
+            killed_mid_run += 1;
+        }
+        child.kill().ok(); // SIGKILL
+        let status = child.wait().unwrap();
+        eprintln!("round {round}: {status:?}");
+    }
+    assert!(
+        killed_mid_run >= 6,
+        "only {killed_mid_run} kills landed mid-import"
+    );
+    // What the kills left is consistent before the rerun, too, and part-way.
+    db_verify_clean(&data);
+    let info = quasar(&["db", "info", "--datadir", data.to_str().unwrap()]);
+    let info_text = String::from_utf8_lossy(&info.stdout).to_string();
+    let head_slot: u64 = info_text
+        .lines()
+        .find_map(|l| l.strip_prefix("head              slot "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("db info:\n{}", text(&info)));
+    assert!(
+        head_slot > 0 && head_slot < 320,
+        "the killed runs imported part of the chain: head slot {head_slot}"
+    );
+    let out = import(&data, &chain_dir, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let (slot, root, state_root) = head_line(&out);
+    assert_eq!(slot, 320);
+    assert_eq!(root, format!("0x{}", hex(&summary.head_root)));
+    assert_eq!(state_root, format!("0x{}", hex(&summary.state_root)));
+    db_verify_clean(&data);
+}
+
+#[test]
+fn small_memory_budget_evicts_and_serves_correct_states() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain_dir = dir.path().join("chain");
+    let summary = generate(&chain_dir, 64, 64);
+    let genesis = read(&devnet::genesis_path(&chain_dir));
+    let opts = ImportOptions {
+        batch_size: 8,
+        memory_budget: Some(96 * 1024),
+        memory_states: 4,
+        disk_states: 2,
+        verification: Verification::Batched,
+        ..ImportOptions::default()
+    };
+    let data = dir.path().join("data");
+    let mut chain = Chain::open(
+        &data,
+        Some(&genesis),
+        ChainConfig::minimal(),
+        opts,
+        Box::new(CpuAggregator),
+    )
+    .expect("open");
+    let (report, result) = chain.import_dir(&chain_dir, &mut |_| {});
+    result.expect("imports");
+    assert_eq!(report.imported, 64);
+    assert_eq!(chain.head().root, summary.head_root);
+    chain.wait_preloaded();
+    let metrics = chain.metrics().clone();
+    assert!(
+        metrics.evictions("checkpoint_states", "memory_budget") > 0,
+        "{}",
+        metrics.encode_text()
+    );
+    assert!(metrics
+        .encode_text()
+        .contains("quasar_cache_evictions_total"));
+
+    // Every epoch's checkpoint state, whatever tier it comes from, has the root of the
+    // block at the epoch's first slot.
+    let store = chain.store();
+    for epoch in 1..=7u64 {
+        let slot = epoch * 8;
+        let root = store.block_root_at_slot(slot).unwrap().expect("canonical");
+        let block =
+            ty::SignedBeaconBlock::ssz_decode(&store.get_block(&root).unwrap().unwrap()).unwrap();
+        let state = chain
+            .checkpoint_state(epoch, &root)
+            .expect("checkpoint state");
+        assert_eq!(state.slot, slot);
+        assert_eq!(
+            t::state_root_of(&state).unwrap(),
+            *block.message.state_root.as_bytes(),
+            "epoch {epoch}"
+        );
+    }
+    let stats = chain.checkpoint_cache().stats();
+    assert!(
+        stats.db_loads > 0 && stats.budget_evictions > 0,
+        "states rebuilt from the database, others evicted: {stats:?}"
+    );
+    // The state just loaded is the newest in memory: asked again, a memory hit.
+    let root = store.block_root_at_slot(56).unwrap().unwrap();
+    chain.checkpoint_state(7, &root).unwrap();
+    let hits = chain.checkpoint_cache().stats().memory_hits;
+    chain.checkpoint_state(7, &root).unwrap();
+    assert_eq!(chain.checkpoint_cache().stats().memory_hits, hits + 1);
+    // A skipped first slot: the state of (epoch 9, head) is the head advanced.
+    let head = chain.head();
+    let cp = chain
+        .checkpoint_state(9, &head.root)
+        .expect("advanced checkpoint");
+    assert_eq!(cp.slot, 72);
+    assert_eq!(cp.latest_block_header.slot, 64);
+}
