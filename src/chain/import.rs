@@ -115,6 +115,13 @@ struct AppliedRun {
     failed: Option<(usize, String)>,
 }
 
+/// A run applied but not yet verified: its signatures are checked while the next run is
+/// applied (see `Chain::import_pipelined`).
+struct Pending {
+    run: Vec<Decoded<SignedBeaconBlock>>,
+    applied: AppliedRun,
+}
+
 /// The chain as this node verified it: the store, fork choice, the head state, and the
 /// caches the pipeline works through.
 pub struct Chain {
@@ -562,6 +569,7 @@ impl Chain {
         });
         let mut result = Ok(());
         let mut done = 0u64;
+        let mut pending: Option<Pending> = None;
         while let Some(batch) = next_batch(&rx, self.opts.batch_size, self.opts.batch_timeout) {
             let mut blocks = Vec::with_capacity(batch.len());
             let mut decode_error = None;
@@ -575,7 +583,16 @@ impl Chain {
                 }
             }
             let n = blocks.len() as u64;
-            let outcome = self.import_batch(blocks, &mut report);
+            // A batch that closed short ran the queue dry: the importer has caught up.
+            let at_head = blocks.len() < self.opts.batch_size;
+            let mut outcome = self.import_pipelined(blocks, &mut report, &mut pending);
+            if outcome.is_ok() && (at_head || decode_error.is_some()) {
+                let mut stats = BatchStats::default();
+                outcome = self.flush(&mut pending, &mut stats);
+                report.add(&stats);
+                report.batches -= 1;
+            }
+            self.after_batch(at_head);
             done += n;
             progress(Progress {
                 done,
@@ -590,6 +607,12 @@ impl Chain {
                 result = Err(e);
                 break;
             }
+        }
+        if result.is_ok() {
+            let mut stats = BatchStats::default();
+            result = self.flush(&mut pending, &mut stats);
+            report.add(&stats);
+            report.batches -= 1;
         }
         drop(rx);
         let _ = reader.join();
@@ -608,14 +631,32 @@ impl Chain {
         (report, result)
     }
 
-    /// Import one batch of decoded blocks (see the module docs).
+    /// Import one batch of decoded blocks (see the module docs), without pipelining.
     pub fn import_batch(
         &mut self,
         blocks: Vec<Decoded<SignedBeaconBlock>>,
         report: &mut ImportReport,
     ) -> Result<(), ImportError> {
-        let _span = tracing::info_span!("batch", blocks = blocks.len()).entered();
-        let mut stats = BatchStats::default();
+        let mut pending = None;
+        let result = self
+            .import_pipelined(blocks, report, &mut pending)
+            .and_then(|()| {
+                let mut stats = BatchStats::default();
+                let r = self.flush(&mut pending, &mut stats);
+                report.add(&stats);
+                report.batches -= 1;
+                r
+            });
+        self.after_batch(true);
+        result
+    }
+
+    /// Blocks already imported are dropped (counted in `stats.skipped`).
+    fn fresh_blocks(
+        &self,
+        blocks: Vec<Decoded<SignedBeaconBlock>>,
+        stats: &mut BatchStats,
+    ) -> Result<Vec<Decoded<SignedBeaconBlock>>, ImportError> {
         let mut fresh = Vec::with_capacity(blocks.len());
         for d in blocks {
             if self.is_imported(&d.root, d.slot)? {
@@ -624,8 +665,125 @@ impl Chain {
                 fresh.push(d);
             }
         }
-        // Runs of blocks each building on the previous one.
-        let mut result = Ok(());
+        Ok(fresh)
+    }
+
+    /// One batch through the pipeline. In batched mode a batch that extends the chain's
+    /// tip (the head, or the run still pending verification) is applied while the pending
+    /// run's signatures are verified (`rayon::join`: the transition on one core, the
+    /// aggregation and the pairings on the others); the pending run is then committed (or
+    /// bisected and refused) and the new one becomes pending. Anything else (per-block
+    /// verification, forks, a batch of several runs) first settles the pending run, then
+    /// goes run by run.
+    fn import_pipelined(
+        &mut self,
+        blocks: Vec<Decoded<SignedBeaconBlock>>,
+        report: &mut ImportReport,
+        pending: &mut Option<Pending>,
+    ) -> Result<(), ImportError> {
+        let _span = tracing::info_span!("batch", blocks = blocks.len()).entered();
+        let mut stats = BatchStats::default();
+        let result = self.pipeline_step(blocks, pending, &mut stats);
+        report.add(&stats);
+        result
+    }
+
+    fn pipeline_step(
+        &mut self,
+        blocks: Vec<Decoded<SignedBeaconBlock>>,
+        pending: &mut Option<Pending>,
+        stats: &mut BatchStats,
+    ) -> Result<(), ImportError> {
+        let fresh = self.fresh_blocks(blocks, stats)?;
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let tip = pending
+            .as_ref()
+            .and_then(|p| p.applied.applied.last().map(|a| a.root))
+            .unwrap_or(self.head_root);
+        let parent = *fresh[0].block.message.parent_root.as_bytes();
+        let one_run = fresh
+            .windows(2)
+            .all(|w| w[1].block.message.parent_root.as_bytes() == &w[0].root);
+        if self.opts.verification != Verification::Batched || !one_run || parent != tip {
+            self.flush(pending, stats)?;
+            return self.import_runs(&fresh, stats);
+        }
+        let pre = match pending.as_ref() {
+            Some(p) => p.applied.state.clone(),
+            None => self.head_state.clone(),
+        };
+        let ctx = self.apply_ctx();
+        let mut roots = std::mem::take(&mut self.roots);
+        let applied = match pending.take() {
+            Some(mut p) => {
+                let sets = std::mem::take(&mut p.applied.sets);
+                stats.signature_sets += sets.len();
+                let this = &*self;
+                let ((verified, verify_time), (applied, apply_time)) = rayon::join(
+                    || {
+                        let t = Instant::now();
+                        let v = this.verify_sets(sets, &p.applied.owners, &p.applied.state);
+                        (v, t.elapsed())
+                    },
+                    || {
+                        let t = Instant::now();
+                        let a = apply_run_with(&ctx, &mut roots, pre, parent, &fresh);
+                        (a, t.elapsed())
+                    },
+                );
+                self.roots = roots;
+                stats.signatures += verify_time;
+                stats.transition += apply_time;
+                self.settle(&p.run, p.applied, verified, stats)?;
+                applied?
+            }
+            None => {
+                let t = Instant::now();
+                let a = apply_run_with(&ctx, &mut roots, pre, parent, &fresh);
+                self.roots = roots;
+                stats.transition += t.elapsed();
+                a?
+            }
+        };
+        self.grow_table_from(&applied.state)?;
+        let failed = applied.failed.is_some();
+        *pending = Some(Pending {
+            run: fresh,
+            applied,
+        });
+        if failed {
+            // A block failed its transition: nothing can build on this run.
+            self.flush(pending, stats)?;
+        }
+        Ok(())
+    }
+
+    /// Verify and settle the pending run, if any.
+    fn flush(
+        &mut self,
+        pending: &mut Option<Pending>,
+        stats: &mut BatchStats,
+    ) -> Result<(), ImportError> {
+        let Some(mut p) = pending.take() else {
+            return Ok(());
+        };
+        let t = Instant::now();
+        let sets = std::mem::take(&mut p.applied.sets);
+        stats.signature_sets += sets.len();
+        let verified = self.verify_sets(sets, &p.applied.owners, &p.applied.state);
+        stats.signatures += t.elapsed();
+        self.settle(&p.run, p.applied, verified, stats)
+    }
+
+    /// Runs of blocks each building on the previous one, imported one after the other
+    /// (per block in per-block mode).
+    fn import_runs(
+        &mut self,
+        fresh: &[Decoded<SignedBeaconBlock>],
+        stats: &mut BatchStats,
+    ) -> Result<(), ImportError> {
         let mut start = 0;
         while start < fresh.len() {
             let mut end = start + 1;
@@ -635,26 +793,33 @@ impl Chain {
                 end += 1;
             }
             let run = &fresh[start..end];
-            let outcome = match self.opts.verification {
-                Verification::Batched => self.import_run(run, &mut stats),
-                Verification::PerBlock => run
-                    .iter()
-                    .try_for_each(|d| self.import_run(std::slice::from_ref(d), &mut stats)),
-            };
-            if let Err(e) = outcome {
-                result = Err(e);
-                break;
+            match self.opts.verification {
+                Verification::Batched => self.import_run(run, stats)?,
+                Verification::PerBlock => {
+                    for d in run {
+                        self.import_run(std::slice::from_ref(d), stats)?;
+                    }
+                }
             }
             start = end;
         }
-        report.add(&stats);
-        if let Some(p) = &self.preloader {
-            let epoch = t::get_current_epoch(&self.head_state);
-            p.request(PreloadRequest {
-                root: self.head_root,
-                state: Arc::new(self.head_state.clone()),
-                epochs: vec![epoch + 1, epoch + 2],
-            });
+        Ok(())
+    }
+
+    /// After a batch: warm the next epochs' checkpoint states when the importer has caught
+    /// up (`at_head`: the batch closed on its timeout, so the queue ran dry — during a
+    /// bulk import the preloader would only compete for the cores), and evict under the
+    /// memory budget.
+    fn after_batch(&mut self, at_head: bool) {
+        if at_head {
+            if let Some(p) = &self.preloader {
+                let epoch = t::get_current_epoch(&self.head_state);
+                p.request(PreloadRequest {
+                    root: self.head_root,
+                    state: Arc::new(self.head_state.clone()),
+                    epochs: vec![epoch + 1, epoch + 2],
+                });
+            }
         }
         let evicted = self.checkpoints.evict_to_budget() + self.blocks.evict_to_budget();
         if evicted > 0 {
@@ -665,7 +830,27 @@ impl Chain {
                 "memory budget: evicted the coldest cache entries"
             );
         }
-        result
+    }
+
+    /// The state a run starts from: the head's, or (a fork) its parent's, rebuilt.
+    fn pre_state(
+        &mut self,
+        run: &[Decoded<SignedBeaconBlock>],
+    ) -> Result<(Root, BeaconState), ImportError> {
+        let first = &run[0];
+        let parent = *first.block.message.parent_root.as_bytes();
+        if parent == self.head_root {
+            Ok((parent, self.head_state.clone()))
+        } else if self.fork_choice.contains(&parent) {
+            self.forked = true;
+            Ok((parent, self.state_of_block(&parent)?))
+        } else {
+            Err(ImportError::UnknownParent {
+                slot: first.slot,
+                root: first.root,
+                parent,
+            })
+        }
     }
 
     /// Apply `run` to its parent's state, verify its signatures (one batch, or each set
@@ -675,64 +860,74 @@ impl Chain {
         run: &[Decoded<SignedBeaconBlock>],
         stats: &mut BatchStats,
     ) -> Result<(), ImportError> {
-        let first = &run[0];
-        let parent = *first.block.message.parent_root.as_bytes();
-        let pre = if parent == self.head_root {
-            self.head_state.clone()
-        } else if self.fork_choice.contains(&parent) {
-            self.forked = true;
-            self.state_of_block(&parent)?
-        } else {
-            return Err(ImportError::UnknownParent {
-                slot: first.slot,
-                root: first.root,
-                parent,
-            });
-        };
+        let (parent, pre) = self.pre_state(run)?;
         let t0 = Instant::now();
-        let applied = self.apply_run(pre, parent, run)?;
+        let mut applied = self.apply_run(pre, parent, run)?;
         stats.transition += t0.elapsed();
+        self.grow_table_from(&applied.state)?;
         let t1 = Instant::now();
+        let sets = std::mem::take(&mut applied.sets);
+        stats.signature_sets += sets.len();
+        let verified = self.verify_sets(sets, &applied.owners, &applied.state);
+        stats.signatures += t1.elapsed();
+        self.settle(run, applied, verified, stats)
+    }
+
+    /// Append validators the run added (on the head's chain) to the pubkey table.
+    fn grow_table_from(&mut self, state: &BeaconState) -> Result<(), ImportError> {
+        if state.validators.len() > self.table.len() && self.table_matches(state) {
+            let head = std::mem::replace(&mut self.head_state, state.clone());
+            let grown = self.grow_table();
+            self.head_state = head;
+            grown?;
+        }
+        Ok(())
+    }
+
+    /// Resolve and verify a run's sets: against the resident table when the run's
+    /// registry agrees with it, else through a table of just the keys the sets name.
+    fn verify_sets(
+        &self,
+        sets: Vec<crate::bls::SignatureSet>,
+        owners: &[SetOwner],
+        state: &BeaconState,
+    ) -> Result<(), crate::chain::SegmentError> {
         let check = match self.opts.verification {
             Verification::Batched => SetCheck::Batch,
             Verification::PerBlock => SetCheck::EachAlone,
         };
-        stats.signature_sets += applied.sets.len();
-        let verified = if applied.sets.is_empty() {
+        if sets.is_empty() {
             Ok(())
-        } else if self.table_matches(&applied.state) {
-            if applied.state.validators.len() > self.table.len() {
-                // New validators on this run: grow the table from the run's state.
-                let head = std::mem::replace(&mut self.head_state, applied.state.clone());
-                let grown = self.grow_table();
-                self.head_state = head;
-                grown?;
-            }
+        } else if state.validators.len() <= self.table.len() && self.table_matches(state) {
             let unusable = &self.unusable;
             verify_sets_in_table(
-                applied.sets,
-                &applied.owners,
+                sets,
+                owners,
                 &self.table,
                 |i| !unusable.contains(&i),
                 self.aggregator.as_ref(),
                 check,
             )
         } else {
-            let state = &applied.state;
             let pubkey_of = |i: u32| {
                 state
                     .validators
                     .get(i as usize)
                     .map(|v| *v.pubkey.as_bytes())
             };
-            crate::chain::resolve::resolve_sets(
-                applied.sets,
-                &applied.owners,
-                pubkey_of,
-                self.aggregator.as_ref(),
-            )
-        };
-        stats.signatures += t1.elapsed();
+            crate::chain::resolve::resolve_sets(sets, owners, pubkey_of, self.aggregator.as_ref())
+        }
+    }
+
+    /// Commit a verified run, or — on its first bad block — import the blocks before it
+    /// and report that block.
+    fn settle(
+        &mut self,
+        run: &[Decoded<SignedBeaconBlock>],
+        applied: AppliedRun,
+        verified: Result<(), crate::chain::SegmentError>,
+        stats: &mut BatchStats,
+    ) -> Result<(), ImportError> {
         let bad = match (&applied.failed, verified) {
             (None, Ok(())) => None,
             (Some((i, reason)), Ok(())) => Some((*i, reason.clone())),
@@ -772,95 +967,19 @@ impl Chain {
         parent: Root,
         run: &[Decoded<SignedBeaconBlock>],
     ) -> Result<AppliedRun, ImportError> {
-        let mut out = AppliedRun {
-            state: pre,
-            applied: Vec::with_capacity(run.len()),
-            sets: Vec::new(),
-            owners: Vec::new(),
-            failed: None,
-        };
-        let cfg = self.cfg.clone();
-        let checkpoints = self.checkpoints.clone();
-        let every = self.opts.snapshot_every_epochs.max(1);
+        let ctx = self.apply_ctx();
         let mut roots = std::mem::take(&mut self.roots);
-        let result = with_carried_root(&mut roots, || -> Result<(), ImportError> {
-            let mut parent = parent;
-            for (index, d) in run.iter().enumerate() {
-                let state = &mut out.state;
-                let block = &d.block;
-                let slot = block.message.slot;
-                let parent_slot = state.latest_block_header.slot;
-                let mut sigs = SignatureChecker::collect();
-                let step = (|| -> Result<Option<Vec<Vote>>, TransitionError> {
-                    enter_epoch(state, slot, parent, &checkpoints, &cfg)?;
-                    if state.slot < slot {
-                        t::process_slots(state, slot, &cfg)?;
-                    }
-                    t::verify_block_signature(state, block, &mut sigs)?;
-                    t::process_block(state, &block.message, &cfg, &mut sigs)?;
-                    let root = t::state_root_of(state)?;
-                    if block.message.state_root.as_bytes() != &root {
-                        return Ok(None);
-                    }
-                    votes_of(state, block).map(Some)
-                })();
-                let votes = match step {
-                    Ok(Some(votes)) => votes,
-                    Ok(None) => {
-                        out.failed = Some((
-                            index,
-                            "state root: the block's state root does not match the post state"
-                                .into(),
-                        ));
-                        return Ok(());
-                    }
-                    Err(e) if e.is_input_fault() => {
-                        out.failed = Some((index, e.to_string()));
-                        return Ok(());
-                    }
-                    Err(e) => return Err(internal(e)),
-                };
-                let (sets, labels) = sigs.take_sets();
-                out.owners.extend(labels.into_iter().map(|what| SetOwner {
-                    block: index,
-                    slot,
-                    what,
-                }));
-                out.sets.extend(sets);
-                let epoch = t::compute_epoch_at_slot(slot);
-                let snapshot = if epoch / every > t::compute_epoch_at_slot(parent_slot) / every {
-                    Some(ssz_encode(&*state).map_err(internal)?)
-                } else {
-                    None
-                };
-                if slot == t::compute_start_slot_at_epoch(epoch).map_err(internal)? {
-                    // The post state of a block at an epoch's first slot is the state of
-                    // the checkpoint (epoch, block).
-                    checkpoints.insert_background(
-                        CheckpointKey {
-                            epoch,
-                            root: d.root,
-                        },
-                        Arc::new(state.clone()),
-                    );
-                }
-                out.applied.push(Applied {
-                    root: d.root,
-                    parent,
-                    slot,
-                    state_root: *block.message.state_root.as_bytes(),
-                    justified: cp(&state.current_justified_checkpoint),
-                    finalized: cp(&state.finalized_checkpoint),
-                    votes,
-                    snapshot,
-                });
-                parent = d.root;
-            }
-            Ok(())
-        });
+        let out = apply_run_with(&ctx, &mut roots, pre, parent, run);
         self.roots = roots;
-        result?;
-        Ok(out)
+        out
+    }
+
+    fn apply_ctx(&self) -> ApplyCtx {
+        ApplyCtx {
+            cfg: self.cfg.clone(),
+            checkpoints: self.checkpoints.clone(),
+            every: self.opts.snapshot_every_epochs.max(1),
+        }
     }
 
     /// Fork choice, the atomic write, and the new head.
@@ -982,6 +1101,12 @@ impl Chain {
     fn on_finalized(&mut self) -> Result<(), ImportError> {
         let pruned = self.fork_choice.prune()?;
         let finalized_slot = self.finalized_slot()?;
+        // Checkpoint states below finalization are not needed any more (the database can
+        // still rebuild one): dropping them keeps the memory tier from demoting to disk.
+        let dropped = self
+            .checkpoints
+            .prune(self.fork_choice.finalized_checkpoint().epoch);
+        tracing::debug!(dropped, "checkpoint states below finalization dropped");
         self.parents.retain(|_, (_, slot)| *slot >= finalized_slot);
         if self.forked && pruned > 0 {
             let mut canonical = HashSet::new();
@@ -1022,6 +1147,113 @@ impl Chain {
         self.balances = Some((justified, balances.clone()));
         Ok(balances)
     }
+}
+
+/// What applying a run needs from the chain (cloned, so a run can be applied on another
+/// thread while the chain verifies the previous one).
+struct ApplyCtx {
+    cfg: ChainConfig,
+    checkpoints: Arc<CheckpointStateCache<BeaconState>>,
+    every: u64,
+}
+
+/// Apply the run's transitions with every signature set collected, the state roots
+/// through `roots` (carried from block to block). A transition failure stops the run there
+/// (recorded in `failed`); the node's own faults are errors.
+fn apply_run_with(
+    ctx: &ApplyCtx,
+    roots: &mut CachedStateRoot,
+    pre: BeaconState,
+    parent: Root,
+    run: &[Decoded<SignedBeaconBlock>],
+) -> Result<AppliedRun, ImportError> {
+    let mut out = AppliedRun {
+        state: pre,
+        applied: Vec::with_capacity(run.len()),
+        sets: Vec::new(),
+        owners: Vec::new(),
+        failed: None,
+    };
+    let (cfg, checkpoints, every) = (&ctx.cfg, &ctx.checkpoints, ctx.every);
+    let result = with_carried_root(roots, || -> Result<(), ImportError> {
+        let mut parent = parent;
+        for (index, d) in run.iter().enumerate() {
+            let state = &mut out.state;
+            let block = &d.block;
+            let slot = block.message.slot;
+            let parent_slot = state.latest_block_header.slot;
+            let mut sigs = SignatureChecker::collect();
+            let step = (|| -> Result<bool, TransitionError> {
+                enter_epoch(state, slot, parent, checkpoints, cfg)?;
+                if state.slot < slot {
+                    t::process_slots(state, slot, cfg)?;
+                }
+                t::verify_block_signature(state, block, &mut sigs)?;
+                t::process_block(state, &block.message, cfg, &mut sigs)?;
+                let root = t::state_root_of(state)?;
+                Ok(block.message.state_root.as_bytes() == &root)
+            })();
+            match step {
+                Ok(true) => {}
+                Ok(false) => {
+                    out.failed = Some((
+                        index,
+                        "state root: the block's state root does not match the post state".into(),
+                    ));
+                    return Ok(());
+                }
+                Err(e) if e.is_input_fault() => {
+                    out.failed = Some((index, e.to_string()));
+                    return Ok(());
+                }
+                Err(e) => return Err(internal(e)),
+            }
+            let (sets, labels) = sigs.take_sets();
+            // The latest messages: the attestation sets' signers are the attesters, in
+            // the order of the block's attestations.
+            let votes = match votes_from_sets(block, &sets, &labels) {
+                Some(votes) => votes,
+                None => votes_of(state, block).map_err(internal)?,
+            };
+            out.owners.extend(labels.into_iter().map(|what| SetOwner {
+                block: index,
+                slot,
+                what,
+            }));
+            out.sets.extend(sets);
+            let epoch = t::compute_epoch_at_slot(slot);
+            let snapshot = if epoch / every > t::compute_epoch_at_slot(parent_slot) / every {
+                Some(ssz_encode(&*state).map_err(internal)?)
+            } else {
+                None
+            };
+            if slot == t::compute_start_slot_at_epoch(epoch).map_err(internal)? {
+                // The post state of a block at an epoch's first slot is the state of
+                // the checkpoint (epoch, block).
+                checkpoints.insert_background(
+                    CheckpointKey {
+                        epoch,
+                        root: d.root,
+                    },
+                    Arc::new(state.clone()),
+                );
+            }
+            out.applied.push(Applied {
+                root: d.root,
+                parent,
+                slot,
+                state_root: *block.message.state_root.as_bytes(),
+                justified: cp(&state.current_justified_checkpoint),
+                finalized: cp(&state.finalized_checkpoint),
+                votes,
+                snapshot,
+            });
+            parent = d.root;
+        }
+        Ok(())
+    });
+    result?;
+    Ok(out)
 }
 
 /// Cross into the block's epoch through the checkpoint cache: the state of `parent`
@@ -1075,6 +1307,34 @@ fn advance_to_epoch(
             .map_err(|e| e.to_string())?;
     }
     Ok(s)
+}
+
+/// The votes of a block's attestations read off its collected signature sets (each
+/// attestation's set names exactly its attesters); `None` when they do not line up.
+fn votes_from_sets(
+    block: &SignedBeaconBlock,
+    sets: &[crate::bls::SignatureSet],
+    labels: &[&'static str],
+) -> Option<Vec<Vote>> {
+    let attestation_sets: Vec<&crate::bls::SignatureSet> = sets
+        .iter()
+        .zip(labels)
+        .filter(|(_, l)| **l == "attestation")
+        .map(|(s, _)| s)
+        .collect();
+    let attestations = &block.message.body.attestations;
+    if attestation_sets.len() != attestations.len() {
+        return None;
+    }
+    let mut votes = Vec::new();
+    for (att, set) in attestations.iter().zip(attestation_sets) {
+        let crate::bls::Signers::Indices(ids) = &set.signers else {
+            return None;
+        };
+        let root = *att.data.beacon_block_root.as_bytes();
+        votes.extend(ids.iter().map(|&v| (v as u64, root, att.data.target.epoch)));
+    }
+    Some(votes)
 }
 
 /// The latest messages a block carries: each attester's vote (block root, target epoch),

@@ -559,22 +559,30 @@ pub fn get_domain(state: &BeaconState, domain_type: [u8; 4], epoch: Option<u64>)
 
 /// `get_attesting_indices` (Electra: over the committees `committee_bits` selects), sorted.
 pub fn get_attesting_indices(state: &BeaconState, attestation: &Attestation) -> Result<Vec<u64>> {
-    let mut output = std::collections::BTreeSet::new();
+    let shuffling = get_shuffling(state, compute_epoch_at_slot(attestation.data.slot))?;
+    get_attesting_indices_in(&shuffling, attestation)
+}
+
+/// [`get_attesting_indices`] over the epoch's shuffling already at hand.
+pub fn get_attesting_indices_in(shuffling: &[u64], attestation: &Attestation) -> Result<Vec<u64>> {
+    let mut output = Vec::new();
     let mut committee_offset: usize = 0;
     let bits = &attestation.aggregation_bits;
-    let shuffling = get_shuffling(state, compute_epoch_at_slot(attestation.data.slot))?;
     for committee_index in get_committee_indices(&attestation.committee_bits) {
-        let committee = committee_in(&shuffling, attestation.data.slot, committee_index)?;
+        let committee = committee_in(shuffling, attestation.data.slot, committee_index)?;
         for (i, attester_index) in committee.iter().enumerate() {
             let pos = committee_offset + i;
             ensure!(pos < bits.len(), "aggregation bit {pos} out of range");
             if bits[pos] {
-                output.insert(*attester_index);
+                output.push(*attester_index);
             }
         }
         committee_offset += committee.len();
     }
-    Ok(output.into_iter().collect())
+    // The spec's set, sorted.
+    output.sort_unstable();
+    output.dedup();
+    Ok(output)
 }
 
 pub fn get_indexed_attestation(

@@ -505,9 +505,13 @@ pub fn process_attestation(
     ensure!(data.index == 0, "attestation data index must be 0");
     let bits = &attestation.aggregation_bits;
     let mut committee_offset: usize = 0;
-    let committee_count = get_committee_count_per_slot(state, data.target.epoch);
-    // The slot's committees are slices of the epoch's cached shuffling.
+    // The slot's committees are slices of the epoch's cached shuffling (whose length is
+    // the active count `get_committee_count_per_slot` reads).
     let shuffling = get_shuffling(state, compute_epoch_at_slot(data.slot))?;
+    let committee_count =
+        (shuffling.len() as u64 / SLOTS_PER_EPOCH_U64 / TARGET_COMMITTEE_SIZE as u64)
+            .min(MAX_COMMITTEES_PER_SLOT as u64)
+            .max(1);
     for committee_index in get_committee_indices(&attestation.committee_bits) {
         ensure!(
             committee_index < committee_count,
@@ -531,7 +535,14 @@ pub fn process_attestation(
     let inclusion_delay = state.slot - data.slot;
     let participation_flag_indices =
         get_attestation_participation_flag_indices(state, data, inclusion_delay)?;
-    let indexed = get_indexed_attestation(state, attestation)?;
+    let indexed = IndexedAttestation {
+        attesting_indices: to_list(
+            get_attesting_indices_in(&shuffling, attestation)?,
+            "attesting_indices",
+        )?,
+        data: attestation.data.clone(),
+        signature: attestation.signature,
+    };
     is_valid_indexed_attestation(state, &indexed, sigs)?;
 
     let is_current = data.target.epoch == current_epoch;
@@ -886,9 +897,14 @@ pub fn process_sync_aggregate(
         )?;
     }
 
-    let total_active_increments = get_total_active_balance(state)? / EFFECTIVE_BALANCE_INCREMENT;
-    let total_base_rewards =
-        get_base_reward_per_increment(state)?.safe_mul(total_active_increments)?;
+    // `get_total_active_balance` once (it is O(validators)); the per-increment reward is
+    // `get_base_reward_per_increment` over the same total.
+    let total_active_balance = get_total_active_balance(state)?;
+    let total_active_increments = total_active_balance / EFFECTIVE_BALANCE_INCREMENT;
+    let base_reward_per_increment = EFFECTIVE_BALANCE_INCREMENT
+        .safe_mul(BASE_REWARD_FACTOR)?
+        .safe_div(integer_squareroot(total_active_balance))?;
+    let total_base_rewards = base_reward_per_increment.safe_mul(total_active_increments)?;
     let max_participant_rewards =
         total_base_rewards.safe_mul(SYNC_REWARD_WEIGHT)? / WEIGHT_DENOMINATOR / SLOTS_PER_EPOCH_U64;
     let participant_reward = max_participant_rewards / SYNC_COMMITTEE_SIZE as u64;
