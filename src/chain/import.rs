@@ -34,7 +34,7 @@ use crate::chain::pipeline::{
 };
 use crate::chain::resolve::{verify_sets_in_table, SetCheck, SetOwner};
 use crate::chain::{Anchor, META_ANCHOR, META_PRESET};
-use crate::merkle::state_root::with_carried_root;
+use crate::merkle::state_root::{with_carried_root, with_known_root};
 use crate::merkle::CachedStateRoot;
 use crate::store::{Checkpoint, Head, StateSummary, Store};
 use crate::transition::{ChainConfig, SignatureChecker, TransitionError};
@@ -1176,6 +1176,7 @@ fn apply_run_with(
     };
     let (cfg, checkpoints, every) = (&ctx.cfg, &ctx.checkpoints, ctx.every);
     let result = with_carried_root(roots, || -> Result<(), ImportError> {
+        let mut known_root: Option<[u8; 32]> = None;
         let mut parent = parent;
         for (index, d) in run.iter().enumerate() {
             let state = &mut out.state;
@@ -1183,15 +1184,25 @@ fn apply_run_with(
             let slot = block.message.slot;
             let parent_slot = state.latest_block_header.slot;
             let mut sigs = SignatureChecker::collect();
+            let known_root = &mut known_root;
             let step = (|| -> Result<bool, TransitionError> {
-                enter_epoch(state, slot, parent, checkpoints, cfg)?;
+                // The state's root is known while it is the previous block's post state
+                // (checked against that block): process_slot need not hash it again.
+                if enter_epoch(state, slot, parent, checkpoints, cfg, known_root.take())? {
+                    *known_root = None;
+                }
                 if state.slot < slot {
-                    t::process_slots(state, slot, cfg)?;
+                    with_known_root(known_root.take(), || t::process_slots(state, slot, cfg))?;
                 }
                 t::verify_block_signature(state, block, &mut sigs)?;
                 t::process_block(state, &block.message, cfg, &mut sigs)?;
                 let root = t::state_root_of(state)?;
-                Ok(block.message.state_root.as_bytes() == &root)
+                if block.message.state_root.as_bytes() == &root {
+                    *known_root = Some(root);
+                    Ok(true)
+                } else {
+                    Ok(false)
+                }
             })();
             match step {
                 Ok(true) => {}
@@ -1265,10 +1276,11 @@ fn enter_epoch(
     parent: Root,
     cache: &Arc<CheckpointStateCache<BeaconState>>,
     cfg: &ChainConfig,
-) -> Result<(), TransitionError> {
+    known_root: Option<[u8; 32]>,
+) -> Result<bool, TransitionError> {
     let epoch = t::compute_epoch_at_slot(slot);
     if t::compute_epoch_at_slot(state.slot) >= epoch {
-        return Ok(());
+        return Ok(false);
     }
     let key = CheckpointKey {
         epoch,
@@ -1277,18 +1289,18 @@ fn enter_epoch(
     if let Ok(Some((cached, _))) = cache.get(&key) {
         if cached.latest_block_header.slot == state.latest_block_header.slot {
             *state = (*cached).clone();
-            return Ok(());
+            return Ok(true);
         }
     }
     let start = t::compute_start_slot_at_epoch(epoch)?;
-    t::process_slots(state, start, cfg)?;
+    with_known_root(known_root, || t::process_slots(state, start, cfg))?;
     if slot > start {
         // The epoch's first slot is empty: this is the state of checkpoint
         // (epoch, parent). (With a block at the first slot, that block's post state is the
         // checkpoint's, cached after the block.)
         cache.insert_background(key, Arc::new(state.clone()));
     }
-    Ok(())
+    Ok(true)
 }
 
 /// `state` advanced to the first slot of `epoch` (the preloader's and the database

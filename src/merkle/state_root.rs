@@ -523,6 +523,9 @@ pub fn carried_or_cold_root<S: StateRootFields + ?Sized>(
     hasher: &dyn BatchHasher,
     state: &S,
 ) -> Result<Chunk, StateRootError> {
+    if let Some(root) = KNOWN.with(|k| k.take()) {
+        return Ok(root);
+    }
     let taken = CARRIED.with(|c| c.borrow_mut().take());
     match taken {
         Some(mut cache) => {
@@ -537,4 +540,25 @@ pub fn carried_or_cold_root<S: StateRootFields + ?Sized>(
         }
         None => state_root(hasher, state),
     }
+}
+
+std::thread_local! {
+    static KNOWN: std::cell::Cell<Option<Chunk>> = const { std::cell::Cell::new(None) };
+}
+
+/// Run `f` with the root of the state as it stands now declared: the first
+/// [`carried_or_cold_root`] on this thread inside `f` returns `root` without hashing (the
+/// spec's `process_slot` re-hashes the state a block just left, whose root the importer
+/// has just checked against the block). The caller vouches that the state `f` roots first
+/// is that state; the declaration is dropped when `f` returns.
+pub fn with_known_root<R>(root: Option<Chunk>, f: impl FnOnce() -> R) -> R {
+    struct Clear;
+    impl Drop for Clear {
+        fn drop(&mut self) {
+            KNOWN.with(|k| k.set(None));
+        }
+    }
+    KNOWN.with(|k| k.set(root));
+    let _clear = Clear;
+    f()
 }
