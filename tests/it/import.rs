@@ -437,3 +437,105 @@ fn small_memory_budget_evicts_and_serves_correct_states() {
     assert_eq!(cp.slot, 72);
     assert_eq!(cp.latest_block_header.slot, 64);
 }
+
+/// The post state of the chain's first `n` blocks (skipping signatures, as replay does).
+fn state_after(chain_dir: &Path, n: u64) -> ty::BeaconState {
+    let cfg = ChainConfig::minimal();
+    let mut state = ty::BeaconState::ssz_decode(&read(&devnet::genesis_path(chain_dir))).unwrap();
+    for slot in 1..=n {
+        let block = load_block(chain_dir, slot);
+        t::state_transition(
+            &mut state,
+            &block,
+            false,
+            &cfg,
+            &mut quasar::transition::SignatureChecker::skip(),
+        )
+        .unwrap();
+    }
+    state
+}
+
+#[test]
+fn a_fork_block_is_kept_off_the_head_and_pruned_at_finalization() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain_dir = dir.path().join("chain");
+    let summary = generate(&chain_dir, 64, 40);
+    let genesis_bytes = read(&devnet::genesis_path(&chain_dir));
+    let genesis = ty::BeaconState::ssz_decode(&genesis_bytes).unwrap();
+
+    // A competing block at slot 9 on block 8: other graffiti, its own state root, signed.
+    let mut fork = load_block(&chain_dir, 9);
+    fork.message.body.graffiti = ty::Bytes32::from([0xf0; 32]);
+    let mut state = state_after(&chain_dir, 8);
+    t::process_slots(&mut state, 9, &ChainConfig::minimal()).unwrap();
+    t::process_block(
+        &mut state,
+        &fork.message,
+        &ChainConfig::minimal(),
+        &mut quasar::transition::SignatureChecker::skip(),
+    )
+    .unwrap();
+    fork.message.state_root = ty::Root::from(t::state_root_of(&state).unwrap());
+    resign(&mut fork, &genesis);
+    let fork_root = t::hash_tree_root(&fork.message).unwrap();
+    let fork_dir = dir.path().join("fork");
+    std::fs::create_dir_all(fork_dir.join("blocks")).unwrap();
+    write_block(&fork_dir, 9, &fork);
+
+    // The canonical blocks 1 … 16 in their own folder, then the fork, then the rest.
+    let first = dir.path().join("first");
+    let rest = dir.path().join("rest");
+    for (d, range) in [(&first, 1..=16u64), (&rest, 17..=40)] {
+        std::fs::create_dir_all(d.join("blocks")).unwrap();
+        for slot in range {
+            std::fs::copy(
+                devnet::block_path(&chain_dir, slot),
+                devnet::block_path(d, slot),
+            )
+            .unwrap();
+        }
+    }
+    let opts = ImportOptions {
+        verification: Verification::Batched,
+        ..ImportOptions::default()
+    };
+    let data = dir.path().join("data");
+    let mut chain = Chain::open(
+        &data,
+        Some(&genesis_bytes),
+        ChainConfig::minimal(),
+        opts,
+        Box::new(CpuAggregator),
+    )
+    .unwrap();
+    let (_, r) = chain.import_dir(&first, &mut |_| {});
+    r.expect("first part");
+    let tip16 = chain.head();
+    assert_eq!(tip16.slot, 16);
+
+    // The fork block verifies (its parent's state is rebuilt from the store) and is
+    // stored, but the canonical chain carries the votes: the head stays.
+    let (report, r) = chain.import_dir(&fork_dir, &mut |_| {});
+    r.expect("the fork block is valid");
+    assert_eq!(report.imported, 1);
+    assert_eq!(chain.head(), tip16);
+    assert!(chain.store().has_block(&fork_root).unwrap());
+    assert_ne!(
+        chain.store().block_root_at_slot(9).unwrap(),
+        Some(fork_root),
+        "the canonical index keeps the head chain's block"
+    );
+
+    // The rest of the chain finalizes past slot 9: the fork block is pruned.
+    let (_, r) = chain.import_dir(&rest, &mut |_| {});
+    r.expect("rest");
+    assert_eq!(chain.head().root, summary.head_root);
+    assert!(chain.finalized_checkpoint().epoch >= 2);
+    assert!(
+        !chain.store().has_block(&fork_root).unwrap(),
+        "non-canonical block below finalization pruned"
+    );
+    drop(chain);
+    db_verify_clean(&data);
+}
