@@ -720,12 +720,16 @@ impl Chain {
             Some(mut p) => {
                 let sets = std::mem::take(&mut p.applied.sets);
                 stats.signature_sets += sets.len();
-                let this = &*self;
-                let ((verified, verify_time), (applied, apply_time)) = rayon::join(
+                // Verify and commit the pending run while the new one is applied: the
+                // applying side owns everything it touches (the state, the root cache, a
+                // handle on the checkpoint cache), the other side has the chain.
+                let this = &mut *self;
+                let (settled, (applied, apply_time)) = rayon::join(
                     || {
                         let t = Instant::now();
                         let v = this.verify_sets(sets, &p.applied.owners, &p.applied.state);
-                        (v, t.elapsed())
+                        stats.signatures += t.elapsed();
+                        this.settle(&p.run, p.applied, v, stats)
                     },
                     || {
                         let t = Instant::now();
@@ -734,9 +738,8 @@ impl Chain {
                     },
                 );
                 self.roots = roots;
-                stats.signatures += verify_time;
                 stats.transition += apply_time;
-                self.settle(&p.run, p.applied, verified, stats)?;
+                settled?;
                 applied?
             }
             None => {

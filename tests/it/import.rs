@@ -243,6 +243,21 @@ fn bad_signature_and_bad_state_root_mid_chain() {
     assert_eq!(head_line(&out).0, 9, "every block before the first bad one");
     db_verify_clean(&data);
 
+    // Small batches: the bad block's batch is verified while the next one is applied (the
+    // pipeline); the same blocks import and the same block is named.
+    let small = dir.path().join("small-batches");
+    let out = import(&small, &chain_dir, &["--batch-size", "4"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("block at slot 10")
+            && stderr.contains("invalid signature: block signature"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(head_line(&out).0, 9);
+    db_verify_clean(&small);
+
     // Block 10 repaired: 10 … 15 import, 16 is refused for its state root.
     write_block(&chain_dir, 10, &good10);
     let out = import(&data, &chain_dir, &[]);
@@ -256,6 +271,15 @@ fn bad_signature_and_bad_state_root_mid_chain() {
     assert!(stderr.contains("9 already imported"), "{}", text(&out));
     assert_eq!(head_line(&out).0, 15);
     db_verify_clean(&data);
+    let out = import(&small, &chain_dir, &["--batch-size", "4"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("block at slot 16"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(head_line(&out).0, 15);
+    db_verify_clean(&small);
 
     // The same with per-block verification (the bad block found by its own check).
     let per_block = dir.path().join("per-block");
