@@ -134,9 +134,21 @@ fn aggregate_and_verify(
     check: SetCheck,
 ) -> Result<(), SegmentError> {
     let refs: Vec<&[u32]> = index_sets.iter().map(|v| v.as_slice()).collect();
+    // Signatures collected compressed are decompressed and subgroup-checked here, in
+    // parallel; a set whose signature does not parse is invalid like one that does not
+    // verify (the first bad set, by position, is the one reported).
+    let signatures: Vec<Result<blst::min_pk::Signature, String>> = sets
+        .par_iter()
+        .map(|s| s.signature.parse().map_err(|e| e.to_string()))
+        .collect();
+    let first_unparsed = signatures.iter().position(|s| s.is_err());
     let mut sums = aggregator.aggregate(table, &refs)?.into_iter();
     let mut resolved = Vec::with_capacity(sets.len());
-    for (set, owner) in sets.into_iter().zip(owners) {
+    for ((set, owner), signature) in sets.into_iter().zip(owners).zip(signatures) {
+        if first_unparsed.is_some_and(|u| resolved.len() >= u) {
+            break;
+        }
+        let signature = signature.map_err(|e| bad(owner, e))?;
         let pubkey = match set.signers {
             Signers::Indices(_) => {
                 let p = sums.next().expect("one sum per index set");
@@ -158,9 +170,11 @@ fn aggregate_and_verify(
         resolved.push(ResolvedSet {
             pubkey,
             signing_root: set.signing_root,
-            signature: set.signature,
+            signature,
         });
     }
+    // With an unparsable signature at `u`, only the sets before it were resolved: the
+    // first bad one is among them, or `u`.
     let first_bad = match check {
         SetCheck::Batch => verify_each(&resolved).valid.iter().position(|ok| !ok),
         SetCheck::EachAlone => resolved.iter().position(|s| {
@@ -169,8 +183,12 @@ fn aggregate_and_verify(
                 != blst::BLST_ERROR::BLST_SUCCESS
         }),
     };
-    match first_bad {
-        None => Ok(()),
-        Some(i) => Err(bad(&owners[i], "signature does not verify".into())),
+    match (first_bad, first_unparsed) {
+        (None, None) => Ok(()),
+        (Some(i), _) => Err(bad(&owners[i], "signature does not verify".into())),
+        (None, Some(u)) => Err(bad(
+            &owners[u],
+            "signature is not a valid G2 point encoding".into(),
+        )),
     }
 }

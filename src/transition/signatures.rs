@@ -5,6 +5,7 @@
 
 use blst::min_pk::{AggregatePublicKey, PublicKey};
 
+use crate::bls::sets::SetSignature;
 use crate::bls::{parse_pubkey, parse_signature, SignatureSet, Signers, DST};
 use crate::types::common::Validator;
 use crate::types::primitives::{BLSPubkey, BLSSignature};
@@ -95,12 +96,12 @@ impl SignatureChecker {
         }
         match self.strategy {
             SignatureStrategy::Collect if indices.iter().all(|&i| i <= u32::MAX as u64) => {
-                let sig = parse_signature(signature.as_ref()).map_err(|e| Self::bad(what, e))?;
-                // Keys are validated when the caller resolves the indices (pubkey cache).
+                // Keys are validated when the caller resolves the indices (pubkey cache);
+                // the signature is parsed there too, in parallel with the others.
                 self.sets.push(SignatureSet {
                     signers: Signers::Indices(indices.iter().map(|&i| i as u32).collect()),
                     signing_root,
-                    signature: sig,
+                    signature: compressed(signature).map_err(|e| Self::bad(what, e))?,
                 });
                 self.labels.push(what);
                 Ok(())
@@ -141,7 +142,7 @@ impl SignatureChecker {
                 self.sets.push(SignatureSet {
                     signers: Signers::Pubkeys(keys),
                     signing_root,
-                    signature: sig,
+                    signature: SetSignature::Parsed(sig),
                 });
                 self.labels.push(what);
                 Ok(())
@@ -155,6 +156,16 @@ impl SignatureChecker {
             }
         }
     }
+}
+
+/// A signature kept compressed for the verification stage; only its length is checked
+/// here (the decompression and the subgroup check come with verification).
+fn compressed(signature: &BLSSignature) -> Result<SetSignature, String> {
+    let bytes: [u8; 96] = signature
+        .as_ref()
+        .try_into()
+        .map_err(|_| format!("signature of {} bytes", signature.as_ref().len()))?;
+    Ok(SetSignature::Compressed(bytes))
 }
 
 /// `FastAggregateVerify` over already-validated keys.

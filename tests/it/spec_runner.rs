@@ -167,7 +167,7 @@ pub fn verify_collected(
         resolved.push(ResolvedSet {
             pubkey: agg,
             signing_root: set.signing_root,
-            signature: set.signature,
+            signature: set.signature.parse().map_err(|e| e.to_string())?,
         });
     }
     let refs: Vec<&ResolvedSet> = resolved.iter().collect();
