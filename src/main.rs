@@ -105,7 +105,7 @@ struct ImportArgs {
     #[arg(long, default_value_t = 500)]
     batch_timeout_ms: u64,
     /// Store a state snapshot every this many epochs (blocks between are replayed).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 4)]
     snapshot_every: u64,
     /// Bytes of cached states and blocks before the coldest are evicted, e.g. 512MiB.
     #[arg(long, value_parser = parse_budget)]

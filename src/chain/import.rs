@@ -101,8 +101,9 @@ struct Applied {
     finalized: Checkpoint,
     /// (validator, block root voted for, target epoch) of each attester in the block.
     votes: Vec<Vote>,
-    /// The post state's SSZ when this block opens a snapshot period.
-    snapshot: Option<Vec<u8>>,
+    /// The post state when this block opens a snapshot period (encoded at the commit,
+    /// which runs beside the next run's transition).
+    snapshot: Option<Box<BeaconState>>,
 }
 
 /// A run applied to its parent state: the post state, what each block left, the
@@ -1035,8 +1036,8 @@ impl Chain {
                     latest_block_root: a.root,
                 },
             )?;
-            if let Some(s) = &a.snapshot {
-                batch.put_state(&a.state_root, s)?;
+            if let Some(state) = &a.snapshot {
+                batch.put_state(&a.state_root, &ssz_encode(&**state).map_err(internal)?)?;
             }
         }
         if head != self.head_root {
@@ -1237,7 +1238,7 @@ fn apply_run_with(
             out.sets.extend(sets);
             let epoch = t::compute_epoch_at_slot(slot);
             let snapshot = if epoch / every > t::compute_epoch_at_slot(parent_slot) / every {
-                Some(ssz_encode(&*state).map_err(internal)?)
+                Some(Box::new(state.clone()))
             } else {
                 None
             };

@@ -61,7 +61,7 @@ impl Default for ImportOptions {
             batch_size: 64,
             batch_timeout: Duration::from_millis(500),
             queue_depth: 128,
-            snapshot_every_epochs: 2,
+            snapshot_every_epochs: 4,
             verification: Verification::Batched,
             memory_budget: None,
             memory_states: 4,
