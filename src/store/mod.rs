@@ -73,9 +73,19 @@ impl Store {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
-        let cfs = COLUMN_FAMILIES
-            .iter()
-            .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+        // Memtables sized per family (RocksDB's default is 64 MiB each, 2 per family): the
+        // blocks and the state snapshots are the big writes, the rest are small records.
+        // This bounds what an import holds in memtables to ~100 MiB.
+        let cfs = COLUMN_FAMILIES.iter().map(|name| {
+            let mut o = Options::default();
+            let mib = match *name {
+                CF_BLOCKS | CF_STATES => 16,
+                _ => 4,
+            };
+            o.set_write_buffer_size(mib << 20);
+            o.set_max_write_buffer_number(2);
+            ColumnFamilyDescriptor::new(*name, o)
+        });
         let db = DB::open_cf_descriptors(&opts, path.as_ref(), cfs)?;
         let store = Store { db, config };
         for name in COLUMN_FAMILIES {
