@@ -244,8 +244,8 @@ struct ImportBenchArgs {
     /// Validators of the generated chain.
     #[arg(long, default_value_t = 16384)]
     validators: usize,
-    /// Blocks of the generated chain.
-    #[arg(long, default_value_t = 128)]
+    /// Blocks of the generated chain (8 batches: the pipeline needs a few to fill).
+    #[arg(long, default_value_t = 512)]
     slots: u64,
     /// Import this chain (as `quasar devnet` writes it) instead of generating one.
     #[arg(long)]
