@@ -34,7 +34,7 @@ use crate::chain::pipeline::{
 };
 use crate::chain::resolve::{verify_sets_in_table, SetCheck, SetOwner};
 use crate::chain::{Anchor, META_ANCHOR, META_PRESET};
-use crate::merkle::state_root::{with_carried_root, with_known_root};
+use crate::merkle::state_root::{with_carried_root, with_known_root, with_unchanged_validators};
 use crate::merkle::CachedStateRoot;
 use crate::store::{Checkpoint, Head, StateSummary, Store};
 use crate::transition::{ChainConfig, SignatureChecker, TransitionError};
@@ -1189,6 +1189,20 @@ fn apply_run_with(
             let parent_slot = state.latest_block_header.slot;
             let mut sigs = SignatureChecker::collect();
             let known_root = &mut known_root;
+            // The carried cache last saw the previous block's post state (its root was
+            // known): if this block crosses no epoch boundary and carries no operation that
+            // touches a validator, the registry need not be compared.
+            let body = &block.message.body;
+            let unchanged = known_root.is_some()
+                && t::compute_epoch_at_slot(slot) == t::compute_epoch_at_slot(parent_slot)
+                && body.proposer_slashings.is_empty()
+                && body.attester_slashings.is_empty()
+                && body.voluntary_exits.is_empty()
+                && body.deposits.is_empty()
+                && body.bls_to_execution_changes.is_empty()
+                && body.execution_requests.deposits.is_empty()
+                && body.execution_requests.withdrawals.is_empty()
+                && body.execution_requests.consolidations.is_empty();
             let step = (|| -> Result<bool, TransitionError> {
                 // The state's root is known while it is the previous block's post state
                 // (checked against that block): process_slot need not hash it again.
@@ -1200,7 +1214,7 @@ fn apply_run_with(
                 }
                 t::verify_block_signature(state, block, &mut sigs)?;
                 t::process_block(state, &block.message, cfg, &mut sigs)?;
-                let root = t::state_root_of(state)?;
+                let root = with_unchanged_validators(unchanged, || t::state_root_of(state))?;
                 if block.message.state_root.as_bytes() == &root {
                     *known_root = Some(root);
                     Ok(true)

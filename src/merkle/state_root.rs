@@ -529,7 +529,17 @@ pub fn carried_or_cold_root<S: StateRootFields + ?Sized>(
     let taken = CARRIED.with(|c| c.borrow_mut().take());
     match taken {
         Some(mut cache) => {
-            let out = cache.update(hasher, state);
+            let out = match UNCHANGED_VALIDATORS.with(|u| u.replace(false)) {
+                // Only appended validators can differ from the cache's copy.
+                true => cache.update_with(
+                    hasher,
+                    state,
+                    &Dirty {
+                        validators: Some(Vec::new()),
+                    },
+                ),
+                false => cache.update(hasher, state),
+            };
             let back = if out.is_ok() {
                 cache
             } else {
@@ -559,6 +569,27 @@ pub fn with_known_root<R>(root: Option<Chunk>, f: impl FnOnce() -> R) -> R {
         }
     }
     KNOWN.with(|k| k.set(root));
+    let _clear = Clear;
+    f()
+}
+
+std::thread_local! {
+    static UNCHANGED_VALIDATORS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run `f` declaring that no existing validator changed since the carried cache's last
+/// update (validators may only have been appended): the first carried update inside `f`
+/// skips comparing the registry. The importer declares it for a block with no operation
+/// that touches a validator, in an epoch whose boundary was not crossed since the last
+/// root; the declaration is dropped when `f` returns.
+pub fn with_unchanged_validators<R>(unchanged: bool, f: impl FnOnce() -> R) -> R {
+    struct Clear;
+    impl Drop for Clear {
+        fn drop(&mut self) {
+            UNCHANGED_VALIDATORS.with(|u| u.set(false));
+        }
+    }
+    UNCHANGED_VALIDATORS.with(|u| u.set(unchanged));
     let _clear = Clear;
     f()
 }
