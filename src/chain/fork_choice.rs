@@ -19,7 +19,8 @@
 //!   head is the justified node's best descendant. The whole call is O(nodes + votes).
 //!
 //! A node is viable for head when its post state's justified checkpoint equals the
-//! store's (or the store's justified epoch is the genesis epoch 0) and it descends from
+//! store's (or the store's justified checkpoint is still the anchor's — the genesis epoch
+//! 0, or a non-genesis anchor such as a checkpoint-sync state) and it descends from
 //! (or is) the finalized block. As in proto-array, a node "leads to a viable head" when it
 //! is viable itself or one of its descendants is. Best children are recomputed from
 //! scratch on every call rather than patched: patching compares a child against a sibling
@@ -163,6 +164,8 @@ pub struct ForkChoice {
     balances: Vec<u64>,
     justified: Checkpoint,
     finalized: Checkpoint,
+    /// The checkpoint the store started from (genesis, or a checkpoint-sync anchor).
+    anchor: Checkpoint,
 }
 
 impl ForkChoice {
@@ -189,6 +192,7 @@ impl ForkChoice {
             balances: Vec::new(),
             justified: anchor_epoch_checkpoint,
             finalized: anchor_epoch_checkpoint,
+            anchor: anchor_epoch_checkpoint,
         }
     }
 
@@ -522,7 +526,9 @@ impl ForkChoice {
     /// For every node: viable for head (the justification filter, and descends from the
     /// finalized block).
     fn viable_for_head(&self, finalized_index: usize) -> Vec<bool> {
-        let any_justified = self.justified.epoch == GENESIS_EPOCH;
+        // Nothing justified since the anchor: like genesis, every branch may be the head
+        // (blocks after a non-genesis anchor carry the older justification of its state).
+        let any_justified = self.justified.epoch == GENESIS_EPOCH || self.justified == self.anchor;
         let mut descends: Vec<bool> = Vec::with_capacity(self.nodes.len());
         let mut viable = Vec::with_capacity(self.nodes.len());
         for (i, node) in self.nodes.iter().enumerate() {
@@ -741,7 +747,7 @@ mod tests {
 
     #[test]
     fn branch_with_other_justification_is_not_viable() {
-        // Anchor at epoch 1 so the genesis exception does not apply.
+        // Anchor at epoch 1 (a checkpoint-sync anchor).
         let g = r(0);
         let j1 = cp(1, g);
         let j2 = cp(2, g);
@@ -754,7 +760,9 @@ mod tests {
         fc.on_attestation(0, r(2), 2);
         fc.on_attestation(1, r(4), 2);
         let balances = [10, 100];
-        assert_eq!(fc.find_head(&balances).unwrap(), r(2));
+        // While the store's justified checkpoint is still the anchor's, both forks are
+        // viable (as from genesis): the heavier one leads.
+        assert_eq!(fc.find_head(&balances).unwrap(), r(4));
         assert_eq!(fc.weight(&r(4)), Some(100));
         assert_eq!(fc.weight(&r(2)), Some(10));
 

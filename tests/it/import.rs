@@ -563,3 +563,87 @@ fn a_fork_block_is_kept_off_the_head_and_pruned_at_finalization() {
     drop(chain);
     db_verify_clean(&data);
 }
+
+/// Every `sanity/blocks` case of the reference vectors imported through the pipeline,
+/// anchored at its pre state: valid chains reach the post state's root, invalid ones are
+/// refused. Their blocks carry every operation the devnet does not make (exits, slashings,
+/// deposits, execution requests, …), so this holds the importer's caches and shortcuts to
+/// the spec on them.
+#[test]
+fn sanity_blocks_vectors_through_the_importer() {
+    use crate::spec_runner::{runner_dir, sorted_subdirs, yaml_u64};
+    let dir = runner_dir(Preset::Minimal, "sanity")
+        .join("blocks")
+        .join("pyspec_tests");
+    let cases = sorted_subdirs(&dir).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        !cases.is_empty(),
+        "no sanity/blocks cases under {}",
+        dir.display()
+    );
+    let (mut valid, mut invalid, mut skipped) = (0, 0, Vec::new());
+    let mut failures = Vec::new();
+    for case in &cases {
+        let name = case.file_name().unwrap().to_string_lossy().to_string();
+        if yaml_u64(case, "meta.yaml", Some("bls_setting")).unwrap() == Some(2) {
+            // Signatures not meant to verify: the importer always verifies them.
+            skipped.push(name);
+            continue;
+        }
+        let count = yaml_u64(case, "meta.yaml", Some("blocks_count"))
+            .unwrap()
+            .unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let blocks = tmp.path().join("chain");
+        std::fs::create_dir_all(&blocks).unwrap();
+        for i in 0..count {
+            std::fs::copy(
+                case.join(format!("blocks_{i}.ssz_snappy")),
+                blocks.join(format!("{:04}.ssz_snappy", i + 1)),
+            )
+            .unwrap();
+        }
+        let pre = read(&case.join("pre.ssz_snappy"));
+        let post = case.join("post.ssz_snappy");
+        let opts = ImportOptions {
+            preload: false,
+            ..ImportOptions::default()
+        };
+        let mut chain = match Chain::open(
+            &tmp.path().join("data"),
+            Some(&pre),
+            ChainConfig::minimal(),
+            opts,
+            Box::new(CpuAggregator),
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                failures.push(format!("{name}: open: {e}"));
+                continue;
+            }
+        };
+        let (_, result) = chain.import_dir(&blocks, &mut |_| {});
+        if post.exists() {
+            valid += 1;
+            let want =
+                t::state_root_of(&ty::BeaconState::ssz_decode(&read(&post)).unwrap()).unwrap();
+            match result {
+                Ok(()) if chain.head_state_root().unwrap() == want => {}
+                Ok(()) => failures.push(format!("{name}: imported to another state root")),
+                Err(e) => failures.push(format!("{name}: refused a valid chain: {e}")),
+            }
+        } else {
+            invalid += 1;
+            if result.is_ok() {
+                failures.push(format!("{name}: imported an invalid chain"));
+            }
+        }
+    }
+    eprintln!(
+        "sanity/blocks through the importer: {valid} valid, {invalid} invalid, {} skipped (bls_setting 2: {skipped:?}), {} failed",
+        skipped.len(),
+        failures.len()
+    );
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert!(valid > 50, "only {valid} valid cases");
+}
