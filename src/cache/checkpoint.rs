@@ -123,6 +123,10 @@ struct Inner<S> {
     /// States out of `memory` whose file is being written (at most one write per key);
     /// still served as memory hits.
     demoting: HashMap<CheckpointKey, Arc<S>>,
+    /// Demotions of [`CheckpointStateCache::insert_background`] not yet written (also in
+    /// `demoting`): [`CheckpointStateCache::prune`] drops those below finalization
+    /// without writing them; [`CheckpointStateCache::flush_deferred`] writes the rest.
+    deferred: Vec<(CheckpointKey, Arc<S>)>,
     /// Key → compressed file size.
     disk: LruCache<CheckpointKey, u64>,
     disk_bytes: u64,
@@ -167,6 +171,7 @@ impl<S: CachedState> CheckpointStateCache<S> {
                 memory: LruCache::unbounded(),
                 memory_bytes: 0,
                 demoting: HashMap::new(),
+                deferred: Vec::new(),
                 disk: LruCache::unbounded(),
                 disk_bytes: 0,
                 stats: CheckpointCacheStats::default(),
@@ -202,30 +207,36 @@ impl<S: CachedState> CheckpointStateCache<S> {
         self.demote(demotions);
     }
 
-    /// Like [`insert`](Self::insert), but the states it demotes are encoded and written
-    /// to disk on a background thread (served from memory until their file is in place),
-    /// so the caller — the importer, on its hot path — does not wait for the disk.
+    /// Like [`insert`](Self::insert), but the states it demotes are not written yet: they
+    /// stay served from memory until [`flush_deferred`](Self::flush_deferred) writes them
+    /// on a background thread, and [`prune`](Self::prune) drops those below finalization
+    /// unwritten (during a bulk import most are finalized before the batch commits).
     pub fn insert_background(self: &Arc<Self>, key: CheckpointKey, state: Arc<S>) {
         let bytes = state.approx_bytes() as u64;
-        let demotions = {
-            let mut g = self.lock();
-            self.drop_disk_entry(&mut g, &key);
-            self.budget.charge(bytes);
-            g.memory_bytes += bytes;
-            if let Some(old) = g.memory.put(key, MemEntry { state, bytes }) {
-                self.budget.release(old.bytes);
-                g.memory_bytes -= old.bytes;
-            }
-            let (demotions, _) = self.collect_demotions(&mut g, 1);
-            self.publish(&g);
-            demotions
-        };
+        let mut g = self.lock();
+        self.drop_disk_entry(&mut g, &key);
+        self.budget.charge(bytes);
+        g.memory_bytes += bytes;
+        if let Some(old) = g.memory.put(key, MemEntry { state, bytes }) {
+            self.budget.release(old.bytes);
+            g.memory_bytes -= old.bytes;
+        }
+        let (demotions, _) = self.collect_demotions(&mut g, 1);
+        // Written at the next `flush_deferred`, unless `prune` drops them first.
+        g.deferred.extend(demotions);
+        self.publish(&g);
+    }
+
+    /// Write the deferred demotions of [`insert_background`](Self::insert_background) to
+    /// disk on a background thread (served from memory until their file is in place), so
+    /// the caller — the importer, on its hot path — does not wait for the disk.
+    pub fn flush_deferred(self: &Arc<Self>) {
+        let demotions = std::mem::take(&mut self.lock().deferred);
         if demotions.is_empty() {
             return;
         }
         let this = self.clone();
-        // The demotions are already registered as in flight; if no thread can be started,
-        // write them here.
+        // If no thread can be started, write them here.
         let pending = Arc::new(Mutex::new(Some(demotions)));
         let theirs = pending.clone();
         let spawned = std::thread::Builder::new()
@@ -411,8 +422,20 @@ impl<S: CachedState> CheckpointStateCache<S> {
         for key in &old_disk {
             self.drop_disk_entry(&mut g, key);
         }
+        let before = g.deferred.len();
+        let dropped: Vec<CheckpointKey> = g
+            .deferred
+            .iter()
+            .map(|(k, _)| *k)
+            .filter(|k| k.epoch < min_epoch)
+            .collect();
+        g.deferred.retain(|(k, _)| k.epoch >= min_epoch);
+        for key in &dropped {
+            g.demoting.remove(key);
+        }
+        let old_deferred = before - g.deferred.len();
         self.publish(&g);
-        old_memory.len() + old_disk.len()
+        old_memory.len() + old_disk.len() + old_deferred
     }
 
     /// The counters since creation.
@@ -714,6 +737,35 @@ mod tests {
             .collect();
         names.sort();
         names
+    }
+
+    #[test]
+    fn deferred_demotions_are_pruned_or_written_in_the_background() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, _, _) = cache(dir.path(), 4, 16, None);
+        let c = Arc::new(c);
+        let states: Vec<Toy> = (0..6).map(|i| Toy::new(i, 500 + i as usize)).collect();
+        for (i, s) in states.iter().enumerate() {
+            c.insert_background(key(i as u64), Arc::new(s.clone()));
+        }
+        // Two demoted, not yet written, still served from memory.
+        assert_eq!((c.len_memory(), c.len_disk()), (4, 0));
+        assert!(files(dir.path()).is_empty());
+        let (got, tier) = c.get(&key(1)).unwrap().expect("deferred state served");
+        assert_eq!(tier, Tier::Memory);
+        assert_eq!(*got, states[1]);
+        // Pruning below epoch 1 drops state 0 without writing it; the flush writes state 1.
+        c.prune(1);
+        c.flush_deferred();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while c.len_disk() < 1 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(files(dir.path()), vec![key(1).file_name()]);
+        assert!(c.get(&key(0)).unwrap().is_none(), "pruned, never written");
+        let (got, tier) = c.get(&key(1)).unwrap().expect("written, then promoted");
+        assert_eq!(tier, Tier::Disk);
+        assert_eq!(*got, states[1]);
     }
 
     #[test]

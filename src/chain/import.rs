@@ -825,6 +825,7 @@ impl Chain {
                 });
             }
         }
+        self.checkpoints.flush_deferred();
         let evicted = self.checkpoints.evict_to_budget() + self.blocks.evict_to_budget();
         if evicted > 0 {
             tracing::info!(
