@@ -112,7 +112,11 @@ pub fn shuffle_positions(seed: &[u8; 32], rounds: usize, n: u64) -> Vec<u64> {
     let one = |index: u64| {
         let mut index = index;
         for (pivot, sources) in &tables {
-            let flip = (pivot + n - index) % n;
+            // `(pivot + n - index) % n` without a division: pivot, index < n.
+            let mut flip = pivot + n - index;
+            if flip >= n {
+                flip -= n;
+            }
             let position = index.max(flip);
             let source = &sources[(position / 256) as usize];
             let byte = source[((position % 256) / 8) as usize];

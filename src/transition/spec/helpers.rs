@@ -272,7 +272,11 @@ pub fn compute_shuffled_index(index: u64, index_count: u64, seed: &[u8; 32]) -> 
     for current_round in 0..SHUFFLE_ROUND_COUNT {
         let round = [current_round as u8];
         let pivot = bytes_to_uint64(&hash(&[seed, &round])[0..8]) % index_count;
-        let flip = (pivot + index_count - index) % index_count;
+        // `(pivot + index_count - index) % index_count` without a division (both < count).
+        let mut flip = pivot + index_count - index;
+        if flip >= index_count {
+            flip -= index_count;
+        }
         let position = index.max(flip);
         let source = hash(&[seed, &round, &((position / 256) as u32).to_le_bytes()]);
         let byte = source[((position % 256) / 8) as usize];
