@@ -127,6 +127,8 @@ struct Inner<S> {
     /// `demoting`): [`CheckpointStateCache::prune`] drops those below finalization
     /// without writing them; [`CheckpointStateCache::flush_deferred`] writes the rest.
     deferred: Vec<(CheckpointKey, Arc<S>)>,
+    /// Deferred at the flush before the last: written at the next flush.
+    deferred_old: Vec<(CheckpointKey, Arc<S>)>,
     /// Key → compressed file size.
     disk: LruCache<CheckpointKey, u64>,
     disk_bytes: u64,
@@ -172,6 +174,7 @@ impl<S: CachedState> CheckpointStateCache<S> {
                 memory_bytes: 0,
                 demoting: HashMap::new(),
                 deferred: Vec::new(),
+                deferred_old: Vec::new(),
                 disk: LruCache::unbounded(),
                 disk_bytes: 0,
                 stats: CheckpointCacheStats::default(),
@@ -231,7 +234,13 @@ impl<S: CachedState> CheckpointStateCache<S> {
     /// disk on a background thread (served from memory until their file is in place), so
     /// the caller — the importer, on its hot path — does not wait for the disk.
     pub fn flush_deferred(self: &Arc<Self>) {
-        let demotions = std::mem::take(&mut self.lock().deferred);
+        // Two generations: what was deferred before the previous flush is written now; what
+        // was deferred since waits one more batch, for finalization to prune it first.
+        let demotions = {
+            let mut g = self.lock();
+            let fresh = std::mem::take(&mut g.deferred);
+            std::mem::replace(&mut g.deferred_old, fresh)
+        };
         if demotions.is_empty() {
             return;
         }
@@ -422,18 +431,20 @@ impl<S: CachedState> CheckpointStateCache<S> {
         for key in &old_disk {
             self.drop_disk_entry(&mut g, key);
         }
-        let before = g.deferred.len();
+        let before = g.deferred.len() + g.deferred_old.len();
         let dropped: Vec<CheckpointKey> = g
             .deferred
             .iter()
+            .chain(g.deferred_old.iter())
             .map(|(k, _)| *k)
             .filter(|k| k.epoch < min_epoch)
             .collect();
         g.deferred.retain(|(k, _)| k.epoch >= min_epoch);
+        g.deferred_old.retain(|(k, _)| k.epoch >= min_epoch);
         for key in &dropped {
             g.demoting.remove(key);
         }
-        let old_deferred = before - g.deferred.len();
+        let old_deferred = before - g.deferred.len() - g.deferred_old.len();
         self.publish(&g);
         old_memory.len() + old_disk.len() + old_deferred
     }
@@ -756,6 +767,8 @@ mod tests {
         assert_eq!(*got, states[1]);
         // Pruning below epoch 1 drops state 0 without writing it; the flush writes state 1.
         c.prune(1);
+        c.flush_deferred();
+        assert!(files(dir.path()).is_empty(), "written one flush later");
         c.flush_deferred();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while c.len_disk() < 1 && std::time::Instant::now() < deadline {
