@@ -329,7 +329,7 @@ fn sigkill_ten_times_then_rerun() {
     let dir = tempfile::tempdir().unwrap();
     let chain_dir = dir.path().join("chain");
     // Long enough that ten short runs cannot finish it: each run is killed part-way.
-    let summary = generate(&chain_dir, 64, 320);
+    let summary = generate(&chain_dir, 64, 640);
     let data = dir.path().join("data");
     let mut rng = rand::rng();
     let mut killed_mid_run = 0;
@@ -351,7 +351,7 @@ fn sigkill_ten_times_then_rerun() {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn quasar import");
-        std::thread::sleep(Duration::from_millis(rng.random_range(30..250)));
+        std::thread::sleep(Duration::from_millis(rng.random_range(100..400)));
         if child.try_wait().unwrap().is_none() {
             killed_mid_run += 1;
         }
@@ -374,13 +374,13 @@ fn sigkill_ten_times_then_rerun() {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("db info:\n{}", text(&info)));
     assert!(
-        head_slot > 0 && head_slot < 320,
+        head_slot > 0 && head_slot < 640,
         "the killed runs imported part of the chain: head slot {head_slot}"
     );
     let out = import(&data, &chain_dir, &[]);
     assert!(out.status.success(), "{}", text(&out));
     let (slot, root, state_root) = head_line(&out);
-    assert_eq!(slot, 320);
+    assert_eq!(slot, 640);
     assert_eq!(root, format!("0x{}", hex(&summary.head_root)));
     assert_eq!(state_root, format!("0x{}", hex(&summary.state_root)));
     db_verify_clean(&data);
