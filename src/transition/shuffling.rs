@@ -133,6 +133,65 @@ pub fn shuffle_positions(seed: &[u8; 32], rounds: usize, n: u64) -> Vec<u64> {
     }
 }
 
+/// `compute_shuffled_index(index, n, seed)` for many indices under one seed (the
+/// proposer and sync-committee selections try candidate after candidate): each round's
+/// pivot is hashed once, and each source block once, when first needed — instead of two
+/// hashes per round per candidate. Same results as the spec's function.
+pub struct SeededShuffle {
+    seed: [u8; 32],
+    n: u64,
+    pivots: Vec<u64>,
+    sources: std::collections::HashMap<(usize, u64), [u8; 32]>,
+}
+
+impl SeededShuffle {
+    pub fn new(seed: &[u8; 32], rounds: usize, n: u64) -> Self {
+        let pivots = if n == 0 {
+            Vec::new()
+        } else {
+            (0..rounds)
+                .map(|round| {
+                    let h = sha256(&[seed, &[round as u8]]);
+                    u64::from_le_bytes(h[0..8].try_into().expect("8 bytes")) % n
+                })
+                .collect()
+        };
+        SeededShuffle {
+            seed: *seed,
+            n,
+            pivots,
+            sources: std::collections::HashMap::new(),
+        }
+    }
+
+    /// The shuffled position of `index` (`None` when `index >= n`).
+    pub fn index(&mut self, index: u64) -> Option<u64> {
+        let n = self.n;
+        if index >= n {
+            return None;
+        }
+        let mut index = index;
+        for (round, &pivot) in self.pivots.iter().enumerate() {
+            let mut flip = pivot + n - index;
+            if flip >= n {
+                flip -= n;
+            }
+            let position = index.max(flip);
+            let block = position / 256;
+            let seed = &self.seed;
+            let source = self
+                .sources
+                .entry((round, block))
+                .or_insert_with(|| sha256(&[seed, &[round as u8], &(block as u32).to_le_bytes()]));
+            let byte = source[((position % 256) / 8) as usize];
+            if (byte >> (position % 8)) & 1 == 1 {
+                index = flip;
+            }
+        }
+        Some(index)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +237,22 @@ mod tests {
             let mut sorted = all.clone();
             sorted.sort_unstable();
             assert_eq!(sorted, (0..n).collect::<Vec<_>>(), "a permutation");
+        }
+    }
+
+    #[test]
+    fn seeded_shuffle_equals_the_spec_index() {
+        for (n, rounds) in [(1u64, 90), (7, 10), (300, 90), (20_000, 90)] {
+            let seed = [n as u8 ^ 0x5a; 32];
+            let mut s = SeededShuffle::new(&seed, rounds, n);
+            for i in (0..n).step_by((n as usize / 97).max(1)) {
+                assert_eq!(
+                    s.index(i),
+                    Some(spec_index(i, n, &seed, rounds)),
+                    "n={n} i={i}"
+                );
+            }
+            assert_eq!(s.index(n), None);
         }
     }
 

@@ -297,9 +297,16 @@ pub fn compute_proposer_index(
     ensure!(!indices.is_empty(), "no active validators for a proposer");
     const MAX_RANDOM_VALUE: u64 = (1 << 16) - 1;
     let total = indices.len() as u64;
+    // `compute_shuffled_index(i % total, total, seed)` for each candidate, the round
+    // hashes shared across candidates.
+    let mut shuffle =
+        crate::transition::shuffling::SeededShuffle::new(seed, SHUFFLE_ROUND_COUNT, total);
     let mut i: u64 = 0;
     loop {
-        let candidate_index = indices[compute_shuffled_index(i % total, total, seed)? as usize];
+        let shuffled = shuffle.index(i % total).ok_or_else(|| {
+            TransitionError::Check(format!("shuffled index {} out of range {total}", i % total))
+        })?;
+        let candidate_index = indices[shuffled as usize];
         let random_bytes = hash(&[seed, &uint_to_bytes(i / 16)]);
         let offset = ((i % 16) * 2) as usize;
         let random_value = bytes_to_uint64(&random_bytes[offset..offset + 2]);

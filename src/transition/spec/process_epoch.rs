@@ -480,10 +480,18 @@ pub fn get_next_sync_committee_indices(state: &BeaconState) -> Result<Vec<u64>> 
     let count = active.len() as u64;
     ensure!(count > 0, "no active validators for the sync committee");
     let seed = get_seed(state, epoch, DOMAIN_SYNC_COMMITTEE)?;
+    // `compute_shuffled_index(i % count, count, seed)`, the round hashes shared.
+    let mut shuffle =
+        crate::transition::shuffling::SeededShuffle::new(&seed, SHUFFLE_ROUND_COUNT, count);
     let mut i: u64 = 0;
     let mut out = Vec::with_capacity(SYNC_COMMITTEE_SIZE);
     while out.len() < SYNC_COMMITTEE_SIZE {
-        let shuffled_index = compute_shuffled_index(i % count, count, &seed)?;
+        let shuffled_index = shuffle.index(i % count).ok_or_else(|| {
+            crate::transition::TransitionError::Check(format!(
+                "shuffled index {} out of range {count}",
+                i % count
+            ))
+        })?;
         let candidate_index = active[shuffled_index as usize];
         let random_bytes = crate::transition::math::hash(&[
             &seed,
