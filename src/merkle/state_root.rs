@@ -138,6 +138,43 @@ impl StateLists<'_> {
         ]
     }
 
+    /// Diff one of the [`LEAF_FIELDS`] against `tree`'s leaves in place (no copy of the
+    /// field's chunks): the dirty leaf indices.
+    fn diff_leaf_field(&self, field: usize, tree: &mut LeafTree) -> Vec<usize> {
+        fn roots(tree: &mut LeafTree, r: &[Bytes32]) -> Vec<usize> {
+            tree.diff_leaves_by(r.len(), |i| r[i].0)
+        }
+        fn packed_u64(tree: &mut LeafTree, v: &[u64]) -> Vec<usize> {
+            tree.diff_leaves_by(v.len().div_ceil(4), |i| {
+                let mut c = [0u8; 32];
+                for (k, x) in v[4 * i..(4 * i + 4).min(v.len())].iter().enumerate() {
+                    c[8 * k..8 * k + 8].copy_from_slice(&x.to_le_bytes());
+                }
+                c
+            })
+        }
+        fn packed_u8(tree: &mut LeafTree, v: &[u8]) -> Vec<usize> {
+            tree.diff_leaves_by(v.len().div_ceil(32), |i| {
+                let mut c = [0u8; 32];
+                let part = &v[32 * i..(32 * i + 32).min(v.len())];
+                c[..part.len()].copy_from_slice(part);
+                c
+            })
+        }
+        match field {
+            BLOCK_ROOTS => roots(tree, self.block_roots),
+            STATE_ROOTS => roots(tree, self.state_roots),
+            HISTORICAL_ROOTS => roots(tree, self.historical_roots),
+            BALANCES => packed_u64(tree, self.balances),
+            RANDAO_MIXES => roots(tree, self.randao_mixes),
+            SLASHINGS => packed_u64(tree, self.slashings),
+            PREVIOUS_PARTICIPATION => packed_u8(tree, self.previous_epoch_participation),
+            CURRENT_PARTICIPATION => packed_u8(tree, self.current_epoch_participation),
+            INACTIVITY_SCORES => packed_u64(tree, self.inactivity_scores),
+            _ => unreachable!("field {field} is not a leaf field"),
+        }
+    }
+
     /// The leaf chunks of one of the [`LEAF_FIELDS`].
     fn leaf_chunks(&self, field: usize) -> Vec<Chunk> {
         let roots = |r: &[Bytes32]| r.iter().map(|x| x.0).collect::<Vec<Chunk>>();
@@ -427,7 +464,7 @@ impl CachedStateRoot {
         let shapes = l.shapes();
         let mut dirty_leaves: Vec<Vec<usize>> = vec![Vec::new(); BIG_FIELDS];
         for f in LEAF_FIELDS {
-            dirty_leaves[f] = self.trees[f].diff_leaves(&l.leaf_chunks(f));
+            dirty_leaves[f] = l.diff_leaf_field(f, &mut self.trees[f]);
         }
         dirty_leaves[VALIDATORS] = diff_elements(
             hasher,

@@ -66,6 +66,36 @@ impl LeafTree {
         dirty
     }
 
+    /// Like [`diff_leaves`](Self::diff_leaves) with the new leaves given by `leaf(i)` for
+    /// `i < len` — compared in place, without building the new leaf vector.
+    pub fn diff_leaves_by(
+        &mut self,
+        len: usize,
+        leaf: impl Fn(usize) -> Chunk + Sync,
+    ) -> Vec<usize> {
+        let old = &mut self.levels[0];
+        let common = old.len().min(len);
+        let mut dirty: Vec<usize> = if common >= PAR_DIFF {
+            (0..common)
+                .into_par_iter()
+                .filter(|&i| old[i] != leaf(i))
+                .collect()
+        } else {
+            (0..common).filter(|&i| old[i] != leaf(i)).collect()
+        };
+        for &i in &dirty {
+            old[i] = leaf(i);
+        }
+        let changed_len = old.len() != len;
+        old.truncate(len);
+        old.extend((common..len).map(&leaf));
+        dirty.extend(common..len);
+        if changed_len {
+            mark_last(&mut dirty, len);
+        }
+        dirty
+    }
+
     /// Sets the leaves at `indices` (ascending; those at or past the old length must be
     /// exactly the appended range) after resizing to `len`, returning the dirty indices.
     pub fn set_leaves(&mut self, len: usize, indices: &[usize], values: &[Chunk]) -> Vec<usize> {
