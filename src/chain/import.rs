@@ -1207,7 +1207,7 @@ fn apply_run_with(
             let step = (|| -> Result<bool, TransitionError> {
                 // The state's root is known while it is the previous block's post state
                 // (checked against that block): process_slot need not hash it again.
-                if enter_epoch(state, slot, parent, checkpoints, cfg, known_root.take())? {
+                if enter_epoch(state, slot, parent, checkpoints, cfg, *known_root)? {
                     *known_root = None;
                 }
                 if state.slot < slot {
