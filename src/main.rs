@@ -116,6 +116,10 @@ struct ImportArgs {
     /// Do not warm the next epochs' checkpoint states in the background.
     #[arg(long)]
     no_preload: bool,
+    /// A batch's database write auto-commits past this many bytes, between blocks (the
+    /// head and checkpoints always go in its last part), e.g. 16MiB.
+    #[arg(long, value_parser = parse_budget, default_value = "16MiB")]
+    write_batch_bytes: u64,
 }
 
 fn parse_budget(s: &str) -> Result<u64, String> {
@@ -136,6 +140,7 @@ impl ImportArgs {
                 Verification::Batched
             },
             preload: !self.no_preload,
+            write_batch_bytes: self.write_batch_bytes.clamp(1, usize::MAX as u64) as usize,
             ..ImportOptions::default()
         }
     }

@@ -167,7 +167,12 @@ impl Chain {
     ) -> Result<Self, ImportError> {
         std::fs::create_dir_all(datadir)
             .map_err(|e| internal(format!("{}: {e}", datadir.display())))?;
-        let store = Store::open(datadir.join("db"))?;
+        let store = Store::open_with(
+            datadir.join("db"),
+            crate::store::StoreConfig {
+                batch_threshold_bytes: opts.write_batch_bytes,
+            },
+        )?;
         let budget = Arc::new(MemoryBudget::new(opts.memory_budget));
         let metrics = CacheMetrics::new();
         let checkpoints = Arc::new(CheckpointStateCache::new(
@@ -1027,8 +1032,9 @@ impl Chain {
         // One atomic, synced write: blocks, summaries, snapshots, the canonical index, and
         // last the checkpoints and the head (so a batch split by the 16 MiB auto-commit
         // never leaves a head pointing at unwritten data).
-        let mut batch = self.store.batch().with_sync(true);
+        let mut batch = self.store.batch().with_sync(true).grouped();
         for (d, a) in run.iter().zip(&applied) {
+            batch.end_group()?;
             batch.put_block(&a.root, &d.ssz)?;
             batch.put_state_summary(
                 &a.state_root,

@@ -53,6 +53,9 @@ pub struct ImportOptions {
     pub disk_states: usize,
     /// Warm the next two epochs' checkpoint states in the background after each batch.
     pub preload: bool,
+    /// A batch's write auto-commits past this many bytes (between blocks; the head and
+    /// checkpoints always go in its last part).
+    pub write_batch_bytes: usize,
 }
 
 impl Default for ImportOptions {
@@ -67,6 +70,7 @@ impl Default for ImportOptions {
             memory_states: 4,
             disk_states: 16,
             preload: true,
+            write_batch_bytes: crate::store::DEFAULT_BATCH_THRESHOLD_BYTES,
         }
     }
 }

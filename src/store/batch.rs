@@ -26,6 +26,8 @@ pub struct StoreBatch<'a> {
     pending_ops: usize,
     threshold: usize,
     sync: bool,
+    /// Auto-commits happen only at [`StoreBatch::end_group`] (see `grouped`).
+    grouped: bool,
     commits: usize,
     committed_ops: usize,
 }
@@ -47,9 +49,28 @@ impl<'a> StoreBatch<'a> {
             pending_ops: 0,
             threshold: threshold.max(1),
             sync: false,
+            grouped: false,
             commits: 0,
             committed_ops: 0,
         }
+    }
+
+    /// Auto-commit only between groups of operations that belong together (a block, its
+    /// state summary and snapshot): past the threshold, the pending part is written at the
+    /// next [`end_group`](Self::end_group), so a crash between auto-commits never leaves
+    /// half a group.
+    pub fn grouped(mut self) -> Self {
+        self.grouped = true;
+        self
+    }
+
+    /// The end of a group (see [`grouped`](Self::grouped)): auto-commit if past the
+    /// threshold.
+    pub fn end_group(&mut self) -> Result<()> {
+        if self.pending.size_in_bytes() >= self.threshold {
+            self.flush()?;
+        }
+        Ok(())
     }
 
     /// Make every commit of this batch (auto or final) a synced write
@@ -91,7 +112,7 @@ impl<'a> StoreBatch<'a> {
 
     fn after_op(&mut self) -> Result<()> {
         self.pending_ops += 1;
-        if self.pending.size_in_bytes() >= self.threshold {
+        if !self.grouped && self.pending.size_in_bytes() >= self.threshold {
             self.flush()?;
         }
         Ok(())

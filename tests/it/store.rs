@@ -105,6 +105,35 @@ fn store_round_trips_per_column_family() {
 }
 
 #[test]
+fn grouped_batches_auto_commit_only_between_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_with(
+        dir.path(),
+        StoreConfig {
+            batch_threshold_bytes: 1024,
+        },
+    )
+    .unwrap();
+    let mut b = store.batch().grouped();
+    for group in 0..5u64 {
+        // A group of three ops, each past the threshold: nothing written inside it.
+        for k in 0..3 {
+            let i = group * 3 + k;
+            b.put_block(&root(i), &fake_block(i, i as u8, 2048))
+                .unwrap();
+            assert_eq!(b.commits() as u64, group, "inside group {group}");
+        }
+        assert_eq!(store.count(CF_BLOCKS).unwrap() as u64, group * 3);
+        b.end_group().unwrap();
+        // Written whole at the group's end.
+        assert_eq!(b.commits() as u64, group + 1);
+        assert_eq!(store.count(CF_BLOCKS).unwrap() as u64, (group + 1) * 3);
+    }
+    b.commit().unwrap();
+    assert_eq!(store.count(CF_BLOCKS).unwrap(), 15);
+}
+
+#[test]
 fn store_auto_commits_whole_batches_past_threshold() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_with(
