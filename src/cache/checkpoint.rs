@@ -193,28 +193,13 @@ impl<S: CachedState> CheckpointStateCache<S> {
     /// disk), then demotes least-recently-used states while memory is over its count or
     /// the budget is over its limit (the new state always stays).
     pub fn insert(&self, key: CheckpointKey, state: Arc<S>) {
-        let bytes = state.approx_bytes() as u64;
-        let demotions = {
-            let mut g = self.lock();
-            self.drop_disk_entry(&mut g, &key);
-            self.budget.charge(bytes);
-            g.memory_bytes += bytes;
-            if let Some(old) = g.memory.put(key, MemEntry { state, bytes }) {
-                self.budget.release(old.bytes);
-                g.memory_bytes -= old.bytes;
-            }
-            let (demotions, _) = self.collect_demotions(&mut g, 1);
-            self.publish(&g);
-            demotions
-        };
+        let demotions = self.put_in_memory(key, state);
         self.demote(demotions);
     }
 
-    /// Like [`insert`](Self::insert), but the states it demotes are not written yet: they
-    /// stay served from memory until [`flush_deferred`](Self::flush_deferred) writes them
-    /// on a background thread, and [`prune`](Self::prune) drops those below finalization
-    /// unwritten (during a bulk import most are finalized before the batch commits).
-    pub fn insert_background(self: &Arc<Self>, key: CheckpointKey, state: Arc<S>) {
+    /// Puts `state` into memory (replacing any copy on disk) and takes out the states that
+    /// must now be demoted (registered as in flight: still served from memory).
+    fn put_in_memory(&self, key: CheckpointKey, state: Arc<S>) -> Vec<(CheckpointKey, Arc<S>)> {
         let bytes = state.approx_bytes() as u64;
         let mut g = self.lock();
         self.drop_disk_entry(&mut g, &key);
@@ -225,9 +210,18 @@ impl<S: CachedState> CheckpointStateCache<S> {
             g.memory_bytes -= old.bytes;
         }
         let (demotions, _) = self.collect_demotions(&mut g, 1);
-        // Written at the next `flush_deferred`, unless `prune` drops them first.
-        g.deferred.extend(demotions);
         self.publish(&g);
+        demotions
+    }
+
+    /// Like [`insert`](Self::insert), but the states it demotes are not written yet: they
+    /// stay served from memory until [`flush_deferred`](Self::flush_deferred) writes them
+    /// on a background thread, and [`prune`](Self::prune) drops those below finalization
+    /// unwritten (during a bulk import most are finalized before the batch commits).
+    pub fn insert_background(self: &Arc<Self>, key: CheckpointKey, state: Arc<S>) {
+        let demotions = self.put_in_memory(key, state);
+        // Written at a later `flush_deferred`, unless `prune` drops them first.
+        self.lock().deferred.extend(demotions);
     }
 
     /// Write the deferred demotions of [`insert_background`](Self::insert_background) to

@@ -116,6 +116,56 @@ struct AppliedRun {
     failed: Option<(usize, String)>,
 }
 
+/// Every validator's pubkey at its validator index: the aggregators' table (resident on
+/// the GPU, only appended points uploaded), the compressed keys to check a state's
+/// registry against, and the indices whose key failed KeyValidate.
+#[derive(Default)]
+struct ResidentKeys {
+    table: PubkeyTable,
+    compressed: Vec<[u8; 48]>,
+    unusable: HashSet<u32>,
+}
+
+impl ResidentKeys {
+    /// Append `validators[self.len()..]`, each key parsed and KeyValidate'd once, in
+    /// parallel.
+    fn grow(&mut self, validators: &[types::Validator]) {
+        use rayon::prelude::*;
+        let from = self.table.len();
+        if validators.len() <= from {
+            return;
+        }
+        let fresh: Vec<([u8; 48], Option<blst::blst_p1_affine>)> = validators[from..]
+            .par_iter()
+            .map(|v| {
+                let bytes = *v.pubkey.as_bytes();
+                let p = parse_pubkey(&bytes).ok().map(blst::blst_p1_affine::from);
+                (bytes, p)
+            })
+            .collect();
+        for (i, (bytes, p)) in fresh.into_iter().enumerate() {
+            match p {
+                Some(p) => self.table.push(p),
+                None => {
+                    // Never summed: a set naming it is refused before aggregation.
+                    self.unusable.insert((from + i) as u32);
+                    self.table.push(blst::blst_p1_affine::default());
+                }
+            }
+            self.compressed.push(bytes);
+        }
+    }
+
+    /// Whether a registry agrees with the table where both have keys (it always does on
+    /// the head's chain; a fork may have appended different deposits).
+    fn matches(&self, validators: &[types::Validator]) -> bool {
+        validators
+            .iter()
+            .zip(&self.compressed)
+            .all(|(v, k)| v.pubkey.as_bytes() == k)
+    }
+}
+
 /// A run applied but not yet verified: its signatures are checked while the next run is
 /// applied (see `Chain::import_pipelined`).
 struct Pending {
@@ -135,9 +185,7 @@ pub struct Chain {
     /// State-root cache carried through the transition from block to block.
     roots: CachedStateRoot,
     /// Every validator's key at its index (KeyValidate'd once), resident on the GPU.
-    table: PubkeyTable,
-    table_keys: Vec<[u8; 48]>,
-    unusable: HashSet<u32>,
+    keys: ResidentKeys,
     aggregator: Box<dyn PubkeyAggregator>,
     fork_choice: ForkChoice,
     /// Parent and slot of every block fork choice holds.
@@ -246,9 +294,7 @@ impl Chain {
             head_root: anchor.root,
             head_state: anchor_state,
             roots: CachedStateRoot::default(),
-            table: PubkeyTable::default(),
-            table_keys: Vec::new(),
-            unusable: HashSet::new(),
+            keys: ResidentKeys::default(),
             aggregator,
             fork_choice: ForkChoice::new(anchor.root, anchor.slot, anchor_cp),
             parents: HashMap::new(),
@@ -279,7 +325,7 @@ impl Chain {
             .head()?
             .ok_or_else(|| internal("the store has an anchor but no head"))?;
         if head.root == self.anchor.root {
-            self.grow_table()?;
+            self.keys.grow(&self.head_state.validators);
             return Ok(());
         }
         let finalized = self.store.finalized_checkpoint()?.unwrap_or(Checkpoint {
@@ -345,7 +391,7 @@ impl Chain {
         }
         self.head_root = head.root;
         self.head_state = state;
-        self.grow_table()?;
+        self.keys.grow(&self.head_state.validators);
         Ok(())
     }
 
@@ -485,48 +531,6 @@ impl Chain {
             .ok_or_else(|| internal(format!("checkpoint ({epoch}, 0x{}) not found", hex(root))))
     }
 
-    /// Append the head state's new validators to the pubkey table (each key parsed and
-    /// KeyValidate'd once, in parallel).
-    fn grow_table(&mut self) -> Result<(), ImportError> {
-        use rayon::prelude::*;
-        let validators = &self.head_state.validators;
-        let from = self.table.len();
-        if validators.len() <= from {
-            return Ok(());
-        }
-        let fresh: Vec<([u8; 48], Option<blst::blst_p1_affine>)> = (from..validators.len())
-            .into_par_iter()
-            .map(|i| {
-                let bytes = *validators[i].pubkey.as_bytes();
-                let p = parse_pubkey(&bytes).ok().map(blst::blst_p1_affine::from);
-                (bytes, p)
-            })
-            .collect();
-        for (i, (bytes, p)) in fresh.into_iter().enumerate() {
-            let index = (from + i) as u32;
-            match p {
-                Some(p) => self.table.push(p),
-                None => {
-                    // Never summed: a set naming it is refused before aggregation.
-                    self.unusable.insert(index);
-                    self.table.push(blst::blst_p1_affine::default());
-                }
-            }
-            self.table_keys.push(bytes);
-        }
-        Ok(())
-    }
-
-    /// Whether the state's registry agrees with the table (it always does on the head's
-    /// chain; a fork may have appended different deposits).
-    fn table_matches(&self, state: &BeaconState) -> bool {
-        state
-            .validators
-            .iter()
-            .zip(&self.table_keys)
-            .all(|(v, k)| v.pubkey.as_bytes() == k)
-    }
-
     fn finalized_slot(&self) -> Result<u64, ImportError> {
         self.slot_of(&self.fork_choice.finalized_checkpoint().root)
     }
@@ -550,11 +554,12 @@ impl Chain {
     ) -> (ImportReport, Result<(), ImportError>) {
         let started = Instant::now();
         let mut report = ImportReport::default();
-        let listing = if dir.join("blocks").is_dir() {
-            crate::devnet::list_blocks(dir).map_err(|e| e.to_string())
+        let folder = if dir.join("blocks").is_dir() {
+            dir.join("blocks")
         } else {
-            list_flat(dir).map_err(|e| e.to_string())
+            dir.to_path_buf()
         };
+        let listing = crate::devnet::list_block_files(&folder).map_err(|e| e.to_string());
         let files = match listing {
             Ok(f) => f,
             Err(e) => {
@@ -596,7 +601,6 @@ impl Chain {
                 let mut stats = BatchStats::default();
                 outcome = self.flush(&mut pending, &mut stats);
                 report.add(&stats);
-                report.batches -= 1;
             }
             self.after_batch(at_head);
             done += n;
@@ -618,7 +622,6 @@ impl Chain {
             let mut stats = BatchStats::default();
             result = self.flush(&mut pending, &mut stats);
             report.add(&stats);
-            report.batches -= 1;
         }
         drop(rx);
         let _ = reader.join();
@@ -650,7 +653,6 @@ impl Chain {
                 let mut stats = BatchStats::default();
                 let r = self.flush(&mut pending, &mut stats);
                 report.add(&stats);
-                report.batches -= 1;
                 r
             });
         self.after_batch(true);
@@ -691,6 +693,7 @@ impl Chain {
         let mut stats = BatchStats::default();
         let result = self.pipeline_step(blocks, pending, &mut stats);
         report.add(&stats);
+        report.batches += 1;
         result
     }
 
@@ -756,7 +759,7 @@ impl Chain {
                 a?
             }
         };
-        self.grow_table_from(&applied.state)?;
+        self.grow_table_from(&applied.state);
         let failed = applied.failed.is_some();
         *pending = Some(Pending {
             run: fresh,
@@ -874,7 +877,7 @@ impl Chain {
         let t0 = Instant::now();
         let mut applied = self.apply_run(pre, parent, run)?;
         stats.transition += t0.elapsed();
-        self.grow_table_from(&applied.state)?;
+        self.grow_table_from(&applied.state);
         let t1 = Instant::now();
         let sets = std::mem::take(&mut applied.sets);
         stats.signature_sets += sets.len();
@@ -884,14 +887,10 @@ impl Chain {
     }
 
     /// Append validators the run added (on the head's chain) to the pubkey table.
-    fn grow_table_from(&mut self, state: &BeaconState) -> Result<(), ImportError> {
-        if state.validators.len() > self.table.len() && self.table_matches(state) {
-            let head = std::mem::replace(&mut self.head_state, state.clone());
-            let grown = self.grow_table();
-            self.head_state = head;
-            grown?;
+    fn grow_table_from(&mut self, state: &BeaconState) {
+        if state.validators.len() > self.keys.table.len() && self.keys.matches(&state.validators) {
+            self.keys.grow(&state.validators);
         }
-        Ok(())
     }
 
     /// Resolve and verify a run's sets: against the resident table when the run's
@@ -908,12 +907,14 @@ impl Chain {
         };
         if sets.is_empty() {
             Ok(())
-        } else if state.validators.len() <= self.table.len() && self.table_matches(state) {
-            let unusable = &self.unusable;
+        } else if state.validators.len() <= self.keys.table.len()
+            && self.keys.matches(&state.validators)
+        {
+            let unusable = &self.keys.unusable;
             verify_sets_in_table(
                 sets,
                 owners,
-                &self.table,
+                &self.keys.table,
                 |i| !unusable.contains(&i),
                 self.aggregator.as_ref(),
                 check,
@@ -1415,24 +1416,6 @@ fn replay_block(
     let mut skip = SignatureChecker::skip();
     t::process_block(state, &block.message, cfg, &mut skip)?;
     votes_of(state, block)
-}
-
-/// Block files directly in `dir` (`<slot>.ssz_snappy` or `<slot>.ssz`), by slot.
-fn list_flat(dir: &Path) -> Result<Vec<(u64, std::path::PathBuf)>, std::io::Error> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        let slot = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.split('.').next())
-            .and_then(|n| n.parse::<u64>().ok());
-        if let Some(slot) = slot {
-            out.push((slot, path));
-        }
-    }
-    out.sort();
-    Ok(out)
 }
 
 /// Record the anchor (genesis) state in a new store: its snapshot and summary, the

@@ -166,10 +166,11 @@ pub struct ImportReport {
 }
 
 impl ImportReport {
+    /// Add what a batch (or the settling of a pending one) did; `batches` is counted by
+    /// the caller.
     pub fn add(&mut self, b: &BatchStats) {
         self.imported += b.blocks as u64;
         self.skipped += b.skipped as u64;
-        self.batches += 1;
         self.signature_sets += b.signature_sets as u64;
         self.transition += b.transition;
         self.signatures += b.signatures;

@@ -158,9 +158,13 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), DevnetError> {
 
 /// The slots of the blocks under `dir/blocks`, ascending.
 pub fn list_blocks(dir: &Path) -> Result<Vec<(u64, PathBuf)>, DevnetError> {
-    let blocks = dir.join("blocks");
-    let rd = std::fs::read_dir(&blocks).map_err(|source| DevnetError::Io {
-        path: blocks.clone(),
+    list_block_files(&dir.join("blocks"))
+}
+
+/// Block files `<slot>.ssz_snappy` or `<slot>.ssz` directly in `folder`, by slot.
+pub fn list_block_files(folder: &Path) -> Result<Vec<(u64, PathBuf)>, DevnetError> {
+    let rd = std::fs::read_dir(folder).map_err(|source| DevnetError::Io {
+        path: folder.to_path_buf(),
         source,
     })?;
     let mut out = Vec::new();
@@ -169,7 +173,10 @@ pub fn list_blocks(dir: &Path) -> Result<Vec<(u64, PathBuf)>, DevnetError> {
         let slot = path
             .file_name()
             .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".ssz_snappy"))
+            .and_then(|n| {
+                n.strip_suffix(".ssz_snappy")
+                    .or_else(|| n.strip_suffix(".ssz"))
+            })
             .and_then(|n| n.parse::<u64>().ok());
         if let Some(slot) = slot {
             out.push((slot, path));

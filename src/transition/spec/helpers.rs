@@ -320,25 +320,31 @@ pub fn compute_proposer_index(
     }
 }
 
-/// `compute_committee`.
-pub fn compute_committee(
-    indices: &[u64],
-    seed: &[u8; 32],
-    index: u64,
-    count: u64,
-) -> Result<Vec<u64>> {
-    let len = indices.len() as u64;
+/// The bounds `[len·index/count, len·(index+1)/count)` of committee `index` of `count` in
+/// a shuffled list of `len` (shared by `compute_committee` and [`committee_in`]).
+fn committee_range(len: u64, index: u64, count: u64) -> Result<std::ops::Range<usize>> {
     let start = len.safe_mul(index)?.safe_div(count)?;
     let end = len.safe_mul(index.safe_add(1)?)?.safe_div(count)?;
     ensure!(
         start <= end && end <= len,
         "committee {index} of {count} out of range"
     );
-    // `indices[compute_shuffled_index(i, len, seed)]` for `i` in `start..end`: a slice of
-    // the epoch's whole shuffling, computed once and cached (`transition::shuffling`).
+    Ok(start as usize..end as usize)
+}
+
+/// `compute_committee`: `indices[compute_shuffled_index(i, len, seed)]` for the committee's
+/// positions, read off the epoch's whole shuffling (computed once and cached,
+/// `transition::shuffling`).
+pub fn compute_committee(
+    indices: &[u64],
+    seed: &[u8; 32],
+    index: u64,
+    count: u64,
+) -> Result<Vec<u64>> {
+    let range = committee_range(indices.len() as u64, index, count)?;
     let shuffled =
         crate::transition::shuffling::shuffled_indices(seed, SHUFFLE_ROUND_COUNT, indices);
-    Ok(shuffled[start as usize..end as usize].to_vec())
+    Ok(shuffled[range].to_vec())
 }
 
 pub fn compute_time_at_slot(state: &BeaconState, slot: u64, cfg: &ChainConfig) -> Result<u64> {
@@ -505,30 +511,20 @@ pub fn committee_in(shuffling: &[u64], slot: u64, index: u64) -> Result<&[u64]> 
     let committees_per_slot = (active / SLOTS_PER_EPOCH_U64 / TARGET_COMMITTEE_SIZE as u64)
         .min(MAX_COMMITTEES_PER_SLOT as u64)
         .max(1);
-    let count = committees_per_slot.safe_mul(SLOTS_PER_EPOCH_U64)?;
     let i = (slot % SLOTS_PER_EPOCH_U64)
         .safe_mul(committees_per_slot)?
         .safe_add(index)?;
-    let start = active.safe_mul(i)?.safe_div(count)?;
-    let end = active.safe_mul(i.safe_add(1)?)?.safe_div(count)?;
-    ensure!(
-        start <= end && end <= active,
-        "committee {index} at slot {slot} out of range"
-    );
-    Ok(&shuffling[start as usize..end as usize])
+    let range = committee_range(
+        active,
+        i,
+        committees_per_slot.safe_mul(SLOTS_PER_EPOCH_U64)?,
+    )?;
+    Ok(&shuffling[range])
 }
 
 pub fn get_beacon_committee(state: &BeaconState, slot: u64, index: u64) -> Result<Vec<u64>> {
-    let epoch = compute_epoch_at_slot(slot);
-    let committees_per_slot = get_committee_count_per_slot(state, epoch);
-    compute_committee(
-        &get_active_validator_indices(state, epoch),
-        &get_seed(state, epoch, DOMAIN_BEACON_ATTESTER)?,
-        (slot % SLOTS_PER_EPOCH_U64)
-            .safe_mul(committees_per_slot)?
-            .safe_add(index)?,
-        committees_per_slot.safe_mul(SLOTS_PER_EPOCH_U64)?,
-    )
+    let shuffling = get_shuffling(state, compute_epoch_at_slot(slot))?;
+    Ok(committee_in(&shuffling, slot, index)?.to_vec())
 }
 
 /// Fulu (EIP-7917): read from `proposer_lookahead`.
