@@ -39,7 +39,7 @@ use blst::{blst_fp, blst_p1, blst_p1_affine};
 use quasar_kernels::bls as kbls;
 use rayon::prelude::*;
 
-use super::gpu::{GpuContext, GpuError};
+use super::gpu::{GpuContext, GpuError, PipelineKey};
 
 /// Fp and G1 arithmetic (linked first).
 const SHADER_FP_G1: &str = include_str!("../../shaders/bls12_381.wgsl");
@@ -559,21 +559,17 @@ struct AggPipelines {
     finish: wgpu::ComputePipeline,
 }
 
-type PipelineCache = Vec<(std::sync::Weak<GpuContext>, FpMul, AggPipelines)>;
+/// The aggregation pipelines of `ctx` for `fp_mul`, kept in the context's pipeline cache so
+/// that every aggregator on a context shares them (a build takes seconds on lavapipe).
+fn agg_pipelines(ctx: &GpuContext, fp_mul: FpMul) -> Result<AggPipelines, GpuError> {
+    let key = PipelineKey {
+        kernel: "bls aggregate",
+        variant: fp_mul.name(),
+    };
+    ctx.pipelines(key, |ctx| build_agg_pipelines(ctx, fp_mul))
+}
 
-/// Pipelines already built, so that every aggregator on a context shares them (a build
-/// takes seconds on lavapipe).
-static PIPELINES: Mutex<PipelineCache> = Mutex::new(Vec::new());
-
-fn agg_pipelines(ctx: &Arc<GpuContext>, fp_mul: FpMul) -> Result<AggPipelines, GpuError> {
-    let mut cache = PIPELINES.lock().unwrap_or_else(PoisonError::into_inner);
-    cache.retain(|(c, _, _)| c.strong_count() > 0);
-    if let Some((_, _, p)) = cache
-        .iter()
-        .find(|(c, f, _)| std::ptr::eq(c.as_ptr(), Arc::as_ptr(ctx)) && *f == fp_mul)
-    {
-        return Ok(p.clone());
-    }
+fn build_agg_pipelines(ctx: &GpuContext, fp_mul: FpMul) -> Result<AggPipelines, GpuError> {
     let entries = [
         storage_entry(0, true),
         storage_entry(1, true),
@@ -594,14 +590,12 @@ fn agg_pipelines(ctx: &Arc<GpuContext>, fp_mul: FpMul) -> Result<AggPipelines, G
     else {
         return Err(GpuError::Device("missing aggregation pipelines".into()));
     };
-    let p = AggPipelines {
+    Ok(AggPipelines {
         layout,
         chunks,
         reduce,
         finish,
-    };
-    cache.push((Arc::downgrade(ctx), fp_mul, p.clone()));
-    Ok(p)
+    })
 }
 
 impl std::fmt::Debug for GpuAggregator {

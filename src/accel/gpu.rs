@@ -88,7 +88,19 @@ pub struct GpuStats {
     pub bytes_downloaded: u64,
 }
 
-/// The wgpu device and queue, created once per process and shared.
+/// Which compiled pipelines a [`GpuContext`] keeps: a kernel family and its variant
+/// (e.g. the aggregation kernels linked with one Fp multiplication).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PipelineKey {
+    pub kernel: &'static str,
+    pub variant: &'static str,
+}
+
+/// Compiled pipelines by key, each a value of its user's own type.
+type PipelineSlots = HashMap<PipelineKey, Arc<dyn std::any::Any + Send + Sync>>;
+
+/// The wgpu device and queue, created once and passed to every user (each holds an
+/// `Arc`), with the pipelines compiled on it (see [`GpuContext::pipelines`]).
 pub struct GpuContext {
     device: wgpu::Device,
     queue: wgpu::Queue,
@@ -99,6 +111,9 @@ pub struct GpuContext {
     submissions: AtomicU64,
     bytes_uploaded: AtomicU64,
     bytes_downloaded: AtomicU64,
+    /// Pipelines compiled on this device, shared by all its users (a build takes seconds
+    /// on lavapipe); they live and die with the context.
+    pipelines: Mutex<PipelineSlots>,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -175,6 +190,7 @@ impl GpuContext {
             submissions: AtomicU64::new(0),
             bytes_uploaded: AtomicU64::new(0),
             bytes_downloaded: AtomicU64::new(0),
+            pipelines: Mutex::new(HashMap::new()),
         };
         tracing::info!(
             target: "quasar::accel::gpu",
@@ -217,6 +233,34 @@ impl GpuContext {
     /// The limits the device was created with.
     pub fn limits(&self) -> &wgpu::Limits {
         &self.limits
+    }
+
+    /// The pipelines kept under `key` on this context, built by `build` on first use (the
+    /// lock is held while building, so concurrent users build once). Every user of the
+    /// context shares them; another context never sees them.
+    pub fn pipelines<T: Clone + Send + Sync + 'static>(
+        &self,
+        key: PipelineKey,
+        build: impl FnOnce(&GpuContext) -> Result<T, GpuError>,
+    ) -> Result<T, GpuError> {
+        let mut slots = self
+            .pipelines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(found) = slots.get(&key).and_then(|p| p.downcast_ref::<T>()) {
+            return Ok(found.clone());
+        }
+        let built = build(self)?;
+        slots.insert(key, Arc::new(built.clone()));
+        Ok(built)
+    }
+
+    /// How many pipeline sets this context keeps (tests).
+    pub fn cached_pipelines(&self) -> usize {
+        self.pipelines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// Destroy the device, as a driver reset or a removed card would: every later call

@@ -5,10 +5,8 @@ use std::collections::HashMap;
 use super::{t, types};
 use crate::chain::pipeline::hex;
 use crate::chain::{Anchor, META_ANCHOR};
-use crate::merkle::state_root::with_carried_root;
-use crate::merkle::CachedStateRoot;
 use crate::store::Store;
-use crate::transition::{ChainConfig, SignatureChecker};
+use crate::transition::{ChainConfig, SignatureChecker, TransitionCtx};
 use crate::types::ssz::SszDecode;
 use types::{BeaconState, SignedBeaconBlock};
 
@@ -312,15 +310,17 @@ pub fn db_verify(store: &Store, cfg: &ChainConfig) -> Result<Vec<String>, String
             .map_err(e)?
             .ok_or("snapshot vanished")?;
         let mut state = BeaconState::ssz_decode(&bytes).map_err(|e| e.to_string())?;
-        let mut roots = CachedStateRoot::default();
-        let replayed = with_carried_root(&mut roots, || -> Result<(), String> {
+        // The roots through one carried cache, from block to block.
+        let mut ctx = TransitionCtx::new(cfg.clone());
+        let replayed = (|| -> Result<(), String> {
             for b in replay.iter().rev() {
                 if state.slot < b.message.slot {
-                    t::process_slots(&mut state, b.message.slot, cfg).map_err(|e| e.to_string())?;
+                    t::process_slots(&mut state, b.message.slot, &mut ctx)
+                        .map_err(|e| e.to_string())?;
                 }
-                t::process_block(&mut state, &b.message, cfg, &mut SignatureChecker::skip())
+                t::process_block(&mut state, &b.message, &ctx, &mut SignatureChecker::skip())
                     .map_err(|e| e.to_string())?;
-                let root = t::state_root_of(&state).map_err(|e| e.to_string())?;
+                let root = ctx.state_root(&state).map_err(|e| e.to_string())?;
                 if &root != b.message.state_root.as_bytes() {
                     return Err(format!(
                         "replaying block at slot {} gives state root 0x{}, the block says 0x{}",
@@ -331,7 +331,7 @@ pub fn db_verify(store: &Store, cfg: &ChainConfig) -> Result<Vec<String>, String
                 }
             }
             Ok(())
-        });
+        })();
         if let Err(err) = replayed {
             problems.push(format!("replay to the head: {err}"));
         }

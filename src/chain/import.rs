@@ -34,10 +34,8 @@ use crate::chain::pipeline::{
 };
 use crate::chain::resolve::{verify_sets_in_table, SetCheck, SetOwner};
 use crate::chain::{Anchor, META_ANCHOR, META_PRESET};
-use crate::merkle::state_root::{with_carried_root, with_known_root, with_unchanged_validators};
-use crate::merkle::CachedStateRoot;
 use crate::store::{Checkpoint, Head, StateSummary, Store};
-use crate::transition::{ChainConfig, SignatureChecker, TransitionError};
+use crate::transition::{ChainConfig, SignatureChecker, TransitionCtx, TransitionError};
 use crate::types::ssz::{ssz_encode, SszDecode};
 use crate::types::Preset;
 use types::{BeaconState, SignedBeaconBlock};
@@ -177,13 +175,14 @@ struct Pending {
 /// caches the pipeline works through.
 pub struct Chain {
     store: Store,
-    cfg: ChainConfig,
     opts: ImportOptions,
     anchor: Anchor,
     head_root: Root,
     head_state: BeaconState,
-    /// State-root cache carried through the transition from block to block.
-    roots: CachedStateRoot,
+    /// The transition context: the chain's shufflings and pubkey index (shared with the
+    /// preloader's sibling context) and the state-root cache carried through the
+    /// transition from block to block.
+    ctx: TransitionCtx,
     /// Every validator's key at its index (KeyValidate'd once), resident on the GPU.
     keys: ResidentKeys,
     aggregator: Box<dyn PubkeyAggregator>,
@@ -286,14 +285,14 @@ impl Chain {
             epoch: t::compute_epoch_at_slot(anchor.slot),
             root: anchor.root,
         };
+        let ctx = TransitionCtx::new(cfg);
         let mut chain = Chain {
             store,
-            cfg,
             opts,
             anchor,
             head_root: anchor.root,
             head_state: anchor_state,
-            roots: CachedStateRoot::default(),
+            ctx,
             keys: ResidentKeys::default(),
             aggregator,
             fork_choice: ForkChoice::new(anchor.root, anchor.slot, anchor_cp),
@@ -309,10 +308,10 @@ impl Chain {
         };
         chain.load_head()?;
         if chain.opts.preload {
-            let cfg = chain.cfg.clone();
+            let ctx = chain.ctx.sibling();
             chain.preloader = Some(Preloader::spawn(
                 chain.checkpoints.clone(),
-                Arc::new(move |s: &BeaconState, epoch: u64| advance_to_epoch(s, epoch, &cfg)),
+                Arc::new(move |s: &BeaconState, epoch: u64| advance_to_epoch(s, epoch, &ctx)),
             ));
         }
         Ok(chain)
@@ -355,11 +354,11 @@ impl Chain {
         chain.reverse();
         self.fork_choice = ForkChoice::new(finalized.root, finalized_slot, finalized);
         let mut state = base;
-        let mut roots = std::mem::take(&mut self.roots);
-        let result = with_carried_root(&mut roots, || -> Result<(), ImportError> {
+        let mut tctx = self.ctx.take();
+        let result = (|| -> Result<(), ImportError> {
             for b in &chain {
                 let root = t::hash_tree_root(&b.message).map_err(internal)?;
-                let votes = replay_block(&mut state, b, &self.cfg).map_err(internal)?;
+                let votes = replay_block(&mut state, b, &mut tctx).map_err(internal)?;
                 if b.message.slot > finalized_slot {
                     let parent = *b.message.parent_root.as_bytes();
                     self.fork_choice.on_block(
@@ -376,8 +375,8 @@ impl Chain {
                 }
             }
             Ok(())
-        });
-        self.roots = roots;
+        })();
+        self.ctx = tctx;
         result?;
         self.fork_choice.update_checkpoints(justified, finalized);
         let want = self
@@ -411,6 +410,11 @@ impl Chain {
     /// The head block's post state.
     pub fn head_state(&self) -> &BeaconState {
         &self.head_state
+    }
+
+    /// The chain's transition context (siblings share its caches: `ctx().sibling()`).
+    pub fn transition_ctx(&self) -> &TransitionCtx {
+        &self.ctx
     }
 
     /// The head state's root.
@@ -500,13 +504,12 @@ impl Chain {
             chain.push(b);
         };
         let mut state = base;
-        let mut roots = CachedStateRoot::default();
-        with_carried_root(&mut roots, || {
-            for b in chain.iter().rev() {
-                replay_block(&mut state, b, &self.cfg).map_err(internal)?;
-            }
-            Ok(state)
-        })
+        // A sibling context: the chain's caches, its own root carry (from block to block).
+        let mut ctx = self.ctx.sibling();
+        for b in chain.iter().rev() {
+            replay_block(&mut state, b, &mut ctx).map_err(internal)?;
+        }
+        Ok(state)
     }
 
     /// The state of checkpoint `(epoch, root)`: block `root`'s state advanced to the
@@ -521,7 +524,7 @@ impl Chain {
         let found = cache.get_or_load(&key, || {
             let state = self.state_of_block(root).map_err(|e| e.to_string())?;
             if t::compute_start_slot_at_epoch(epoch).map_err(|e| e.to_string())? > state.slot {
-                advance_to_epoch(&state, epoch, &self.cfg).map(Some)
+                advance_to_epoch(&state, epoch, &self.ctx).map(Some)
             } else {
                 Ok(Some(state))
             }
@@ -724,7 +727,7 @@ impl Chain {
             None => self.head_state.clone(),
         };
         let ctx = self.apply_ctx();
-        let mut roots = std::mem::take(&mut self.roots);
+        let mut tctx = self.ctx.take();
         let applied = match pending.take() {
             Some(mut p) => {
                 let sets = std::mem::take(&mut p.applied.sets);
@@ -742,19 +745,19 @@ impl Chain {
                     },
                     || {
                         let t = Instant::now();
-                        let a = apply_run_with(&ctx, &mut roots, pre, parent, &fresh);
+                        let a = apply_run_with(&ctx, &mut tctx, pre, parent, &fresh);
                         (a, t.elapsed())
                     },
                 );
-                self.roots = roots;
+                self.ctx = tctx;
                 stats.transition += apply_time;
                 settled?;
                 applied?
             }
             None => {
                 let t = Instant::now();
-                let a = apply_run_with(&ctx, &mut roots, pre, parent, &fresh);
-                self.roots = roots;
+                let a = apply_run_with(&ctx, &mut tctx, pre, parent, &fresh);
+                self.ctx = tctx;
                 stats.transition += t.elapsed();
                 a?
             }
@@ -979,15 +982,14 @@ impl Chain {
         run: &[Decoded<SignedBeaconBlock>],
     ) -> Result<AppliedRun, ImportError> {
         let ctx = self.apply_ctx();
-        let mut roots = std::mem::take(&mut self.roots);
-        let out = apply_run_with(&ctx, &mut roots, pre, parent, run);
-        self.roots = roots;
+        let mut tctx = self.ctx.take();
+        let out = apply_run_with(&ctx, &mut tctx, pre, parent, run);
+        self.ctx = tctx;
         out
     }
 
     fn apply_ctx(&self) -> ApplyCtx {
         ApplyCtx {
-            cfg: self.cfg.clone(),
             checkpoints: self.checkpoints.clone(),
             every: self.opts.snapshot_every_epochs.max(1),
         }
@@ -1164,17 +1166,16 @@ impl Chain {
 /// What applying a run needs from the chain (cloned, so a run can be applied on another
 /// thread while the chain verifies the previous one).
 struct ApplyCtx {
-    cfg: ChainConfig,
     checkpoints: Arc<CheckpointStateCache<BeaconState>>,
     every: u64,
 }
 
 /// Apply the run's transitions with every signature set collected, the state roots
-/// through `roots` (carried from block to block). A transition failure stops the run there
-/// (recorded in `failed`); the node's own faults are errors.
+/// through `tctx`'s carried root cache (from block to block). A transition failure stops
+/// the run there (recorded in `failed`); the node's own faults are errors.
 fn apply_run_with(
     ctx: &ApplyCtx,
-    roots: &mut CachedStateRoot,
+    tctx: &mut TransitionCtx,
     pre: BeaconState,
     parent: Root,
     run: &[Decoded<SignedBeaconBlock>],
@@ -1186,8 +1187,8 @@ fn apply_run_with(
         owners: Vec::new(),
         failed: None,
     };
-    let (cfg, checkpoints, every) = (&ctx.cfg, &ctx.checkpoints, ctx.every);
-    let result = with_carried_root(roots, || -> Result<(), ImportError> {
+    let (checkpoints, every) = (&ctx.checkpoints, ctx.every);
+    let result = (|| -> Result<(), ImportError> {
         let mut known_root: Option<[u8; 32]> = None;
         let mut parent = parent;
         for (index, d) in run.iter().enumerate() {
@@ -1214,15 +1215,15 @@ fn apply_run_with(
             let step = (|| -> Result<bool, TransitionError> {
                 // The state's root is known while it is the previous block's post state
                 // (checked against that block): process_slot need not hash it again.
-                if enter_epoch(state, slot, parent, checkpoints, cfg, *known_root)? {
+                if enter_epoch(state, slot, parent, checkpoints, tctx, *known_root)? {
                     *known_root = None;
                 }
                 if state.slot < slot {
-                    with_known_root(known_root.take(), || t::process_slots(state, slot, cfg))?;
+                    tctx.with_known_root(known_root.take(), |c| t::process_slots(state, slot, c))?;
                 }
                 t::verify_block_signature(state, block, &mut sigs)?;
-                t::process_block(state, &block.message, cfg, &mut sigs)?;
-                let root = with_unchanged_validators(unchanged, || t::state_root_of(state))?;
+                t::process_block(state, &block.message, tctx, &mut sigs)?;
+                let root = tctx.with_unchanged_validators(unchanged, |c| c.state_root(state))?;
                 if block.message.state_root.as_bytes() == &root {
                     *known_root = Some(root);
                     Ok(true)
@@ -1250,7 +1251,7 @@ fn apply_run_with(
             // the order of the block's attestations.
             let votes = match votes_from_sets(block, &sets, &labels) {
                 Some(votes) => votes,
-                None => votes_of(state, block).map_err(internal)?,
+                None => votes_of(state, block, tctx).map_err(internal)?,
             };
             out.owners.extend(labels.into_iter().map(|what| SetOwner {
                 block: index,
@@ -1288,7 +1289,7 @@ fn apply_run_with(
             parent = d.root;
         }
         Ok(())
-    });
+    })();
     result?;
     Ok(out)
 }
@@ -1301,7 +1302,7 @@ fn enter_epoch(
     slot: u64,
     parent: Root,
     cache: &Arc<CheckpointStateCache<BeaconState>>,
-    cfg: &ChainConfig,
+    ctx: &mut TransitionCtx,
     known_root: Option<[u8; 32]>,
 ) -> Result<bool, TransitionError> {
     let epoch = t::compute_epoch_at_slot(slot);
@@ -1319,7 +1320,7 @@ fn enter_epoch(
         }
     }
     let start = t::compute_start_slot_at_epoch(epoch)?;
-    with_known_root(known_root, || t::process_slots(state, start, cfg))?;
+    ctx.with_known_root(known_root, |c| t::process_slots(state, start, c))?;
     if slot > start {
         // The epoch's first slot is empty: this is the state of checkpoint
         // (epoch, parent). (With a block at the first slot, that block's post state is the
@@ -1330,19 +1331,17 @@ fn enter_epoch(
 }
 
 /// `state` advanced to the first slot of `epoch` (the preloader's and the database
-/// tier's step).
+/// tier's step), through a sibling of `ctx` (the chain's caches, its own root carry).
 fn advance_to_epoch(
     state: &BeaconState,
     epoch: u64,
-    cfg: &ChainConfig,
+    ctx: &TransitionCtx,
 ) -> Result<BeaconState, String> {
     let start = t::compute_start_slot_at_epoch(epoch).map_err(|e| e.to_string())?;
     let mut s = state.clone();
     if s.slot < start {
         // One cold root, then each slot's root through the carried cache.
-        let mut roots = CachedStateRoot::default();
-        with_carried_root(&mut roots, || t::process_slots(&mut s, start, cfg))
-            .map_err(|e| e.to_string())?;
+        t::process_slots(&mut s, start, &mut ctx.sibling()).map_err(|e| e.to_string())?;
     }
     Ok(s)
 }
@@ -1378,13 +1377,17 @@ fn votes_from_sets(
 /// The latest messages a block carries: each attester's vote (block root, target epoch),
 /// read off the committees (the epoch's cached shuffling) and the aggregation bits. The
 /// block was just applied, so its attestations are valid.
-fn votes_of(state: &BeaconState, block: &SignedBeaconBlock) -> Result<Vec<Vote>, TransitionError> {
+fn votes_of(
+    state: &BeaconState,
+    block: &SignedBeaconBlock,
+    ctx: &TransitionCtx,
+) -> Result<Vec<Vote>, TransitionError> {
     let mut votes = Vec::new();
     for att in block.message.body.attestations.iter() {
         let root = *att.data.beacon_block_root.as_bytes();
         let target = att.data.target.epoch;
         let slot = att.data.slot;
-        let shuffling = t::get_shuffling(state, t::compute_epoch_at_slot(slot))?;
+        let shuffling = t::get_shuffling(state, t::compute_epoch_at_slot(slot), ctx)?;
         let bits = &att.aggregation_bits;
         let mut offset = 0usize;
         for (index, set) in att.committee_bits.iter().enumerate() {
@@ -1408,14 +1411,14 @@ fn votes_of(state: &BeaconState, block: &SignedBeaconBlock) -> Result<Vec<Vote>,
 fn replay_block(
     state: &mut BeaconState,
     block: &SignedBeaconBlock,
-    cfg: &ChainConfig,
+    ctx: &mut TransitionCtx,
 ) -> Result<Vec<Vote>, TransitionError> {
     if state.slot < block.message.slot {
-        t::process_slots(state, block.message.slot, cfg)?;
+        t::process_slots(state, block.message.slot, ctx)?;
     }
     let mut skip = SignatureChecker::skip();
-    t::process_block(state, &block.message, cfg, &mut skip)?;
-    votes_of(state, block)
+    t::process_block(state, &block.message, ctx, &mut skip)?;
+    votes_of(state, block, ctx)
 }
 
 /// Record the anchor (genesis) state in a new store: its snapshot and summary, the

@@ -5,16 +5,17 @@ use super::{t, types};
 use crate::accel::aggregate::PubkeyAggregator;
 use crate::chain::resolve::{resolve_sets, SetOwner};
 use crate::chain::SegmentError;
-use crate::transition::{ChainConfig, SignatureChecker};
+use crate::transition::{ChainConfig, SignatureChecker, TransitionCtx};
 use crate::types::ssz::{ssz_encode, SszDecode};
 
-/// Apply `blocks` to `state` in order, collecting every signature set; then aggregate all
-/// sets' pubkeys in one `aggregator` call and verify them in one batch. On an error the
-/// state is left part-way: callers apply segments to a copy and keep it only on success.
+/// Apply `blocks` to `state` in order through `ctx` (its root cache carried from block to
+/// block), collecting every signature set; then aggregate all sets' pubkeys in one
+/// `aggregator` call and verify them in one batch. On an error the state is left part-way:
+/// callers apply segments to a copy and keep it only on success.
 pub fn apply_segment(
     state: &mut types::BeaconState,
     blocks: &[types::SignedBeaconBlock],
-    cfg: &ChainConfig,
+    ctx: &mut TransitionCtx,
     aggregator: &dyn PubkeyAggregator,
 ) -> Result<(), SegmentError> {
     let mut sets = Vec::new();
@@ -22,7 +23,7 @@ pub fn apply_segment(
     for (index, block) in blocks.iter().enumerate() {
         let slot = block.message.slot;
         let mut sigs = SignatureChecker::collect();
-        t::state_transition(state, block, true, cfg, &mut sigs)
+        t::state_transition(state, block, true, ctx, &mut sigs)
             .map_err(|error| SegmentError::Block { index, slot, error })?;
         let (block_sets, labels) = sigs.take_sets();
         owners.extend(labels.into_iter().map(|what| SetOwner {
@@ -72,9 +73,10 @@ pub fn transition_bytes(
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    apply_segment(&mut state, &blocks, cfg, aggregator)?;
+    let mut ctx = TransitionCtx::new(cfg.clone());
+    apply_segment(&mut state, &blocks, &mut ctx, aggregator)?;
     if let Some(slot) = slots {
-        t::process_slots(&mut state, slot, cfg)
+        t::process_slots(&mut state, slot, &mut ctx)
             .map_err(|error| SegmentError::Slots { slot, error })?;
     }
     let ssz = ssz_encode(&state).map_err(|e| SegmentError::Internal(e.to_string()))?;

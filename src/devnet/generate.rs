@@ -16,7 +16,7 @@ use crate::devnet::{
     block_path, compress, genesis_path, write_file, DevnetError, DevnetOptions, DevnetSummary,
     InteropKeys, SigningMode, Timings,
 };
-use crate::transition::{ChainConfig, SignatureChecker};
+use crate::transition::{ChainConfig, SignatureChecker, TransitionCtx};
 use crate::types::ssz::ssz_encode;
 use types::{
     Attestation, AttestationData, BLSSignature, BeaconBlock, BeaconBlockBody, BeaconBlockHeader,
@@ -166,6 +166,9 @@ pub fn interop_genesis_state(
 pub struct Generator<'a> {
     keys: &'a InteropKeys,
     cfg: &'a ChainConfig,
+    /// The transition context the generator's chain runs with (its own caches and root
+    /// carry).
+    ctx: TransitionCtx,
     /// The post state of the head block.
     state: BeaconState,
     head_root: [u8; 32],
@@ -192,6 +195,7 @@ impl<'a> Generator<'a> {
         Ok(Self {
             keys,
             cfg,
+            ctx: TransitionCtx::new(cfg.clone()),
             state,
             head_root,
             validator_of_pubkey,
@@ -229,7 +233,7 @@ impl<'a> Generator<'a> {
         let mut committee_bits = Bitvector::default();
         let mut signers = Vec::new();
         for index in 0..count {
-            let committee = t::get_beacon_committee(state, slot, index)?;
+            let committee = t::get_beacon_committee(state, slot, index, &self.ctx)?;
             if !committee.is_empty() {
                 committee_bits.set(index as usize, true);
                 signers.extend(committee);
@@ -321,8 +325,8 @@ impl<'a> Generator<'a> {
         let slot = self.state.slot + 1;
         // The head's attestation is signed while the state advances to the next slot.
         let unsigned = self.head_attestation()?;
-        let (keys, mode, cfg) = (self.keys, self.mode, self.cfg);
-        let state = &mut self.state;
+        let (keys, mode) = (self.keys, self.mode);
+        let (state, ctx) = (&mut self.state, &mut self.ctx);
         let (signed, advanced) = rayon::join(
             || -> Result<Option<Attestation>> {
                 let Some((mut attestation, signers, root)) = unsigned else {
@@ -333,7 +337,7 @@ impl<'a> Generator<'a> {
             },
             || {
                 let t1 = Instant::now();
-                t::process_slots(state, slot, cfg).map(|()| t1.elapsed())
+                t::process_slots(state, slot, ctx).map(|()| t1.elapsed())
             },
         );
         let attestation = signed?;
@@ -399,7 +403,7 @@ impl<'a> Generator<'a> {
         t::process_block(
             &mut self.state,
             &block,
-            self.cfg,
+            &self.ctx,
             &mut SignatureChecker::skip(),
         )?;
         block.state_root = Root::from(t::hash_tree_root_mut(&mut self.state)?);

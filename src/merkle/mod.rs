@@ -11,7 +11,9 @@ pub mod tree;
 mod zero;
 
 pub use pack::{pack, pack_bytes, Basic};
-pub use state_root::{state_root, CachedStateRoot, Dirty, StateRootError, StateRootFields};
+pub use state_root::{
+    state_root, CachedStateRoot, Dirty, RootCarry, StateRootError, StateRootFields,
+};
 pub use zero::zero_hashes;
 
 use crate::accel::hash::{ceil_log2, pad_root, BatchHasher, HashError};

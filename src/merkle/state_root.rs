@@ -519,114 +519,76 @@ impl CachedStateRoot {
 
 // ---- a cache carried through the state transition -----------------------------------------
 
-std::thread_local! {
-    static CARRIED: std::cell::RefCell<Option<CachedStateRoot>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-/// Run `f` with `cache` carried: every [`carried_or_cold_root`] on this thread inside `f`
-/// (the transition's per-slot and per-block state roots) updates `cache` instead of hashing
-/// the state from scratch. The import pipeline carries one cache from block to block, so a
-/// slot costs what changed in it, not the whole registry.
+/// The state-root cache carried through the transition from block to block, with the two
+/// declarations the importer makes about the next root. A plain value, owned by whoever
+/// runs the transition (the transition context) and mutated through `&mut`: nothing is
+/// shared between two owners.
 ///
-/// A full compare is used (no dirty hint), so the cache may have been built from any
-/// state: the root is always the state's own, held equal to the cold root by the tests.
-pub fn with_carried_root<R>(cache: &mut CachedStateRoot, f: impl FnOnce() -> R) -> R {
-    let taken = std::mem::take(cache);
-    let previous = CARRIED.with(|c| c.replace(Some(taken)));
-    // Put the cache back even if `f` unwinds, so a carried cache never leaks into an
-    // unrelated computation on this thread.
-    struct Restore<'a> {
-        cache: &'a mut CachedStateRoot,
-        previous: Option<Option<CachedStateRoot>>,
+/// [`root`](Self::root) updates the cache instead of hashing the state from scratch, so a
+/// slot costs what changed in it, not the whole registry. Without a hint a full compare is
+/// used, so the cache may have been built from any state: the root is always the state's
+/// own, held equal to the cold root by the tests.
+#[derive(Default)]
+pub struct RootCarry {
+    /// The carried cache (empty until the first root).
+    pub cache: CachedStateRoot,
+    /// The root of the state as it stands now, declared by the caller: the next
+    /// [`root`](Self::root) returns it without hashing (the spec's `process_slot` re-hashes
+    /// the state a block just left, whose root the importer has just checked against the
+    /// block), and clears it. The caller vouches that the next state rooted is that state.
+    pub known: Option<Chunk>,
+    /// Declares that no existing validator changed since the cache's last update
+    /// (validators may only have been appended): the next update skips comparing the
+    /// registry, and clears it. The importer declares it for a block with no operation
+    /// that touches a validator, in an epoch whose boundary was not crossed since the last
+    /// root.
+    pub unchanged_validators: bool,
+}
+
+impl std::fmt::Debug for RootCarry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RootCarry")
+            .field("root", &self.cache.root())
+            .field("known", &self.known.is_some())
+            .field("unchanged_validators", &self.unchanged_validators)
+            .finish()
     }
-    impl Drop for Restore<'_> {
-        fn drop(&mut self) {
-            let previous = self.previous.take().unwrap_or_default();
-            *self.cache = CARRIED.with(|c| c.replace(previous)).unwrap_or_default();
+}
+
+impl RootCarry {
+    /// The root of `state`: the declared known root if there is one, else through the
+    /// carried cache. A failed update drops the cache (the next update rebuilds it), never
+    /// leaving it half-updated.
+    pub fn root<S: StateRootFields + ?Sized>(
+        &mut self,
+        hasher: &dyn BatchHasher,
+        state: &S,
+    ) -> Result<Chunk, StateRootError> {
+        if let Some(root) = self.known.take() {
+            return Ok(root);
         }
-    }
-    let _restore = Restore {
-        cache,
-        previous: Some(previous),
-    };
-    f()
-}
-
-/// The root of `state`: through the cache carried by [`with_carried_root`] when there is
-/// one on this thread, else cold ([`state_root`]). A failed update drops the carried cache
-/// (the next update rebuilds it), never leaving it half-updated.
-pub fn carried_or_cold_root<S: StateRootFields + ?Sized>(
-    hasher: &dyn BatchHasher,
-    state: &S,
-) -> Result<Chunk, StateRootError> {
-    if let Some(root) = KNOWN.with(|k| k.take()) {
-        return Ok(root);
-    }
-    let taken = CARRIED.with(|c| c.borrow_mut().take());
-    match taken {
-        Some(mut cache) => {
-            let out = match UNCHANGED_VALIDATORS.with(|u| u.replace(false)) {
-                // Only appended validators can differ from the cache's copy.
-                true => cache.update_with(
-                    hasher,
-                    state,
-                    &Dirty {
-                        validators: Some(Vec::new()),
-                    },
-                ),
-                false => cache.update(hasher, state),
-            };
-            let back = if out.is_ok() {
-                cache
-            } else {
-                CachedStateRoot::default()
-            };
-            CARRIED.with(|c| *c.borrow_mut() = Some(back));
-            out
+        let mut cache = std::mem::take(&mut self.cache);
+        let out = if std::mem::take(&mut self.unchanged_validators) {
+            // Only appended validators can differ from the cache's copy.
+            cache.update_with(
+                hasher,
+                state,
+                &Dirty {
+                    validators: Some(Vec::new()),
+                },
+            )
+        } else {
+            cache.update(hasher, state)
+        };
+        if out.is_ok() {
+            self.cache = cache;
         }
-        None => state_root(hasher, state),
+        out
     }
-}
 
-std::thread_local! {
-    static KNOWN: std::cell::Cell<Option<Chunk>> = const { std::cell::Cell::new(None) };
-}
-
-/// Run `f` with the root of the state as it stands now declared: the first
-/// [`carried_or_cold_root`] on this thread inside `f` returns `root` without hashing (the
-/// spec's `process_slot` re-hashes the state a block just left, whose root the importer
-/// has just checked against the block). The caller vouches that the state `f` roots first
-/// is that state; the declaration is dropped when `f` returns.
-pub fn with_known_root<R>(root: Option<Chunk>, f: impl FnOnce() -> R) -> R {
-    struct Clear;
-    impl Drop for Clear {
-        fn drop(&mut self) {
-            KNOWN.with(|k| k.set(None));
-        }
+    /// Drop both declarations (they hold for the next root only).
+    pub fn clear_declarations(&mut self) {
+        self.known = None;
+        self.unchanged_validators = false;
     }
-    KNOWN.with(|k| k.set(root));
-    let _clear = Clear;
-    f()
-}
-
-std::thread_local! {
-    static UNCHANGED_VALIDATORS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Run `f` declaring that no existing validator changed since the carried cache's last
-/// update (validators may only have been appended): the first carried update inside `f`
-/// skips comparing the registry. The importer declares it for a block with no operation
-/// that touches a validator, in an epoch whose boundary was not crossed since the last
-/// root; the declaration is dropped when `f` returns.
-pub fn with_unchanged_validators<R>(unchanged: bool, f: impl FnOnce() -> R) -> R {
-    struct Clear;
-    impl Drop for Clear {
-        fn drop(&mut self) {
-            UNCHANGED_VALIDATORS.with(|u| u.set(false));
-        }
-    }
-    UNCHANGED_VALIDATORS.with(|u| u.set(unchanged));
-    let _clear = Clear;
-    f()
 }

@@ -7,7 +7,11 @@
 //! and their order follow the spec, so the code can be read beside it.
 //!
 //! Cross-cutting pieces shared by both presets:
-//! - [`TransitionError`]: every failure, tagged as the input's fault or the node's;
+//! - [`TransitionCtx`]: the config, the chain's caches (shufflings, pubkey index) and the
+//!   state-root carry, owned by whoever runs the transition and passed in (no hidden
+//!   shared state);
+//! - [`TransitionError`]: every failure, tagged as the input's fault or the node's, a
+//!   failed spec `assert` naming its [`Check`];
 //! - [`SignatureChecker`]: each signature check verified inline, skipped, or collected as
 //!   a [`crate::bls::SignatureSet`] for one batch;
 //! - [`ChainConfig`]: the chain config values the transition reads.
@@ -17,6 +21,7 @@
 //! commitment count, withdrawals).
 
 pub mod config;
+pub mod context;
 mod error;
 // `minimal` and `mainnet` compile the same `spec/` files, on purpose.
 #[allow(clippy::duplicate_mod)]
@@ -29,5 +34,6 @@ pub mod shuffling;
 pub mod signatures;
 
 pub use config::{BlobScheduleEntry, ChainConfig};
-pub use error::TransitionError;
+pub use context::{TransitionCaches, TransitionCtx};
+pub use error::{Check, TransitionError};
 pub use signatures::{SignatureChecker, SignatureStrategy};

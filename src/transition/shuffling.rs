@@ -1,4 +1,5 @@
-//! Committee shufflings, computed once per (seed, active set) and kept in an LRU cache.
+//! Committee shufflings, computed once per (seed, active set) and kept in a
+//! [`ShufflingCache`]: an LRU owned by whoever runs the transition (no process-wide cache).
 //!
 //! The spec's `compute_committee` runs `compute_shuffled_index` (swap-or-not, 2 hashes per
 //! round) for every member of every committee it is asked for: at 16k validators one
@@ -15,7 +16,8 @@
 //! states with the same seed but different active sets never share an entry.
 
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use lru::LruCache;
 use rayon::prelude::*;
@@ -26,25 +28,84 @@ pub const SHUFFLING_CACHE_ENTRIES: usize = 16;
 
 type Key = [u8; 32];
 
-fn cache() -> &'static Mutex<LruCache<Key, Arc<Vec<u64>>>> {
-    static CACHE: OnceLock<Mutex<LruCache<Key, Arc<Vec<u64>>>>> = OnceLock::new();
-    CACHE.get_or_init(|| {
-        Mutex::new(LruCache::new(
-            NonZeroUsize::new(SHUFFLING_CACHE_ENTRIES).expect("non-zero"),
-        ))
-    })
+/// The shufflings of one chain, by (seed, round count, active set), with its own hit and
+/// miss counters. Owned by whoever runs the transition (through
+/// [`TransitionCtx`](crate::transition::TransitionCtx)); two caches share nothing.
+pub struct ShufflingCache {
+    entries: Mutex<LruCache<Key, Arc<Vec<u64>>>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
-/// Hits and misses of the shuffling cache since start (for logs and benches).
-pub fn cache_stats() -> (u64, u64) {
-    (
-        HITS.load(std::sync::atomic::Ordering::Relaxed),
-        MISSES.load(std::sync::atomic::Ordering::Relaxed),
-    )
+impl Default for ShufflingCache {
+    fn default() -> Self {
+        Self::new(SHUFFLING_CACHE_ENTRIES)
+    }
 }
 
-static HITS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-static MISSES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+impl std::fmt::Debug for ShufflingCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (hits, misses) = self.stats();
+        f.debug_struct("ShufflingCache")
+            .field("hits", &hits)
+            .field("misses", &misses)
+            .finish()
+    }
+}
+
+impl ShufflingCache {
+    /// A cache keeping up to `entries` shufflings (at least one).
+    pub fn new(entries: usize) -> Self {
+        ShufflingCache {
+            entries: Mutex::new(LruCache::new(
+                NonZeroUsize::new(entries.max(1)).expect("non-zero"),
+            )),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// Hits and misses of this cache since it was made (for logs, benches and tests).
+    pub fn stats(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
+    }
+
+    /// `[indices[compute_shuffled_index(i, n, seed)] for i in 0..n]`, from the cache when
+    /// the same seed and active set were shuffled before.
+    pub fn shuffled_indices(
+        &self,
+        seed: &[u8; 32],
+        rounds: usize,
+        indices: &[u64],
+    ) -> Arc<Vec<u64>> {
+        let key = key_of(seed, rounds, indices);
+        if let Some(hit) = self
+            .entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+        {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return hit.clone();
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let permutation = shuffle_positions(seed, rounds, indices.len() as u64);
+        let list: Arc<Vec<u64>> = Arc::new(
+            permutation
+                .into_iter()
+                .map(|p| indices[p as usize])
+                .collect(),
+        );
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .put(key, list.clone());
+        list
+    }
+}
 
 fn key_of(seed: &[u8; 32], rounds: usize, indices: &[u64]) -> Key {
     let mut h = Sha256::new();
@@ -56,29 +117,6 @@ fn key_of(seed: &[u8; 32], rounds: usize, indices: &[u64]) -> Key {
         h.update(&bytes);
     }
     h.finalize().into()
-}
-
-/// `[indices[compute_shuffled_index(i, n, seed)] for i in 0..n]`, from the cache when the
-/// same seed and active set were shuffled before.
-pub fn shuffled_indices(seed: &[u8; 32], rounds: usize, indices: &[u64]) -> Arc<Vec<u64>> {
-    let key = key_of(seed, rounds, indices);
-    if let Some(hit) = cache().lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
-        HITS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        return hit.clone();
-    }
-    MISSES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let permutation = shuffle_positions(seed, rounds, indices.len() as u64);
-    let list: Arc<Vec<u64>> = Arc::new(
-        permutation
-            .into_iter()
-            .map(|p| indices[p as usize])
-            .collect(),
-    );
-    cache()
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .put(key, list.clone());
-    list
 }
 
 fn sha256(parts: &[&[u8]]) -> [u8; 32] {
@@ -261,11 +299,17 @@ mod tests {
         let seed = [42u8; 32];
         let a: Vec<u64> = (0..300).map(|i| i * 2).collect();
         let b: Vec<u64> = (0..300).map(|i| i * 2 + 1).collect();
-        let sa = shuffled_indices(&seed, 10, &a);
-        let sb = shuffled_indices(&seed, 10, &b);
+        let cache = ShufflingCache::default();
+        let sa = cache.shuffled_indices(&seed, 10, &a);
+        let sb = cache.shuffled_indices(&seed, 10, &b);
         assert_ne!(sa, sb, "different active sets never share an entry");
-        let again = shuffled_indices(&seed, 10, &a);
+        let again = cache.shuffled_indices(&seed, 10, &a);
         assert!(Arc::ptr_eq(&sa, &again), "second lookup is a hit");
+        assert_eq!(cache.stats(), (1, 2));
+        let other = ShufflingCache::default();
+        let fresh = other.shuffled_indices(&seed, 10, &a);
+        assert!(!Arc::ptr_eq(&sa, &fresh), "another cache shares nothing");
+        assert_eq!(other.stats(), (0, 1));
         for i in 0..300u64 {
             assert_eq!(sa[i as usize], a[spec_index(i, 300, &seed, 10) as usize]);
         }

@@ -10,7 +10,7 @@ use crate::bls::{parse_pubkey, parse_signature, SignatureSet, Signers, DST};
 use crate::types::common::Validator;
 use crate::types::primitives::{BLSPubkey, BLSSignature};
 
-use super::TransitionError;
+use super::{Check, TransitionError};
 
 /// What to do with each signature check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,12 +203,21 @@ pub fn eth_aggregate_pubkeys(pubkeys: &[&BLSPubkey]) -> Result<[u8; 48], Transit
         .iter()
         .map(|k| parse_pubkey(k.as_ref()))
         .collect::<Result<_, _>>()
-        .map_err(|e| TransitionError::Check(format!("sync committee pubkey: {e}")))?;
+        .map_err(|e| {
+            TransitionError::check(
+                Check::AggregatePubkeys,
+                format!("sync committee pubkey: {e}"),
+            )
+        })?;
     if keys.is_empty() {
-        return Err(TransitionError::Check("aggregate of no pubkeys".into()));
+        return Err(TransitionError::check(
+            Check::AggregatePubkeys,
+            "aggregate of no pubkeys",
+        ));
     }
     let refs: Vec<&PublicKey> = keys.iter().collect();
-    let agg = AggregatePublicKey::aggregate(&refs, false)
-        .map_err(|e| TransitionError::Check(format!("aggregate pubkeys: {e:?}")))?;
+    let agg = AggregatePublicKey::aggregate(&refs, false).map_err(|e| {
+        TransitionError::check(Check::AggregatePubkeys, format!("aggregate pubkeys: {e:?}"))
+    })?;
     Ok(agg.to_public_key().compress())
 }

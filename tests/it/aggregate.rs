@@ -517,3 +517,43 @@ fn auto_falls_back_to_the_cpu_when_the_device_is_lost() {
     // Bad input is still an error, not a fallback.
     assert!(auto.aggregate(table(), &[&[u32::MAX][..]]).is_err());
 }
+
+#[test]
+fn pipelines_are_cached_per_context_not_per_process() {
+    // A context of its own: no pipelines until an aggregator is built on it; a second
+    // aggregator with the same multiplication reuses them; the shared test context's
+    // cache is not this one's.
+    let own = GpuContext::new().expect("a second device on the adapter");
+    assert_eq!(own.cached_pipelines(), 0);
+    let options = GpuAggregatorOptions {
+        fp_mul: FpMul::Limb13,
+        ..Default::default()
+    };
+    let first = GpuAggregator::with_options(own.clone(), options).expect("gpu");
+    assert_eq!(own.cached_pipelines(), 1);
+    let second = GpuAggregator::with_options(own.clone(), options).expect("gpu");
+    assert_eq!(
+        own.cached_pipelines(),
+        1,
+        "the second aggregator shares the first's"
+    );
+    let table = PubkeyTable::new(
+        keys()[..8]
+            .iter()
+            .map(|pk| blst_p1_affine::from(*pk))
+            .collect(),
+    );
+    let sets: Vec<Vec<u32>> = vec![vec![0, 3, 5], vec![7]];
+    let refs: Vec<&[u32]> = sets.iter().map(|s| s.as_slice()).collect();
+    let a = first.aggregate(&table, &refs).expect("first");
+    let b = second.aggregate(&table, &refs).expect("second");
+    let cpu = CpuAggregator.aggregate(&table, &refs).expect("cpu");
+    assert_same(&sets, &a, &cpu, "first vs cpu");
+    assert_same(&sets, &b, &cpu, "second vs cpu");
+    let other = GpuContext::new().expect("a third device");
+    assert_eq!(
+        other.cached_pipelines(),
+        0,
+        "nothing leaks into another context"
+    );
+}

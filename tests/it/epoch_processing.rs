@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use quasar::transition::minimal as t;
-use quasar::transition::{ChainConfig, TransitionError};
+use quasar::transition::{ChainConfig, TransitionCtx, TransitionError};
 use quasar::types::minimal as ty;
 use quasar::types::Preset;
 
@@ -15,12 +15,12 @@ const PENDING: &[(&str, &str)] = &[];
 
 fn run_step(
     case: &Path,
-    step: impl FnOnce(&mut ty::BeaconState, &ChainConfig) -> Result<(), TransitionError>,
+    step: impl FnOnce(&mut ty::BeaconState, &TransitionCtx) -> Result<(), TransitionError>,
 ) -> Result<(), String> {
     let mut state: ty::BeaconState = read_ssz(case, "pre")?;
     let post: Option<ty::BeaconState> = read_ssz_opt(case, "post")?;
-    let cfg = ChainConfig::minimal();
-    let result = step(&mut state, &cfg);
+    let ctx = TransitionCtx::new(ChainConfig::minimal());
+    let result = step(&mut state, &ctx);
     judge(result, &state, post.as_ref())
 }
 

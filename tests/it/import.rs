@@ -20,7 +20,7 @@ use quasar::chain::minimal::Chain;
 use quasar::chain::pipeline::{ImportOptions, Verification};
 use quasar::devnet::{self, DevnetOptions, DevnetSummary, SigningMode};
 use quasar::transition::minimal as t;
-use quasar::transition::ChainConfig;
+use quasar::transition::{ChainConfig, TransitionCtx};
 use quasar::types::minimal as ty;
 use quasar::types::ssz::{ssz_encode, SszDecode};
 use quasar::types::ssz_static::{decompress_snappy, MAX_DECOMPRESSED_LEN};
@@ -474,7 +474,7 @@ fn small_memory_budget_evicts_and_serves_correct_states() {
 
 /// The post state of the chain's first `n` blocks (skipping signatures, as replay does).
 fn state_after(chain_dir: &Path, n: u64) -> ty::BeaconState {
-    let cfg = ChainConfig::minimal();
+    let mut ctx = TransitionCtx::new(ChainConfig::minimal());
     let mut state = ty::BeaconState::ssz_decode(&read(&devnet::genesis_path(chain_dir))).unwrap();
     for slot in 1..=n {
         let block = load_block(chain_dir, slot);
@@ -482,7 +482,7 @@ fn state_after(chain_dir: &Path, n: u64) -> ty::BeaconState {
             &mut state,
             &block,
             false,
-            &cfg,
+            &mut ctx,
             &mut quasar::transition::SignatureChecker::skip(),
         )
         .unwrap();
@@ -502,11 +502,12 @@ fn a_fork_block_is_kept_off_the_head_and_pruned_at_finalization() {
     let mut fork = load_block(&chain_dir, 9);
     fork.message.body.graffiti = ty::Bytes32::from([0xf0; 32]);
     let mut state = state_after(&chain_dir, 8);
-    t::process_slots(&mut state, 9, &ChainConfig::minimal()).unwrap();
+    let mut ctx = TransitionCtx::new(ChainConfig::minimal());
+    t::process_slots(&mut state, 9, &mut ctx).unwrap();
     t::process_block(
         &mut state,
         &fork.message,
-        &ChainConfig::minimal(),
+        &ctx,
         &mut quasar::transition::SignatureChecker::skip(),
     )
     .unwrap();

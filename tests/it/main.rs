@@ -22,4 +22,5 @@ mod spec_runner;
 mod ssz_static;
 mod state_root;
 mod store;
+mod transition_ctx;
 mod transition_vectors;

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use quasar::transition::minimal as t;
-use quasar::transition::{ChainConfig, SignatureChecker, TransitionError};
+use quasar::transition::{ChainConfig, SignatureChecker, TransitionCtx, TransitionError};
 use quasar::types::minimal as ty;
 use quasar::types::Preset;
 
@@ -22,22 +22,22 @@ fn run_op<O: quasar::types::ssz::SszDecode>(
     op: impl FnOnce(
         &mut ty::BeaconState,
         &O,
-        &ChainConfig,
+        &TransitionCtx,
         &mut SignatureChecker,
     ) -> Result<(), TransitionError>,
 ) -> Result<(), String> {
     let mut state: ty::BeaconState = read_ssz(case, "pre")?;
     let operation: O = read_ssz(case, input)?;
     let post: Option<ty::BeaconState> = read_ssz_opt(case, "post")?;
-    let cfg = ChainConfig::minimal();
+    let ctx = TransitionCtx::new(ChainConfig::minimal());
     let mut sigs = checker_for(case, false)?;
-    let result = op(&mut state, &operation, &cfg, &mut sigs);
+    let result = op(&mut state, &operation, &ctx, &mut sigs);
     judge(result, &state, post.as_ref())
 }
 
 fn attestation(case: &Path) -> Result<(), String> {
-    run_op(case, "attestation", |s, o: &ty::Attestation, _c, sg| {
-        t::process_attestation(s, o, sg)
+    run_op(case, "attestation", |s, o: &ty::Attestation, c, sg| {
+        t::process_attestation(s, o, c, sg)
     })
 }
 
@@ -97,11 +97,9 @@ fn proposer_slashing(case: &Path) -> Result<(), String> {
 }
 
 fn sync_aggregate(case: &Path) -> Result<(), String> {
-    run_op(
-        case,
-        "sync_aggregate",
-        |s, o: &ty::SyncAggregate, _c, sg| t::process_sync_aggregate(s, o, sg),
-    )
+    run_op(case, "sync_aggregate", |s, o: &ty::SyncAggregate, c, sg| {
+        t::process_sync_aggregate(s, o, c, sg)
+    })
 }
 
 fn voluntary_exit(case: &Path) -> Result<(), String> {

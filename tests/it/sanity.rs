@@ -15,7 +15,7 @@ macro_rules! sanity_handlers {
 
             use quasar::transition::$preset as t;
             use quasar::transition::{
-                ChainConfig, SignatureChecker, SignatureStrategy, TransitionError,
+                ChainConfig, SignatureChecker, SignatureStrategy, TransitionCtx, TransitionError,
             };
             use quasar::types::$preset as ty;
 
@@ -29,9 +29,9 @@ macro_rules! sanity_handlers {
                 state: &mut ty::BeaconState,
                 block: &ty::SignedBeaconBlock,
                 mut sigs: SignatureChecker,
-                cfg: &ChainConfig,
+                ctx: &mut TransitionCtx,
             ) -> Result<(), TransitionError> {
-                t::state_transition(state, block, true, cfg, &mut sigs)?;
+                t::state_transition(state, block, true, ctx, &mut sigs)?;
                 if sigs.strategy() != SignatureStrategy::Collect {
                     return Ok(());
                 }
@@ -52,9 +52,9 @@ macro_rules! sanity_handlers {
                 let mut state: ty::BeaconState = read_ssz(case, "pre")?;
                 let post: Option<ty::BeaconState> = read_ssz_opt(case, "post")?;
                 let n = yaml_u64(case, "slots.yaml", None)?.ok_or("slots.yaml: no slot count")?;
-                let cfg = ChainConfig::$preset();
+                let mut ctx = TransitionCtx::new(ChainConfig::$preset());
                 let target = state.slot.checked_add(n).ok_or("slot overflow")?;
-                let result = t::process_slots(&mut state, target, &cfg);
+                let result = t::process_slots(&mut state, target, &mut ctx);
                 judge(result, &state, post.as_ref())
             }
 
@@ -63,11 +63,11 @@ macro_rules! sanity_handlers {
                 let post: Option<ty::BeaconState> = read_ssz_opt(case, "post")?;
                 let count = yaml_u64(case, "meta.yaml", Some("blocks_count"))?
                     .ok_or("meta.yaml: no blocks_count")?;
-                let cfg = ChainConfig::$preset();
+                let mut ctx = TransitionCtx::new(ChainConfig::$preset());
                 let mut result = Ok(());
                 for i in 0..count {
                     let block: ty::SignedBeaconBlock = read_ssz(case, &format!("blocks_{i}"))?;
-                    let r = apply_block(&mut state, &block, checker_for(case, true)?, &cfg);
+                    let r = apply_block(&mut state, &block, checker_for(case, true)?, &mut ctx);
                     if r.is_err() {
                         result = r;
                         break;

@@ -9,7 +9,9 @@
 use std::path::Path;
 
 use quasar::transition::minimal as t;
-use quasar::transition::{ChainConfig, SignatureChecker, SignatureStrategy, TransitionError};
+use quasar::transition::{
+    ChainConfig, Check, SignatureChecker, SignatureStrategy, TransitionCtx, TransitionError,
+};
 use quasar::types::minimal as ty;
 use quasar::types::Preset;
 
@@ -57,15 +59,16 @@ fn verify_sets(
 fn apply_fulu_block(
     state: &mut ty::BeaconState,
     block: &ty::SignedBeaconBlock,
-    cfg: &ChainConfig,
+    ctx: &TransitionCtx,
     sigs: &mut SignatureChecker,
 ) -> Result<(), TransitionError> {
     t::verify_block_signature(state, block, sigs)?;
-    t::process_block(state, &block.message, cfg, sigs)?;
+    t::process_block(state, &block.message, ctx, sigs)?;
     let root = t::hash_tree_root_mut(state)?;
     if block.message.state_root.as_bytes() != &root {
-        return Err(TransitionError::Check(
-            "block state root does not match the post state".into(),
+        return Err(TransitionError::check(
+            Check::StateRoot,
+            "block state root does not match the post state",
         ));
     }
     Ok(())
@@ -77,36 +80,40 @@ fn apply_block(
     block: &ty::SignedBeaconBlock,
     fork_block: Option<u64>,
     fork_epoch: u64,
-    cfg: &ChainConfig,
+    ctx: &mut TransitionCtx,
     sigs: &mut SignatureChecker,
 ) -> Result<(), TransitionError> {
     let slot = block.message.slot;
     if fork_block.is_some_and(|fb| i <= fb) {
         let t::ForkState::Electra(s) = state else {
-            return Err(TransitionError::Check(format!(
-                "block {i} is an Electra block but the state has forked"
-            )));
+            return Err(TransitionError::check(
+                Check::ForkBoundary,
+                format!("block {i} is an Electra block but the state has forked"),
+            ));
         };
         if slot >= t::compute_start_slot_at_epoch(fork_epoch)? {
-            return Err(TransitionError::Check(format!(
-                "Electra block {i} at slot {slot} is not before the fork"
-            )));
+            return Err(TransitionError::check(
+                Check::ForkBoundary,
+                format!("Electra block {i} at slot {slot} is not before the fork"),
+            ));
         }
-        t::electra::state_transition(s, block, true, cfg, sigs)?;
+        t::electra::state_transition(s, block, true, ctx, sigs)?;
         return verify_sets(sigs, &s.validators);
     }
     if state.slot() > slot {
-        return Err(TransitionError::Check(format!(
-            "block {i} at slot {slot} is behind the state"
-        )));
+        return Err(TransitionError::check(
+            Check::SlotNotNewer,
+            format!("block {i} at slot {slot} is behind the state"),
+        ));
     }
-    t::process_slots_across_fork(state, slot, fork_epoch, cfg)?;
+    t::process_slots_across_fork(state, slot, fork_epoch, ctx)?;
     let t::ForkState::Fulu(s) = state else {
-        return Err(TransitionError::Check(format!(
-            "Fulu block {i} at slot {slot} comes before the fork epoch {fork_epoch}"
-        )));
+        return Err(TransitionError::check(
+            Check::ForkBoundary,
+            format!("Fulu block {i} at slot {slot} comes before the fork epoch {fork_epoch}"),
+        ));
     };
-    apply_fulu_block(s, block, cfg, sigs)?;
+    apply_fulu_block(s, block, ctx, sigs)?;
     verify_sets(sigs, &s.validators)
 }
 
@@ -124,16 +131,22 @@ fn core(case: &Path) -> Result<(), String> {
         yaml_u64(case, "meta.yaml", Some("blocks_count"))?.ok_or("meta.yaml: no blocks_count")?;
     let pre: t::electra::BeaconState = read_ssz(case, "pre")?;
     let post: Option<ty::BeaconState> = read_ssz_opt(case, "post")?;
-    let cfg = ChainConfig::minimal();
+    let mut ctx = TransitionCtx::new(ChainConfig::minimal());
     let mut state = t::ForkState::Electra(pre);
     let mut result = Ok(());
     for i in 0..count {
         let block: ty::SignedBeaconBlock = read_ssz(case, &format!("blocks_{i}"))?;
         let mut sigs = checker_for(case, true)?;
         let r = apply_block(
-            &mut state, i, &block, fork_block, fork_epoch, &cfg, &mut sigs,
+            &mut state, i, &block, fork_block, fork_epoch, &mut ctx, &mut sigs,
         )
-        .map_err(|e| TransitionError::Check(format!("block {i}: {e}")));
+        .map_err(|e| match e {
+            TransitionError::Check { check, detail } => TransitionError::Check {
+                check,
+                detail: format!("block {i}: {detail}"),
+            },
+            other => other,
+        });
         if r.is_err() {
             result = r;
             break;

@@ -15,7 +15,7 @@ use super::helpers::*;
 use super::preset::*;
 use super::types::{self, *};
 use crate::transition::math::SafeArith;
-use crate::transition::{ChainConfig, SignatureChecker};
+use crate::transition::{ChainConfig, Check, SignatureChecker, TransitionCtx};
 use crate::transition_ensure as ensure;
 
 /// `UNSET_DEPOSIT_REQUESTS_START_INDEX` (Electra).
@@ -188,16 +188,17 @@ pub fn get_current_epoch_electra(state: &BeaconState) -> u64 {
 }
 
 /// `process_slots` (Electra).
-pub fn process_slots(state: &mut BeaconState, slot: u64, cfg: &ChainConfig) -> Result<()> {
+pub fn process_slots(state: &mut BeaconState, slot: u64, ctx: &mut TransitionCtx) -> Result<()> {
     ensure!(
         state.slot < slot,
+        Check::SlotNotNewer,
         "target slot {slot} is not after the state slot {}",
         state.slot
     );
     while state.slot < slot {
         process_slot(state)?;
         if (state.slot + 1) % SLOTS_PER_EPOCH_U64 == 0 {
-            with_fulu_shape(state, |w| process_epoch(w, cfg))?;
+            with_fulu_shape(state, |w| process_epoch(w, ctx))?;
         }
         state.slot = state.slot.safe_add(1)?;
     }
@@ -219,15 +220,15 @@ pub fn process_slot(state: &mut BeaconState) -> Result<()> {
 
 /// `process_epoch` (Electra): Fulu's without `process_proposer_lookahead`, with Electra's
 /// `process_pending_deposits`. Runs on the Fulu-shaped working state.
-pub fn process_epoch(state: &mut types::BeaconState, cfg: &ChainConfig) -> Result<()> {
+pub fn process_epoch(state: &mut types::BeaconState, ctx: &TransitionCtx) -> Result<()> {
     use super::process_epoch as f;
     f::process_justification_and_finalization(state)?;
-    f::process_inactivity_updates(state, cfg)?;
-    f::process_rewards_and_penalties(state, cfg)?;
-    f::process_registry_updates(state, cfg)?;
+    f::process_inactivity_updates(state, ctx)?;
+    f::process_rewards_and_penalties(state, ctx)?;
+    f::process_registry_updates(state, ctx)?;
     f::process_slashings(state)?;
     f::process_eth1_data_reset(state)?;
-    process_pending_deposits(state, cfg)?;
+    process_pending_deposits(state, ctx)?;
     f::process_pending_consolidations(state)?;
     f::process_effective_balance_updates(state)?;
     f::process_slashings_reset(state)?;
@@ -240,7 +241,8 @@ pub fn process_epoch(state: &mut types::BeaconState, cfg: &ChainConfig) -> Resul
 
 /// `process_pending_deposits` (Electra): as Fulu's, but deposit requests wait while eth1
 /// bridge deposits are still to be applied.
-pub fn process_pending_deposits(state: &mut types::BeaconState, cfg: &ChainConfig) -> Result<()> {
+pub fn process_pending_deposits(state: &mut types::BeaconState, ctx: &TransitionCtx) -> Result<()> {
+    let cfg = ctx.cfg();
     let next_epoch = get_current_epoch(state).safe_add(1)?;
     let available_for_processing = state
         .deposit_balance_to_consume
@@ -303,22 +305,23 @@ pub fn process_pending_deposits(state: &mut types::BeaconState, cfg: &ChainConfi
 pub fn process_block(
     state: &mut types::BeaconState,
     block: &BeaconBlock,
-    cfg: &ChainConfig,
+    ctx: &TransitionCtx,
     sigs: &mut SignatureChecker,
 ) -> Result<()> {
     use super::process_block as f;
-    // Electra's blob limit: `MAX_BLOBS_PER_BLOCK_ELECTRA` (no blob schedule yet).
-    let electra_cfg = ChainConfig {
+    // Electra's blob limit: `MAX_BLOBS_PER_BLOCK_ELECTRA` (no blob schedule yet); the
+    // same caches.
+    let electra = ctx.with_config(ChainConfig {
         blob_schedule: Vec::new(),
-        ..cfg.clone()
-    };
+        ..ctx.cfg().clone()
+    });
     f::process_block_header(state, block)?;
     f::process_withdrawals(state, &block.body.execution_payload)?;
-    f::process_execution_payload(state, &block.body, &electra_cfg, true)?;
+    f::process_execution_payload(state, &block.body, &electra, true)?;
     f::process_randao(state, &block.body, sigs)?;
     f::process_eth1_data(state, &block.body)?;
-    process_operations(state, &block.body, &electra_cfg, sigs)?;
-    f::process_sync_aggregate(state, &block.body.sync_aggregate, sigs)?;
+    process_operations(state, &block.body, &electra, sigs)?;
+    f::process_sync_aggregate(state, &block.body.sync_aggregate, ctx, sigs)?;
     Ok(())
 }
 
@@ -326,7 +329,7 @@ pub fn process_block(
 pub fn process_operations(
     state: &mut types::BeaconState,
     body: &BeaconBlockBody,
-    cfg: &ChainConfig,
+    ctx: &TransitionCtx,
     sigs: &mut SignatureChecker,
 ) -> Result<()> {
     use super::process_block as f;
@@ -339,41 +342,43 @@ pub fn process_operations(
             (MAX_DEPOSITS as u64).min(eth1_deposit_index_limit - state.eth1_deposit_index);
         ensure!(
             body.deposits.len() as u64 == expected,
+            Check::Operations,
             "block carries {} deposits, {expected} expected",
             body.deposits.len()
         );
     } else {
         ensure!(
             body.deposits.is_empty(),
+            Check::Operations,
             "block carries deposits after the eth1 bridge closed"
         );
     }
     for op in body.proposer_slashings.iter() {
-        f::process_proposer_slashing(state, op, cfg, sigs)?;
+        f::process_proposer_slashing(state, op, ctx, sigs)?;
     }
     for op in body.attester_slashings.iter() {
-        f::process_attester_slashing(state, op, cfg, sigs)?;
+        f::process_attester_slashing(state, op, ctx, sigs)?;
     }
     for op in body.attestations.iter() {
-        f::process_attestation(state, op, sigs)?;
+        f::process_attestation(state, op, ctx, sigs)?;
     }
     for op in body.deposits.iter() {
-        process_deposit(state, op, cfg, sigs)?;
+        process_deposit(state, op, ctx, sigs)?;
     }
     for op in body.voluntary_exits.iter() {
-        f::process_voluntary_exit(state, op, cfg, sigs)?;
+        f::process_voluntary_exit(state, op, ctx, sigs)?;
     }
     for op in body.bls_to_execution_changes.iter() {
-        f::process_bls_to_execution_change(state, op, cfg, sigs)?;
+        f::process_bls_to_execution_change(state, op, ctx, sigs)?;
     }
     for op in body.execution_requests.deposits.iter() {
         process_deposit_request(state, op)?;
     }
     for op in body.execution_requests.withdrawals.iter() {
-        f::process_withdrawal_request(state, op, cfg)?;
+        f::process_withdrawal_request(state, op, ctx)?;
     }
     for op in body.execution_requests.consolidations.iter() {
-        f::process_consolidation_request(state, op, cfg)?;
+        f::process_consolidation_request(state, op, ctx)?;
     }
     Ok(())
 }
@@ -382,9 +387,10 @@ pub fn process_operations(
 pub fn process_deposit(
     state: &mut types::BeaconState,
     deposit: &Deposit,
-    cfg: &ChainConfig,
+    ctx: &TransitionCtx,
     sigs: &SignatureChecker,
 ) -> Result<()> {
+    let cfg = ctx.cfg();
     let leaf = hash_tree_root(&deposit.data)?;
     ensure!(
         is_valid_merkle_branch(
@@ -394,6 +400,7 @@ pub fn process_deposit(
             state.eth1_deposit_index,
             state.eth1_data.deposit_root.as_bytes(),
         ),
+        Check::Deposit,
         "deposit merkle proof is invalid"
     );
     state.eth1_deposit_index = state.eth1_deposit_index.safe_add(1)?;
@@ -454,24 +461,25 @@ pub fn state_transition(
     state: &mut BeaconState,
     signed_block: &SignedBeaconBlock,
     validate_result: bool,
-    cfg: &ChainConfig,
+    ctx: &mut TransitionCtx,
     sigs: &mut SignatureChecker,
 ) -> Result<()> {
     let block = &signed_block.message;
     if state.slot < block.slot {
-        process_slots(state, block.slot, cfg)?;
+        process_slots(state, block.slot, ctx)?;
     }
     with_fulu_shape(state, |w| {
         set_current_epoch_proposers(w)?;
         if validate_result {
             super::state_transition::verify_block_signature(w, signed_block, sigs)?;
         }
-        process_block(w, block, cfg, sigs)
+        process_block(w, block, ctx, sigs)
     })?;
     if validate_result {
         let root = hash_tree_root_mut(state)?;
         ensure!(
             block.state_root.as_bytes() == &root,
+            Check::StateRoot,
             "block state root does not match the post state"
         );
     }

@@ -5,7 +5,7 @@ use super::electra;
 use super::helpers::*;
 use super::types::*;
 use crate::transition::math::SafeArith;
-use crate::transition::ChainConfig;
+use crate::transition::{ChainConfig, TransitionCtx};
 
 /// `initialize_proposer_lookahead`: the proposers of the current epoch and the next
 /// `MIN_SEED_LOOKAHEAD` epochs (at genesis and after the fork).
@@ -62,23 +62,23 @@ pub fn process_slots_across_fork(
     state: &mut ForkState,
     slot: u64,
     fork_epoch: u64,
-    cfg: &ChainConfig,
+    ctx: &mut TransitionCtx,
 ) -> Result<()> {
     let fork_slot = compute_start_slot_at_epoch(fork_epoch)?;
     while let ForkState::Electra(s) = state {
         if s.slot >= fork_slot {
             let pre = std::mem::take(s);
-            *state = ForkState::Fulu(upgrade_to_fulu(pre, cfg)?);
+            *state = ForkState::Fulu(upgrade_to_fulu(pre, ctx.cfg())?);
             break;
         }
         if s.slot >= slot {
             return Ok(());
         }
-        electra::process_slots(s, s.slot.safe_add(1)?, cfg)?;
+        electra::process_slots(s, s.slot.safe_add(1)?, ctx)?;
     }
     if let ForkState::Fulu(s) = state {
         if s.slot < slot {
-            super::process_slots::process_slots(s, slot, cfg)?;
+            super::process_slots::process_slots(s, slot, ctx)?;
         }
     }
     Ok(())

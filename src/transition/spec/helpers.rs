@@ -9,7 +9,7 @@ use super::types::*;
 use crate::transition::math::{
     bytes_to_uint64, hash, integer_squareroot, uint_to_bytes, SafeArith,
 };
-use crate::transition::{ChainConfig, TransitionError};
+use crate::transition::{ChainConfig, Check, TransitionCtx, TransitionError};
 use crate::transition_ensure as ensure;
 
 pub type Result<T> = std::result::Result<T, TransitionError>;
@@ -87,12 +87,12 @@ pub fn hash_tree_root_mut<T: Merkleized>(value: &mut T) -> Result<[u8; 32]> {
 }
 
 /// `hash_tree_root(state)` through the merkle engine (the SIMD kernels, rayon across the
-/// big lists) — equal to ssz_rs's root, held so by `tests/it/state_root.rs`. Inside
-/// `merkle::state_root::with_carried_root` (the import pipeline) the carried cache is
-/// updated instead: only what changed since the last root is rehashed.
+/// big lists), cold — equal to ssz_rs's root, held so by `tests/it/state_root.rs`. The
+/// transition's own roots go through the context's carried cache instead
+/// ([`TransitionCtx::state_root`]): only what changed since the last root is rehashed.
 pub fn state_root_of(state: &BeaconState) -> Result<[u8; 32]> {
     let hasher = crate::accel::hash::CpuHasher::simd();
-    crate::merkle::state_root::carried_or_cold_root(&hasher, state)
+    crate::merkle::state_root::state_root(&hasher, state)
         .map_err(|e| TransitionError::Internal(format!("state root: {e}")))
 }
 
@@ -214,9 +214,14 @@ pub fn is_valid_indexed_attestation(
     sigs: &mut crate::transition::SignatureChecker,
 ) -> Result<()> {
     let indices: &[u64] = &indexed_attestation.attesting_indices;
-    ensure!(!indices.is_empty(), "indexed attestation has no indices");
+    ensure!(
+        !indices.is_empty(),
+        Check::IndexedAttestation,
+        "indexed attestation has no indices"
+    );
     ensure!(
         indices.windows(2).all(|w| w[0] < w[1]),
+        Check::IndexedAttestation,
         "indexed attestation indices are not sorted and unique"
     );
     for &i in indices {
@@ -266,6 +271,7 @@ pub fn is_valid_merkle_branch(
 pub fn compute_shuffled_index(index: u64, index_count: u64, seed: &[u8; 32]) -> Result<u64> {
     ensure!(
         index < index_count,
+        Check::ShuffledIndex,
         "shuffled index {index} out of range {index_count}"
     );
     let mut index = index;
@@ -294,7 +300,11 @@ pub fn compute_proposer_index(
     indices: &[u64],
     seed: &[u8; 32],
 ) -> Result<u64> {
-    ensure!(!indices.is_empty(), "no active validators for a proposer");
+    ensure!(
+        !indices.is_empty(),
+        Check::ProposerSelection,
+        "no active validators for a proposer"
+    );
     const MAX_RANDOM_VALUE: u64 = (1 << 16) - 1;
     let total = indices.len() as u64;
     // `compute_shuffled_index(i % total, total, seed)` for each candidate, the round
@@ -304,7 +314,10 @@ pub fn compute_proposer_index(
     let mut i: u64 = 0;
     loop {
         let shuffled = shuffle.index(i % total).ok_or_else(|| {
-            TransitionError::Check(format!("shuffled index {} out of range {total}", i % total))
+            TransitionError::check(
+                Check::ShuffledIndex,
+                format!("shuffled index {} out of range {total}", i % total),
+            )
         })?;
         let candidate_index = indices[shuffled as usize];
         let random_bytes = hash(&[seed, &uint_to_bytes(i / 16)]);
@@ -327,23 +340,26 @@ fn committee_range(len: u64, index: u64, count: u64) -> Result<std::ops::Range<u
     let end = len.safe_mul(index.safe_add(1)?)?.safe_div(count)?;
     ensure!(
         start <= end && end <= len,
+        Check::Committee,
         "committee {index} of {count} out of range"
     );
     Ok(start as usize..end as usize)
 }
 
 /// `compute_committee`: `indices[compute_shuffled_index(i, len, seed)]` for the committee's
-/// positions, read off the epoch's whole shuffling (computed once and cached,
-/// `transition::shuffling`).
+/// positions, read off the epoch's whole shuffling (computed once and cached in the
+/// context's shuffling cache).
 pub fn compute_committee(
     indices: &[u64],
     seed: &[u8; 32],
     index: u64,
     count: u64,
+    ctx: &TransitionCtx,
 ) -> Result<Vec<u64>> {
     let range = committee_range(indices.len() as u64, index, count)?;
-    let shuffled =
-        crate::transition::shuffling::shuffled_indices(seed, SHUFFLE_ROUND_COUNT, indices);
+    let shuffled = ctx
+        .shuffling()
+        .shuffled_indices(seed, SHUFFLE_ROUND_COUNT, indices);
     Ok(shuffled[range].to_vec())
 }
 
@@ -454,6 +470,7 @@ pub fn get_block_root(state: &BeaconState, epoch: u64) -> Result<Root> {
 pub fn get_block_root_at_slot(state: &BeaconState, slot: u64) -> Result<Root> {
     ensure!(
         slot < state.slot && state.slot <= slot.saturating_add(SLOTS_PER_HISTORICAL_ROOT as u64),
+        Check::BlockRootAtSlot,
         "slot {slot} is not a recent slot of state slot {}",
         state.slot
     );
@@ -492,16 +509,18 @@ pub fn get_committee_count_per_slot(state: &BeaconState, epoch: u64) -> u64 {
 }
 
 /// The epoch's whole shuffled active set (`compute_committee`'s order), computed once per
-/// seed and active set and cached (`transition::shuffling`): every committee of the epoch
-/// is a slice of it ([`committee_in`]).
-pub fn get_shuffling(state: &BeaconState, epoch: u64) -> Result<std::sync::Arc<Vec<u64>>> {
+/// seed and active set and cached in the context's shuffling cache: every committee of
+/// the epoch is a slice of it ([`committee_in`]).
+pub fn get_shuffling(
+    state: &BeaconState,
+    epoch: u64,
+    ctx: &TransitionCtx,
+) -> Result<std::sync::Arc<Vec<u64>>> {
     let indices = get_active_validator_indices(state, epoch);
     let seed = get_seed(state, epoch, DOMAIN_BEACON_ATTESTER)?;
-    Ok(crate::transition::shuffling::shuffled_indices(
-        &seed,
-        SHUFFLE_ROUND_COUNT,
-        &indices,
-    ))
+    Ok(ctx
+        .shuffling()
+        .shuffled_indices(&seed, SHUFFLE_ROUND_COUNT, &indices))
 }
 
 /// `get_beacon_committee(state, slot, index)` as a slice of the epoch's shuffling (from
@@ -522,8 +541,13 @@ pub fn committee_in(shuffling: &[u64], slot: u64, index: u64) -> Result<&[u64]> 
     Ok(&shuffling[range])
 }
 
-pub fn get_beacon_committee(state: &BeaconState, slot: u64, index: u64) -> Result<Vec<u64>> {
-    let shuffling = get_shuffling(state, compute_epoch_at_slot(slot))?;
+pub fn get_beacon_committee(
+    state: &BeaconState,
+    slot: u64,
+    index: u64,
+    ctx: &TransitionCtx,
+) -> Result<Vec<u64>> {
+    let shuffling = get_shuffling(state, compute_epoch_at_slot(slot), ctx)?;
     Ok(committee_in(&shuffling, slot, index)?.to_vec())
 }
 
@@ -565,8 +589,12 @@ pub fn get_domain(state: &BeaconState, domain_type: [u8; 4], epoch: Option<u64>)
 }
 
 /// `get_attesting_indices` (Electra: over the committees `committee_bits` selects), sorted.
-pub fn get_attesting_indices(state: &BeaconState, attestation: &Attestation) -> Result<Vec<u64>> {
-    let shuffling = get_shuffling(state, compute_epoch_at_slot(attestation.data.slot))?;
+pub fn get_attesting_indices(
+    state: &BeaconState,
+    attestation: &Attestation,
+    ctx: &TransitionCtx,
+) -> Result<Vec<u64>> {
+    let shuffling = get_shuffling(state, compute_epoch_at_slot(attestation.data.slot), ctx)?;
     get_attesting_indices_in(&shuffling, attestation)
 }
 
@@ -579,7 +607,11 @@ pub fn get_attesting_indices_in(shuffling: &[u64], attestation: &Attestation) ->
         let committee = committee_in(shuffling, attestation.data.slot, committee_index)?;
         for (i, attester_index) in committee.iter().enumerate() {
             let pos = committee_offset + i;
-            ensure!(pos < bits.len(), "aggregation bit {pos} out of range");
+            ensure!(
+                pos < bits.len(),
+                Check::AttestingIndices,
+                "aggregation bit {pos} out of range"
+            );
             if bits[pos] {
                 output.push(*attester_index);
             }
@@ -595,8 +627,9 @@ pub fn get_attesting_indices_in(shuffling: &[u64], attestation: &Attestation) ->
 pub fn get_indexed_attestation(
     state: &BeaconState,
     attestation: &Attestation,
+    ctx: &TransitionCtx,
 ) -> Result<IndexedAttestation> {
-    let attesting_indices = get_attesting_indices(state, attestation)?;
+    let attesting_indices = get_attesting_indices(state, attestation, ctx)?;
     Ok(IndexedAttestation {
         attesting_indices: to_list(attesting_indices, "attesting_indices")?,
         data: attestation.data.clone(),
@@ -612,6 +645,7 @@ pub fn get_unslashed_participating_indices(
     let current = get_current_epoch(state);
     ensure!(
         epoch == get_previous_epoch(state) || epoch == current,
+        Check::ParticipatingIndices,
         "epoch {epoch} is neither previous nor current"
     );
     let participation = if epoch == current {

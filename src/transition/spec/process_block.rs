@@ -6,39 +6,42 @@ use super::helpers::*;
 use super::preset::*;
 use super::types::*;
 use crate::transition::math::{hash, integer_squareroot, xor, SafeArith};
-use crate::transition::{ChainConfig, SignatureChecker, TransitionError};
+use crate::transition::{Check, SignatureChecker, TransitionCtx, TransitionError};
 use crate::transition_ensure as ensure;
 
 /// `process_block`. The execution payload is trusted optimistically (no engine).
 pub fn process_block(
     state: &mut BeaconState,
     block: &BeaconBlock,
-    cfg: &ChainConfig,
+    ctx: &TransitionCtx,
     sigs: &mut SignatureChecker,
 ) -> Result<()> {
     process_block_header(state, block)?;
     process_withdrawals(state, &block.body.execution_payload)?;
-    process_execution_payload(state, &block.body, cfg, true)?;
+    process_execution_payload(state, &block.body, ctx, true)?;
     process_randao(state, &block.body, sigs)?;
     process_eth1_data(state, &block.body)?;
-    process_operations(state, &block.body, cfg, sigs)?;
-    process_sync_aggregate(state, &block.body.sync_aggregate, sigs)?;
+    process_operations(state, &block.body, ctx, sigs)?;
+    process_sync_aggregate(state, &block.body.sync_aggregate, ctx, sigs)?;
     Ok(())
 }
 
 pub fn process_block_header(state: &mut BeaconState, block: &BeaconBlock) -> Result<()> {
     ensure!(
         block.slot == state.slot,
+        Check::BlockSlot,
         "block slot {} != state slot {}",
         block.slot,
         state.slot
     );
     ensure!(
         block.slot > state.latest_block_header.slot,
+        Check::BlockNotNewer,
         "block is not newer than the latest block header"
     );
     ensure!(
         block.proposer_index == get_beacon_proposer_index(state),
+        Check::ProposerIndex,
         "proposer index {} is not the expected {}",
         block.proposer_index,
         get_beacon_proposer_index(state)
@@ -46,6 +49,7 @@ pub fn process_block_header(state: &mut BeaconState, block: &BeaconBlock) -> Res
     let parent = hash_tree_root(&state.latest_block_header)?;
     ensure!(
         block.parent_root.as_bytes() == &parent,
+        Check::ParentRoot,
         "parent root does not match the latest block header"
     );
     state.latest_block_header = BeaconBlockHeader {
@@ -56,7 +60,11 @@ pub fn process_block_header(state: &mut BeaconState, block: &BeaconBlock) -> Res
         body_root: Root::from(hash_tree_root(&block.body)?),
     };
     let proposer = validator(state, block.proposer_index)?;
-    ensure!(!proposer.slashed, "proposer is slashed");
+    ensure!(
+        !proposer.slashed,
+        Check::ProposerSlashed,
+        "proposer is slashed"
+    );
     Ok(())
 }
 
@@ -101,6 +109,7 @@ pub fn get_pending_partial_withdrawals(
         .min(MAX_WITHDRAWALS_PER_PAYLOAD as u64 - 1);
     ensure!(
         prior_withdrawals.len() as u64 <= withdrawals_limit,
+        Check::Withdrawals,
         "too many prior withdrawals"
     );
     let mut processed_count: u64 = 0;
@@ -142,6 +151,7 @@ pub fn get_validators_sweep_withdrawals(
     let withdrawals_limit = MAX_WITHDRAWALS_PER_PAYLOAD as u64;
     ensure!(
         (prior_withdrawals.len() as u64) < withdrawals_limit,
+        Check::Withdrawals,
         "no room for sweep withdrawals"
     );
     let mut processed_count: u64 = 0;
@@ -227,7 +237,7 @@ pub fn update_next_withdrawal_validator_index(
     withdrawals: &[Withdrawal],
 ) -> Result<()> {
     let n = state.validators.len() as u64;
-    ensure!(n > 0, "no validators");
+    ensure!(n > 0, Check::Withdrawals, "no validators");
     if withdrawals.len() == MAX_WITHDRAWALS_PER_PAYLOAD {
         let last = withdrawals[withdrawals.len() - 1].validator_index;
         state.next_withdrawal_validator_index = last.safe_add(1)? % n;
@@ -244,6 +254,7 @@ pub fn process_withdrawals(state: &mut BeaconState, payload: &ExecutionPayload) 
     let expected = get_expected_withdrawals(state)?;
     ensure!(
         payload.withdrawals.as_slice() == expected.withdrawals.as_slice(),
+        Check::Withdrawals,
         "payload withdrawals do not match the expected withdrawals"
     );
     apply_withdrawals(state, &expected.withdrawals)?;
@@ -260,27 +271,36 @@ pub fn process_withdrawals(state: &mut BeaconState, payload: &ExecutionPayload) 
 pub fn process_execution_payload(
     state: &mut BeaconState,
     body: &BeaconBlockBody,
-    cfg: &ChainConfig,
+    ctx: &TransitionCtx,
     execution_valid: bool,
 ) -> Result<()> {
+    let cfg = ctx.cfg();
     let payload = &body.execution_payload;
     ensure!(
         payload.parent_hash == state.latest_execution_payload_header.block_hash,
+        Check::ExecutionPayload,
         "payload parent hash mismatch"
     );
     ensure!(
         payload.prev_randao == get_randao_mix(state, get_current_epoch(state)),
+        Check::ExecutionPayload,
         "payload prev_randao mismatch"
     );
     ensure!(
         payload.timestamp == compute_time_at_slot(state, state.slot, cfg)?,
+        Check::ExecutionPayload,
         "payload timestamp mismatch"
     );
     ensure!(
         body.blob_kzg_commitments.len() as u64 <= cfg.max_blobs_per_block(get_current_epoch(state)),
+        Check::ExecutionPayload,
         "too many blob commitments"
     );
-    ensure!(execution_valid, "execution engine rejected the payload");
+    ensure!(
+        execution_valid,
+        Check::ExecutionPayload,
+        "execution engine rejected the payload"
+    );
     state.latest_execution_payload_header = ExecutionPayloadHeader {
         parent_hash: payload.parent_hash,
         fee_recipient: payload.fee_recipient,
@@ -351,33 +371,37 @@ pub fn process_eth1_data(state: &mut BeaconState, body: &BeaconBlockBody) -> Res
 pub fn process_operations(
     state: &mut BeaconState,
     body: &BeaconBlockBody,
-    cfg: &ChainConfig,
+    ctx: &TransitionCtx,
     sigs: &mut SignatureChecker,
 ) -> Result<()> {
-    ensure!(body.deposits.is_empty(), "Fulu blocks carry no deposits");
+    ensure!(
+        body.deposits.is_empty(),
+        Check::Operations,
+        "Fulu blocks carry no deposits"
+    );
     for op in body.proposer_slashings.iter() {
-        process_proposer_slashing(state, op, cfg, sigs)?;
+        process_proposer_slashing(state, op, ctx, sigs)?;
     }
     for op in body.attester_slashings.iter() {
-        process_attester_slashing(state, op, cfg, sigs)?;
+        process_attester_slashing(state, op, ctx, sigs)?;
     }
     for op in body.attestations.iter() {
-        process_attestation(state, op, sigs)?;
+        process_attestation(state, op, ctx, sigs)?;
     }
     for op in body.voluntary_exits.iter() {
-        process_voluntary_exit(state, op, cfg, sigs)?;
+        process_voluntary_exit(state, op, ctx, sigs)?;
     }
     for op in body.bls_to_execution_changes.iter() {
-        process_bls_to_execution_change(state, op, cfg, sigs)?;
+        process_bls_to_execution_change(state, op, ctx, sigs)?;
     }
     for op in body.execution_requests.deposits.iter() {
         process_deposit_request(state, op)?;
     }
     for op in body.execution_requests.withdrawals.iter() {
-        process_withdrawal_request(state, op, cfg)?;
+        process_withdrawal_request(state, op, ctx)?;
     }
     for op in body.execution_requests.consolidations.iter() {
-        process_consolidation_request(state, op, cfg)?;
+        process_consolidation_request(state, op, ctx)?;
     }
     Ok(())
 }
@@ -385,20 +409,31 @@ pub fn process_operations(
 pub fn process_proposer_slashing(
     state: &mut BeaconState,
     proposer_slashing: &ProposerSlashing,
-    cfg: &ChainConfig,
+    ctx: &TransitionCtx,
     sigs: &mut SignatureChecker,
 ) -> Result<()> {
+    let cfg = ctx.cfg();
     let header_1 = &proposer_slashing.signed_header_1.message;
     let header_2 = &proposer_slashing.signed_header_2.message;
-    ensure!(header_1.slot == header_2.slot, "header slots differ");
+    ensure!(
+        header_1.slot == header_2.slot,
+        Check::ProposerSlashing,
+        "header slots differ"
+    );
     ensure!(
         header_1.proposer_index == header_2.proposer_index,
+        Check::ProposerSlashing,
         "header proposer indices differ"
     );
-    ensure!(header_1 != header_2, "headers are equal");
+    ensure!(
+        header_1 != header_2,
+        Check::ProposerSlashing,
+        "headers are equal"
+    );
     let proposer = validator(state, header_1.proposer_index)?;
     ensure!(
         is_slashable_validator(proposer, get_current_epoch(state)),
+        Check::ProposerSlashing,
         "proposer is not slashable"
     );
     for signed_header in [
@@ -425,13 +460,15 @@ pub fn process_proposer_slashing(
 pub fn process_attester_slashing(
     state: &mut BeaconState,
     attester_slashing: &AttesterSlashing,
-    cfg: &ChainConfig,
+    ctx: &TransitionCtx,
     sigs: &mut SignatureChecker,
 ) -> Result<()> {
+    let cfg = ctx.cfg();
     let a1 = &attester_slashing.attestation_1;
     let a2 = &attester_slashing.attestation_2;
     ensure!(
         is_slashable_attestation_data(&a1.data, &a2.data),
+        Check::AttesterSlashing,
         "attestation data are not slashable"
     );
     is_valid_indexed_attestation(state, a1, sigs)?;
@@ -450,7 +487,11 @@ pub fn process_attester_slashing(
             slashed_any = true;
         }
     }
-    ensure!(slashed_any, "attester slashing slashed nobody");
+    ensure!(
+        slashed_any,
+        Check::AttesterSlashing,
+        "attester slashing slashed nobody"
+    );
     Ok(())
 }
 
@@ -469,7 +510,11 @@ pub fn get_attestation_participation_flag_indices(
     let is_matching_target = is_matching_source && data.target.root == target_root;
     let head_root = get_block_root_at_slot(state, data.slot)?;
     let is_matching_head = is_matching_target && data.beacon_block_root == head_root;
-    ensure!(is_matching_source, "attestation source does not match");
+    ensure!(
+        is_matching_source,
+        Check::Attestation,
+        "attestation source does not match"
+    );
     let mut out = Vec::new();
     if is_matching_source && inclusion_delay <= integer_squareroot(SLOTS_PER_EPOCH_U64) {
         out.push(TIMELY_SOURCE_FLAG_INDEX);
@@ -486,28 +531,36 @@ pub fn get_attestation_participation_flag_indices(
 pub fn process_attestation(
     state: &mut BeaconState,
     attestation: &Attestation,
+    ctx: &TransitionCtx,
     sigs: &mut SignatureChecker,
 ) -> Result<()> {
     let data = &attestation.data;
     let current_epoch = get_current_epoch(state);
     ensure!(
         data.target.epoch == get_previous_epoch(state) || data.target.epoch == current_epoch,
+        Check::Attestation,
         "attestation target epoch is neither previous nor current"
     );
     ensure!(
         data.target.epoch == compute_epoch_at_slot(data.slot),
+        Check::Attestation,
         "attestation target epoch does not match its slot"
     );
     ensure!(
         data.slot.safe_add(MIN_ATTESTATION_INCLUSION_DELAY)? <= state.slot,
+        Check::Attestation,
         "attestation included too early"
     );
-    ensure!(data.index == 0, "attestation data index must be 0");
+    ensure!(
+        data.index == 0,
+        Check::Attestation,
+        "attestation data index must be 0"
+    );
     let bits = &attestation.aggregation_bits;
     let mut committee_offset: usize = 0;
     // The slot's committees are slices of the epoch's cached shuffling (whose length is
     // the active count `get_committee_count_per_slot` reads).
-    let shuffling = get_shuffling(state, compute_epoch_at_slot(data.slot))?;
+    let shuffling = get_shuffling(state, compute_epoch_at_slot(data.slot), ctx)?;
     let committee_count =
         (shuffling.len() as u64 / SLOTS_PER_EPOCH_U64 / TARGET_COMMITTEE_SIZE as u64)
             .min(MAX_COMMITTEES_PER_SLOT as u64)
@@ -515,20 +568,30 @@ pub fn process_attestation(
     for committee_index in get_committee_indices(&attestation.committee_bits) {
         ensure!(
             committee_index < committee_count,
+            Check::Attestation,
             "committee index {committee_index} out of range"
         );
         let committee = committee_in(&shuffling, data.slot, committee_index)?;
         let mut any = false;
         for i in 0..committee.len() {
             let pos = committee_offset + i;
-            ensure!(pos < bits.len(), "aggregation bits too short");
+            ensure!(
+                pos < bits.len(),
+                Check::Attestation,
+                "aggregation bits too short"
+            );
             any |= bits[pos];
         }
-        ensure!(any, "committee {committee_index} has no attesters");
+        ensure!(
+            any,
+            Check::Attestation,
+            "committee {committee_index} has no attesters"
+        );
         committee_offset += committee.len();
     }
     ensure!(
         bits.len() == committee_offset,
+        Check::Attestation,
         "aggregation bits length {} != committee sizes {committee_offset}",
         bits.len()
     );
@@ -591,27 +654,36 @@ pub fn process_attestation(
 pub fn process_voluntary_exit(
     state: &mut BeaconState,
     signed_voluntary_exit: &SignedVoluntaryExit,
-    cfg: &ChainConfig,
+    ctx: &TransitionCtx,
     sigs: &mut SignatureChecker,
 ) -> Result<()> {
+    let cfg = ctx.cfg();
     let exit = &signed_voluntary_exit.message;
     let current_epoch = get_current_epoch(state);
     let v = validator(state, exit.validator_index)?;
     ensure!(
         is_active_validator(v, current_epoch),
+        Check::VoluntaryExit,
         "validator is not active"
     );
     ensure!(
         v.exit_epoch == FAR_FUTURE_EPOCH,
+        Check::VoluntaryExit,
         "validator already exiting"
     );
-    ensure!(current_epoch >= exit.epoch, "exit epoch is in the future");
+    ensure!(
+        current_epoch >= exit.epoch,
+        Check::VoluntaryExit,
+        "exit epoch is in the future"
+    );
     ensure!(
         current_epoch >= v.activation_epoch.safe_add(cfg.shard_committee_period)?,
+        Check::VoluntaryExit,
         "validator has not been active long enough"
     );
     ensure!(
         get_pending_balance_to_withdraw(state, exit.validator_index)? == 0,
+        Check::VoluntaryExit,
         "validator has pending withdrawals"
     );
     let domain = compute_domain(
@@ -634,18 +706,21 @@ pub fn process_voluntary_exit(
 pub fn process_bls_to_execution_change(
     state: &mut BeaconState,
     signed_address_change: &SignedBLSToExecutionChange,
-    cfg: &ChainConfig,
+    ctx: &TransitionCtx,
     sigs: &mut SignatureChecker,
 ) -> Result<()> {
+    let cfg = ctx.cfg();
     let change = &signed_address_change.message;
     let v = validator(state, change.validator_index)?;
     let wc = v.withdrawal_credentials.as_bytes();
     ensure!(
         wc[0] == BLS_WITHDRAWAL_PREFIX,
+        Check::BlsToExecutionChange,
         "withdrawal credentials are not BLS"
     );
     ensure!(
         wc[1..] == hash(&[change.from_bls_pubkey.as_ref()])[1..],
+        Check::BlsToExecutionChange,
         "from_bls_pubkey does not match the withdrawal credentials"
     );
     let domain = compute_domain(
@@ -691,8 +766,9 @@ fn source_address_matches(v: &Validator, address: &ExecutionAddress) -> bool {
 pub fn process_withdrawal_request(
     state: &mut BeaconState,
     withdrawal_request: &WithdrawalRequest,
-    cfg: &ChainConfig,
+    ctx: &TransitionCtx,
 ) -> Result<()> {
+    let cfg = ctx.cfg();
     let amount = withdrawal_request.amount;
     let is_full_exit_request = amount == FULL_EXIT_REQUEST_AMOUNT;
     if state.pending_partial_withdrawals.len() == PENDING_PARTIAL_WITHDRAWALS_LIMIT
@@ -776,8 +852,9 @@ pub fn is_valid_switch_to_compounding_request(
 pub fn process_consolidation_request(
     state: &mut BeaconState,
     consolidation_request: &ConsolidationRequest,
-    cfg: &ChainConfig,
+    ctx: &TransitionCtx,
 ) -> Result<()> {
+    let cfg = ctx.cfg();
     if is_valid_switch_to_compounding_request(state, consolidation_request) {
         if let Some(source_index) =
             find_validator_by_pubkey(state, &consolidation_request.source_pubkey)
@@ -851,6 +928,7 @@ pub fn process_consolidation_request(
 pub fn process_sync_aggregate(
     state: &mut BeaconState,
     sync_aggregate: &SyncAggregate,
+    ctx: &TransitionCtx,
     sigs: &mut SignatureChecker,
 ) -> Result<()> {
     let bits: Vec<bool> = sync_aggregate
@@ -863,11 +941,15 @@ pub fn process_sync_aggregate(
     // keys at those indices, so the signature is checked by index (the pubkey table).
     let mut committee_indices = Vec::with_capacity(SYNC_COMMITTEE_SIZE);
     for pubkey in state.current_sync_committee.pubkeys.iter() {
-        let index = crate::transition::pubkey_index::find_validator_index(
-            &state.validators,
-            pubkey.as_bytes(),
-        )
-        .ok_or_else(|| TransitionError::Check("sync committee member is not a validator".into()))?;
+        let index = ctx
+            .pubkeys()
+            .find_validator_index(&state.validators, pubkey.as_bytes())
+            .ok_or_else(|| {
+                TransitionError::check(
+                    Check::SyncAggregate,
+                    "sync committee member is not a validator",
+                )
+            })?;
         committee_indices.push(index);
     }
     let participant_indices: Vec<u64> = committee_indices

@@ -5,17 +5,17 @@ use super::preset::*;
 use super::types::*;
 use crate::transition::math::SafeArith;
 use crate::transition::signatures::eth_aggregate_pubkeys;
-use crate::transition::ChainConfig;
+use crate::transition::{ChainConfig, Check, TransitionCtx};
 use crate::transition_ensure as ensure;
 
-pub fn process_epoch(state: &mut BeaconState, cfg: &ChainConfig) -> Result<()> {
+pub fn process_epoch(state: &mut BeaconState, ctx: &TransitionCtx) -> Result<()> {
     process_justification_and_finalization(state)?;
-    process_inactivity_updates(state, cfg)?;
-    process_rewards_and_penalties(state, cfg)?;
-    process_registry_updates(state, cfg)?;
+    process_inactivity_updates(state, ctx)?;
+    process_rewards_and_penalties(state, ctx)?;
+    process_registry_updates(state, ctx)?;
     process_slashings(state)?;
     process_eth1_data_reset(state)?;
-    process_pending_deposits(state, cfg)?;
+    process_pending_deposits(state, ctx)?;
     process_pending_consolidations(state)?;
     process_effective_balance_updates(state)?;
     process_slashings_reset(state)?;
@@ -141,7 +141,8 @@ pub fn get_eligible_validator_indices(state: &BeaconState) -> Result<Vec<u64>> {
     Ok(out)
 }
 
-pub fn process_inactivity_updates(state: &mut BeaconState, cfg: &ChainConfig) -> Result<()> {
+pub fn process_inactivity_updates(state: &mut BeaconState, ctx: &TransitionCtx) -> Result<()> {
+    let cfg = ctx.cfg();
     if get_current_epoch(state) == GENESIS_EPOCH {
         return Ok(());
     }
@@ -240,7 +241,8 @@ pub fn get_inactivity_penalty_deltas(
     Ok((rewards, penalties))
 }
 
-pub fn process_rewards_and_penalties(state: &mut BeaconState, cfg: &ChainConfig) -> Result<()> {
+pub fn process_rewards_and_penalties(state: &mut BeaconState, ctx: &TransitionCtx) -> Result<()> {
+    let cfg = ctx.cfg();
     if get_current_epoch(state) == GENESIS_EPOCH {
         return Ok(());
     }
@@ -258,7 +260,8 @@ pub fn process_rewards_and_penalties(state: &mut BeaconState, cfg: &ChainConfig)
     Ok(())
 }
 
-pub fn process_registry_updates(state: &mut BeaconState, cfg: &ChainConfig) -> Result<()> {
+pub fn process_registry_updates(state: &mut BeaconState, ctx: &TransitionCtx) -> Result<()> {
+    let cfg = ctx.cfg();
     let current_epoch = get_current_epoch(state);
     let activation_epoch = compute_activation_exit_epoch(current_epoch)?;
     for index in 0..state.validators.len() {
@@ -338,7 +341,8 @@ pub fn apply_pending_deposit(
     Ok(())
 }
 
-pub fn process_pending_deposits(state: &mut BeaconState, cfg: &ChainConfig) -> Result<()> {
+pub fn process_pending_deposits(state: &mut BeaconState, ctx: &TransitionCtx) -> Result<()> {
+    let cfg = ctx.cfg();
     let next_epoch = get_current_epoch(state).safe_add(1)?;
     let available_for_processing = state
         .deposit_balance_to_consume
@@ -478,7 +482,11 @@ pub fn get_next_sync_committee_indices(state: &BeaconState) -> Result<Vec<u64>> 
     const MAX_RANDOM_VALUE: u64 = (1 << 16) - 1;
     let active = get_active_validator_indices(state, epoch);
     let count = active.len() as u64;
-    ensure!(count > 0, "no active validators for the sync committee");
+    ensure!(
+        count > 0,
+        Check::SyncCommitteeSelection,
+        "no active validators for the sync committee"
+    );
     let seed = get_seed(state, epoch, DOMAIN_SYNC_COMMITTEE)?;
     // `compute_shuffled_index(i % count, count, seed)`, the round hashes shared.
     let mut shuffle =
@@ -487,10 +495,10 @@ pub fn get_next_sync_committee_indices(state: &BeaconState) -> Result<Vec<u64>> 
     let mut out = Vec::with_capacity(SYNC_COMMITTEE_SIZE);
     while out.len() < SYNC_COMMITTEE_SIZE {
         let shuffled_index = shuffle.index(i % count).ok_or_else(|| {
-            crate::transition::TransitionError::Check(format!(
-                "shuffled index {} out of range {count}",
-                i % count
-            ))
+            crate::transition::TransitionError::check(
+                Check::ShuffledIndex,
+                format!("shuffled index {} out of range {count}", i % count),
+            )
         })?;
         let candidate_index = active[shuffled_index as usize];
         let random_bytes = crate::transition::math::hash(&[

@@ -4,20 +4,22 @@ use super::helpers::*;
 use super::process_epoch::process_epoch;
 use super::types::*;
 use crate::transition::math::SafeArith;
-use crate::transition::ChainConfig;
+use crate::transition::{Check, TransitionCtx};
 use crate::transition_ensure as ensure;
 
-/// Advances the state to `slot`, running `process_epoch` at each epoch boundary.
-pub fn process_slots(state: &mut BeaconState, slot: u64, cfg: &ChainConfig) -> Result<()> {
+/// Advances the state to `slot`, running `process_epoch` at each epoch boundary. Each
+/// slot's state root goes through the context's carried root cache.
+pub fn process_slots(state: &mut BeaconState, slot: u64, ctx: &mut TransitionCtx) -> Result<()> {
     ensure!(
         state.slot < slot,
+        Check::SlotNotNewer,
         "target slot {slot} is not after the state slot {}",
         state.slot
     );
     while state.slot < slot {
-        process_slot(state)?;
+        process_slot(state, ctx)?;
         if (state.slot + 1) % SLOTS_PER_EPOCH_U64 == 0 {
-            process_epoch(state, cfg)?;
+            process_epoch(state, ctx)?;
         }
         state.slot = state.slot.safe_add(1)?;
     }
@@ -25,8 +27,8 @@ pub fn process_slots(state: &mut BeaconState, slot: u64, cfg: &ChainConfig) -> R
 }
 
 /// Caches the previous state root and block root.
-pub fn process_slot(state: &mut BeaconState) -> Result<()> {
-    let previous_state_root = Root::from(state_root_of(state)?);
+pub fn process_slot(state: &mut BeaconState, ctx: &mut TransitionCtx) -> Result<()> {
+    let previous_state_root = Root::from(ctx.state_root(state)?);
     let i = (state.slot % SLOTS_PER_HISTORICAL_ROOT as u64) as usize;
     state.state_roots[i] = previous_state_root;
     if state.latest_block_header.state_root == Root::default() {

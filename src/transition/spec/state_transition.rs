@@ -4,7 +4,7 @@ use super::helpers::*;
 use super::process_block::process_block;
 use super::process_slots::process_slots;
 use super::types::*;
-use crate::transition::{ChainConfig, SignatureChecker};
+use crate::transition::{Check, SignatureChecker, TransitionCtx};
 use crate::transition_ensure as ensure;
 
 /// `verify_block_signature` (through the checker).
@@ -29,24 +29,25 @@ pub fn verify_block_signature(
 }
 
 /// `state_transition`: slots up to the block's, the proposer signature, the block, and
-/// (when `validate_result`) the state root.
+/// (when `validate_result`) the state root (through the context's carried root cache).
 pub fn state_transition(
     state: &mut BeaconState,
     signed_block: &SignedBeaconBlock,
     validate_result: bool,
-    cfg: &ChainConfig,
+    ctx: &mut TransitionCtx,
     sigs: &mut SignatureChecker,
 ) -> Result<()> {
     let block = &signed_block.message;
-    process_slots(state, block.slot, cfg)?;
+    process_slots(state, block.slot, ctx)?;
     if validate_result {
         verify_block_signature(state, signed_block, sigs)?;
     }
-    process_block(state, block, cfg, sigs)?;
+    process_block(state, block, ctx, sigs)?;
     if validate_result {
-        let root = state_root_of(state)?;
+        let root = ctx.state_root(state)?;
         ensure!(
             block.state_root.as_bytes() == &root,
+            Check::StateRoot,
             "block state root does not match the post state"
         );
     }
