@@ -412,7 +412,7 @@ impl Chain {
         &self.head_state
     }
 
-    /// The chain's transition context (siblings share its caches: `ctx().sibling()`).
+    /// The chain's transition context (siblings share its caches: `transition_ctx().sibling()`).
     pub fn transition_ctx(&self) -> &TransitionCtx {
         &self.ctx
     }
