@@ -325,7 +325,30 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    match run(cli) {
+    // The binary runs on tokio (signals, and the node's sockets later); every command's
+    // own work is blocking, so it runs on the runtime's blocking pool, off the async
+    // workers.
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .thread_name("quasar-async")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let signals = Signals::default();
+    rt.spawn(watch_signals(signals.clone()));
+    let outcome =
+        rt.block_on(async { tokio::task::spawn_blocking(move || run(cli, &signals)).await });
+    rt.shutdown_background();
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => Err(anyhow::anyhow!("the command's thread failed: {e}")),
+    };
+    match outcome {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -334,7 +357,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+fn run(cli: Cli, signals: &Signals) -> anyhow::Result<ExitCode> {
     if let Some(n) = cli.threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
@@ -386,7 +409,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             metrics,
             quiet,
             blocks_dir,
-        } => return import_command(&datadir, genesis, &args, metrics, quiet, &blocks_dir),
+        } => {
+            return import_command(
+                &datadir,
+                genesis,
+                &args,
+                metrics,
+                quiet,
+                &blocks_dir,
+                signals,
+            )
+        }
         Command::Db(DbCmd::Info { datadir }) => {
             let info = quasar::chain::any::db_info(&datadir).map_err(anyhow::Error::msg)?;
             println!("{info}");
@@ -672,8 +705,13 @@ fn import_command(
     metrics: Option<PathBuf>,
     quiet: bool,
     blocks_dir: &std::path::Path,
+    signals: &Signals,
 ) -> anyhow::Result<ExitCode> {
-    use quasar::chain::any::AnyChain;
+    // From here a signal stops the import gracefully instead of ending the process.
+    signals
+        .graceful
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    use quasar::chain::service::ChainService;
     anyhow::ensure!(
         blocks_dir.is_dir(),
         "{}: not a folder of blocks",
@@ -690,7 +728,9 @@ fn import_command(
     });
     let genesis_bytes = genesis.as_deref().map(read_ssz_file).transpose()?;
     let agg = aggregator_for(args.backend, 1 << 20)?;
-    let mut chain = AnyChain::open(datadir, genesis_bytes.as_deref(), args.options(), agg)?;
+    let opts = args.options();
+    let service = ChainService::open(datadir, genesis_bytes.as_deref(), opts.clone(), agg)?;
+    let handle = service.handle();
     let bar = if quiet {
         indicatif::ProgressBar::hidden()
     } else {
@@ -703,12 +743,23 @@ fn import_command(
         );
         bar
     };
-    let (report, result) = chain.import_dir(blocks_dir, &mut |p| {
-        bar.set_length(p.total);
-        bar.set_position(p.done);
-        bar.set_message(format!("head slot {}", p.head_slot));
-    });
+    // SIGINT / SIGTERM: no further segment is submitted; the one in flight is settled
+    // whole, the store is flushed, and the command exits 0 with what it imported.
+    let stop = &signals.stop;
+    let (report, result) =
+        quasar::chain::files::import_dir(&handle, blocks_dir, &opts, stop, &mut |p| {
+            bar.set_length(p.total);
+            bar.set_position(p.done);
+            bar.set_message(format!("head slot {}", p.head_slot));
+        });
     bar.finish_and_clear();
+    let metrics_text = handle.metrics().encode_text();
+    drop(handle);
+    service.shutdown();
+    let stopped = stop.load(std::sync::atomic::Ordering::Relaxed);
+    if stopped {
+        eprintln!("stopped by a signal: the batch in flight was finished and the store flushed");
+    }
     eprintln!(
         "imported {} blocks ({} already imported, skipped) in {} batches, {:.1} s: {:.1} blocks/s (transition {:.2} s, signatures {:.2} s, writes {:.2} s); peak RSS {} MiB",
         report.imported,
@@ -730,7 +781,7 @@ fn import_command(
         report.finalized_epoch
     );
     if let Some(path) = metrics {
-        write_atomically(&path, chain.metrics().encode_text().as_bytes())?;
+        write_atomically(&path, metrics_text.as_bytes())?;
     }
     match result {
         Ok(()) => Ok(ExitCode::SUCCESS),
@@ -739,6 +790,38 @@ fn import_command(
             Ok(ExitCode::from(1))
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// What SIGINT / SIGTERM do: a command that can stop cleanly sets `graceful`, and a signal
+/// then raises `stop` (a second signal ends the process at once); any other command ends
+/// at the first signal, as without a handler.
+#[derive(Clone, Default)]
+struct Signals {
+    graceful: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+async fn watch_signals(signals: Signals) {
+    use std::sync::atomic::Ordering;
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot install the SIGTERM/SIGINT handlers");
+        return;
+    };
+    loop {
+        let code = tokio::select! {
+            _ = term.recv() => 128 + 15,
+            _ = int.recv() => 128 + 2,
+        };
+        if signals.graceful.load(Ordering::SeqCst) && !signals.stop.swap(true, Ordering::SeqCst) {
+            tracing::info!("signal received: finishing the batch in flight (again to exit now)");
+            continue;
+        }
+        std::process::exit(code);
     }
 }
 

@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use crate::accel::aggregate::{CpuAggregator, GpuAggregator, PubkeyAggregator};
 use crate::accel::gpu::GpuContext;
-use crate::chain::any::AnyChain;
 use crate::chain::pipeline::{peak_rss_bytes, reset_peak_rss, ImportOptions, Verification};
+use crate::chain::service::ChainService;
 use crate::devnet::{DevnetOptions, SigningMode};
 use crate::types::Preset;
 
@@ -80,10 +80,12 @@ fn import_once(
         verification,
         ..ImportOptions::default()
     };
-    let mut chain = AnyChain::open(datadir, Some(genesis), opts, aggregator)?;
+    let service = ChainService::open(datadir, Some(genesis), opts.clone(), aggregator)?;
     reset_peak_rss();
     let t = Instant::now();
-    let (report, result) = chain.import_dir(chain_dir, &mut |_| {});
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (report, result) =
+        crate::chain::files::import_dir(&service.handle(), chain_dir, &opts, &stop, &mut |_| {});
     let seconds = t.elapsed().as_secs_f64();
     result.map_err(|e| format!("{name}: {e}"))?;
     let row = ImportBenchRow {
@@ -97,7 +99,7 @@ fn import_once(
         signature_sets: report.signature_sets,
         peak_rss_mib: peak_rss_bytes().map(|b| b >> 20),
     };
-    drop(chain);
+    service.shutdown();
     let _ = std::fs::remove_dir_all(datadir);
     Ok((row, report.head_slot, report.head_root))
 }

@@ -81,6 +81,15 @@ impl BufferPool {
         self.free().len()
     }
 
+    /// Wrap `buf` (taken from this pool and detached with [`PooledBuf::into_vec`], or any
+    /// other) so that it returns to the pool when dropped.
+    pub fn adopt(&self, buf: Vec<u8>) -> PooledBuf {
+        PooledBuf {
+            buf,
+            pool: self.clone(),
+        }
+    }
+
     fn give_back(&self, buf: Vec<u8>) {
         if buf.capacity() == 0 || buf.capacity() > self.inner.max_buffer_bytes {
             return;

@@ -1,14 +1,11 @@
-//! A chain of either preset, chosen at run time (from the datadir's metadata, or from
-//! which preset the genesis state decodes as), for the CLI and the benches.
+//! The preset of a datadir or a genesis state, chosen at run time (the chain service opens
+//! the preset's chain with it), and `db info` / `db verify` of either preset.
 
 use std::path::Path;
-use std::sync::Arc;
 
-use super::pipeline::{ImportError, ImportOptions, ImportReport, Progress};
+use super::pipeline::ImportError;
 use super::{mainnet, minimal, META_PRESET};
-use crate::accel::aggregate::PubkeyAggregator;
-use crate::cache::metrics::CacheMetrics;
-use crate::store::{Head, Store};
+use crate::store::Store;
 use crate::transition::ChainConfig;
 use crate::types::ssz::SszDecode;
 use crate::types::Preset;
@@ -48,88 +45,6 @@ pub fn config_of(preset: Preset) -> ChainConfig {
     match preset {
         Preset::Minimal => ChainConfig::minimal(),
         Preset::Mainnet => ChainConfig::mainnet(),
-    }
-}
-
-/// A chain of either preset.
-pub enum AnyChain {
-    Minimal(Box<minimal::Chain>),
-    Mainnet(Box<mainnet::Chain>),
-}
-
-impl AnyChain {
-    /// Open `datadir` (see `Chain::open`); the preset comes from the datadir, else from
-    /// the genesis state.
-    pub fn open(
-        datadir: &Path,
-        genesis: Option<&[u8]>,
-        opts: ImportOptions,
-        aggregator: Box<dyn PubkeyAggregator>,
-    ) -> Result<Self, ImportError> {
-        let preset = match (datadir_preset(datadir)?, genesis) {
-            (Some(p), _) => p,
-            (None, Some(g)) => genesis_preset(g)?,
-            (None, None) => {
-                return Err(ImportError::Genesis(
-                    "a new datadir needs a genesis state".into(),
-                ))
-            }
-        };
-        let cfg = config_of(preset);
-        Ok(match preset {
-            Preset::Minimal => AnyChain::Minimal(Box::new(minimal::Chain::open(
-                datadir, genesis, cfg, opts, aggregator,
-            )?)),
-            Preset::Mainnet => AnyChain::Mainnet(Box::new(mainnet::Chain::open(
-                datadir, genesis, cfg, opts, aggregator,
-            )?)),
-        })
-    }
-
-    pub fn preset(&self) -> Preset {
-        match self {
-            AnyChain::Minimal(_) => Preset::Minimal,
-            AnyChain::Mainnet(_) => Preset::Mainnet,
-        }
-    }
-
-    pub fn import_dir(
-        &mut self,
-        dir: &Path,
-        progress: &mut dyn FnMut(Progress),
-    ) -> (ImportReport, Result<(), ImportError>) {
-        match self {
-            AnyChain::Minimal(c) => c.import_dir(dir, progress),
-            AnyChain::Mainnet(c) => c.import_dir(dir, progress),
-        }
-    }
-
-    pub fn head(&self) -> Head {
-        match self {
-            AnyChain::Minimal(c) => c.head(),
-            AnyChain::Mainnet(c) => c.head(),
-        }
-    }
-
-    pub fn head_state_root(&self) -> Result<[u8; 32], ImportError> {
-        match self {
-            AnyChain::Minimal(c) => c.head_state_root(),
-            AnyChain::Mainnet(c) => c.head_state_root(),
-        }
-    }
-
-    pub fn validators(&self) -> usize {
-        match self {
-            AnyChain::Minimal(c) => c.head_state().validators.len(),
-            AnyChain::Mainnet(c) => c.head_state().validators.len(),
-        }
-    }
-
-    pub fn metrics(&self) -> &Arc<CacheMetrics> {
-        match self {
-            AnyChain::Minimal(c) => c.metrics(),
-            AnyChain::Mainnet(c) => c.metrics(),
-        }
     }
 }
 

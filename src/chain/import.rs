@@ -1,7 +1,7 @@
 //! The batch import pipeline for one preset (compiled per preset, see `chain::minimal` /
 //! `chain::mainnet`; the preset-independent half is `chain::pipeline`).
 //!
-//! Per batch (see [`Chain::import_batch`]): blocks already imported are skipped; the rest
+//! Per segment (see [`Chain::submit_segment`]; the chain service feeds it): blocks already imported are skipped; the rest
 //! split into runs of blocks that each build on the previous one; a run is applied to its
 //! parent's state with every signature set collected (the epoch boundaries through the
 //! checkpoint-state cache, the state roots through the root cache carried from block to
@@ -27,10 +27,10 @@ use crate::cache::metrics::CacheMetrics;
 use crate::cache::pool::BufferPool;
 use crate::cache::preload::{PreloadRequest, Preloader};
 use crate::cache::CachedState;
+use crate::chain::error::{BlockError, FailedBlock};
 use crate::chain::fork_choice::ForkChoice;
 use crate::chain::pipeline::{
-    hex, next_batch, spawn_reader, BatchStats, Decoded, ImportError, ImportOptions, ImportReport,
-    Progress, Verification,
+    hex, BatchStats, Decoded, ImportError, ImportOptions, SegmentOutcome, Settled, Verification,
 };
 use crate::chain::resolve::{verify_sets_in_table, SetCheck, SetOwner};
 use crate::chain::{Anchor, META_ANCHOR, META_PRESET};
@@ -111,7 +111,7 @@ struct AppliedRun {
     applied: Vec<Applied>,
     sets: Vec<crate::bls::SignatureSet>,
     owners: Vec<SetOwner>,
-    failed: Option<(usize, String)>,
+    failed: Option<(usize, BlockError)>,
 }
 
 /// Every validator's pubkey at its validator index: the aggregators' table (resident on
@@ -165,20 +165,25 @@ impl ResidentKeys {
 }
 
 /// A run applied but not yet verified: its signatures are checked while the next run is
-/// applied (see `Chain::import_pipelined`).
+/// applied (see [`Chain::submit_segment`]).
 struct Pending {
+    /// The segment's id (see [`Chain::submit_segment`]).
+    id: u64,
     run: Vec<Decoded<SignedBeaconBlock>>,
     applied: AppliedRun,
+    /// What the segment did so far (its skipped blocks, its transition time).
+    stats: BatchStats,
 }
 
 /// The chain as this node verified it: the store, fork choice, the head state, and the
 /// caches the pipeline works through.
 pub struct Chain {
-    store: Store,
+    store: Arc<Store>,
     opts: ImportOptions,
     anchor: Anchor,
     head_root: Root,
-    head_state: BeaconState,
+    /// The head block's post state (shared with the published head snapshot).
+    head_state: Arc<BeaconState>,
     /// The transition context: the chain's shufflings and pubkey index (shared with the
     /// preloader's sibling context) and the state-root cache carried through the
     /// transition from block to block.
@@ -197,6 +202,8 @@ pub struct Chain {
     metrics: Arc<CacheMetrics>,
     preloader: Option<Preloader<BeaconState>>,
     pool: BufferPool,
+    /// The segment applied but not yet verified (see [`Chain::submit_segment`]).
+    pending: Option<Pending>,
 }
 
 impl Chain {
@@ -220,6 +227,7 @@ impl Chain {
                 batch_threshold_bytes: opts.write_batch_bytes,
             },
         )?;
+        let store = Arc::new(store);
         let budget = Arc::new(MemoryBudget::new(opts.memory_budget));
         let metrics = CacheMetrics::new();
         let checkpoints = Arc::new(CheckpointStateCache::new(
@@ -291,7 +299,7 @@ impl Chain {
             opts,
             anchor,
             head_root: anchor.root,
-            head_state: anchor_state,
+            head_state: Arc::new(anchor_state),
             ctx,
             keys: ResidentKeys::default(),
             aggregator,
@@ -305,6 +313,7 @@ impl Chain {
             metrics,
             preloader: None,
             pool: BufferPool::new(256, crate::chain::pipeline::MAX_BLOCK_BYTES),
+            pending: None,
         };
         chain.load_head()?;
         if chain.opts.preload {
@@ -389,7 +398,7 @@ impl Chain {
             )));
         }
         self.head_root = head.root;
-        self.head_state = state;
+        self.head_state = Arc::new(state);
         self.keys.grow(&self.head_state.validators);
         Ok(())
     }
@@ -397,6 +406,35 @@ impl Chain {
     /// The store this chain writes.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The store, shared (readers use it beside the chain).
+    pub fn store_arc(&self) -> Arc<Store> {
+        self.store.clone()
+    }
+
+    /// The block the chain starts from.
+    pub fn anchor(&self) -> Anchor {
+        self.anchor
+    }
+
+    /// The chain config.
+    pub fn config(&self) -> &ChainConfig {
+        self.ctx.cfg()
+    }
+
+    /// The chain's transition context (siblings share its caches: `transition_ctx().sibling()`).
+    pub fn transition_ctx(&self) -> &TransitionCtx {
+        &self.ctx
+    }
+
+    /// The head state's root without hashing: the head block's `state_root` (checked when
+    /// it was imported), or the anchor's.
+    pub fn known_head_state_root(&self) -> Result<Root, ImportError> {
+        if self.head_root == self.anchor.root {
+            return Ok(self.anchor.state_root);
+        }
+        Ok(*self.block(&self.head_root)?.message.state_root.as_bytes())
     }
 
     /// The head block's root and slot.
@@ -412,9 +450,9 @@ impl Chain {
         &self.head_state
     }
 
-    /// The chain's transition context (siblings share its caches: `transition_ctx().sibling()`).
-    pub fn transition_ctx(&self) -> &TransitionCtx {
-        &self.ctx
+    /// The head block's post state, shared (what the published head snapshot holds).
+    pub fn head_state_arc(&self) -> Arc<BeaconState> {
+        self.head_state.clone()
     }
 
     /// The head state's root.
@@ -459,7 +497,7 @@ impl Chain {
     }
 
     /// A stored block, through the block cache.
-    fn block(&self, root: &Root) -> Result<Arc<SignedBeaconBlock>, ImportError> {
+    pub(crate) fn block(&self, root: &Root) -> Result<Arc<SignedBeaconBlock>, ImportError> {
         if let Some(b) = self.blocks.get(root) {
             return Ok(b);
         }
@@ -486,30 +524,11 @@ impl Chain {
     /// snapshot by replaying the blocks after it (the database tier).
     pub fn state_of_block(&self, root: &Root) -> Result<BeaconState, ImportError> {
         if *root == self.head_root {
-            return Ok(self.head_state.clone());
+            return Ok((*self.head_state).clone());
         }
-        let mut chain = Vec::new();
-        let mut r = *root;
-        let base = loop {
-            if r == self.anchor.root {
-                break self
-                    .snapshot(&self.anchor.state_root)?
-                    .ok_or_else(|| internal("the anchor state is missing"))?;
-            }
-            let b = self.block(&r)?;
-            if let Some(s) = self.snapshot(b.message.state_root.as_bytes())? {
-                break s;
-            }
-            r = *b.message.parent_root.as_bytes();
-            chain.push(b);
-        };
-        let mut state = base;
-        // A sibling context: the chain's caches, its own root carry (from block to block).
-        let mut ctx = self.ctx.sibling();
-        for b in chain.iter().rev() {
-            replay_block(&mut state, b, &mut ctx).map_err(internal)?;
-        }
-        Ok(state)
+        rebuild_state_of_block(&self.store, &self.anchor, &self.ctx, root, |r| {
+            self.block(r)
+        })
     }
 
     /// The state of checkpoint `(epoch, root)`: block `root`'s state advanced to the
@@ -534,132 +553,210 @@ impl Chain {
             .ok_or_else(|| internal(format!("checkpoint ({epoch}, 0x{}) not found", hex(root))))
     }
 
-    fn finalized_slot(&self) -> Result<u64, ImportError> {
+    pub(crate) fn finalized_slot(&self) -> Result<u64, ImportError> {
         self.slot_of(&self.fork_choice.finalized_checkpoint().root)
     }
 
     /// Whether block `root` at `slot` is already imported: in fork choice, or at or below
     /// the finalized slot on the canonical chain.
-    fn is_imported(&self, root: &Root, slot: u64) -> Result<bool, ImportError> {
+    pub(crate) fn is_imported(&self, root: &Root, slot: u64) -> Result<bool, ImportError> {
         if self.fork_choice.contains(root) || *root == self.anchor.root {
             return Ok(true);
         }
         Ok(slot <= self.finalized_slot()? && self.store.block_root_at_slot(slot)? == Some(*root))
     }
 
-    /// Import every block file of `dir/blocks` (or of `dir` itself) through the pipeline.
-    /// Returns what was done, and the error that stopped it, if any: blocks before an
-    /// invalid one are imported.
-    pub fn import_dir(
-        &mut self,
-        dir: &Path,
-        progress: &mut dyn FnMut(Progress),
-    ) -> (ImportReport, Result<(), ImportError>) {
-        let started = Instant::now();
-        let mut report = ImportReport::default();
-        let folder = if dir.join("blocks").is_dir() {
-            dir.join("blocks")
-        } else {
-            dir.to_path_buf()
-        };
-        let listing = crate::devnet::list_block_files(&folder).map_err(|e| e.to_string());
-        let files = match listing {
-            Ok(f) => f,
-            Err(e) => {
-                return (
-                    report,
-                    Err(ImportError::Decode {
-                        path: dir.to_path_buf(),
-                        reason: e,
-                    }),
-                )
-            }
-        };
-        let total = files.len() as u64;
-        let (rx, reader) = spawn_reader(files, self.opts.queue_depth, self.pool.clone(), |bytes| {
-            let block = SignedBeaconBlock::ssz_decode(bytes).map_err(|e| e.to_string())?;
-            let root = t::hash_tree_root(&block.message).map_err(|e| e.to_string())?;
-            Ok((block.message.slot, root, block))
-        });
-        let mut result = Ok(());
-        let mut done = 0u64;
-        let mut pending: Option<Pending> = None;
-        while let Some(batch) = next_batch(&rx, self.opts.batch_size, self.opts.batch_timeout) {
-            let mut blocks = Vec::with_capacity(batch.len());
-            let mut decode_error = None;
-            for item in batch {
-                match item {
-                    Ok(d) => blocks.push(d),
-                    Err(e) => {
-                        decode_error = Some(e);
-                        break;
-                    }
-                }
-            }
-            let n = blocks.len() as u64;
-            // A batch that closed short ran the queue dry: the importer has caught up.
-            let at_head = blocks.len() < self.opts.batch_size;
-            let mut outcome = self.import_pipelined(blocks, &mut report, &mut pending);
-            if outcome.is_ok() && (at_head || decode_error.is_some()) {
-                let mut stats = BatchStats::default();
-                outcome = self.flush(&mut pending, &mut stats);
-                report.add(&stats);
-            }
-            self.after_batch(at_head);
-            done += n;
-            progress(Progress {
-                done,
-                total,
-                head_slot: self.head().slot,
-            });
-            if let Err(e) = outcome {
-                result = Err(e);
-                break;
-            }
-            if let Some(e) = decode_error {
-                result = Err(e);
-                break;
-            }
-        }
-        if result.is_ok() {
-            let mut stats = BatchStats::default();
-            result = self.flush(&mut pending, &mut stats);
-            report.add(&stats);
-        }
-        drop(rx);
-        let _ = reader.join();
-        if let Err(e) = &result {
-            if e.is_input_fault() {
-                report.rejected = Some(e.to_string());
-            }
-        }
-        report.elapsed = started.elapsed();
-        let head = self.head();
-        report.head_slot = head.slot;
-        report.head_root = head.root;
-        report.head_state_root = self.head_state_root().unwrap_or_default();
-        report.justified_epoch = self.justified_checkpoint().epoch;
-        report.finalized_epoch = self.finalized_checkpoint().epoch;
-        (report, result)
+    /// The buffer pool block bytes come back to once the chain is done with them (a
+    /// client reading blocks takes its buffers from here).
+    pub fn buffer_pool(&self) -> &BufferPool {
+        &self.pool
     }
 
-    /// Import one batch of decoded blocks (see the module docs), without pipelining.
-    pub fn import_batch(
+    /// Decode one block of a segment: strict SSZ of the preset's `SignedBeaconBlock` within
+    /// [`MAX_BLOCK_BYTES`](crate::chain::pipeline::MAX_BLOCK_BYTES), and its root.
+    pub fn decode_block(
+        pool: &BufferPool,
+        index: usize,
+        ssz: Vec<u8>,
+    ) -> Result<Decoded<SignedBeaconBlock>, BlockError> {
+        if ssz.len() > crate::chain::pipeline::MAX_BLOCK_BYTES {
+            return Err(BlockError::Decode(format!(
+                "{} bytes, over the {}-byte bound",
+                ssz.len(),
+                crate::chain::pipeline::MAX_BLOCK_BYTES
+            )));
+        }
+        let block =
+            SignedBeaconBlock::ssz_decode(&ssz).map_err(|e| BlockError::Decode(e.to_string()))?;
+        let root =
+            t::hash_tree_root(&block.message).map_err(|e| BlockError::Internal(e.to_string()))?;
+        Ok(Decoded {
+            index,
+            slot: block.message.slot,
+            root,
+            block,
+            ssz: pool.adopt(ssz),
+        })
+    }
+
+    /// Import one segment of decoded blocks (in the order handed in), pipelined with the
+    /// segment before it: when this segment extends the pending one, the pending one's
+    /// signatures are verified and it is committed (`rayon::join`) while this one is
+    /// applied. With `more`, the caller has another segment coming, so this one stays
+    /// pending — its verification overlaps the next one's transition — until that arrives
+    /// or [`flush`](Self::flush) is called. Returns every segment settled by this call.
+    ///
+    /// A segment that does not extend the pending one (per-block verification, a fork,
+    /// several runs) first settles the pending segment, then goes run by run.
+    pub fn submit_segment(
         &mut self,
+        id: u64,
         blocks: Vec<Decoded<SignedBeaconBlock>>,
-        report: &mut ImportReport,
-    ) -> Result<(), ImportError> {
-        let mut pending = None;
-        let result = self
-            .import_pipelined(blocks, report, &mut pending)
-            .and_then(|()| {
-                let mut stats = BatchStats::default();
-                let r = self.flush(&mut pending, &mut stats);
-                report.add(&stats);
-                r
+        more: bool,
+    ) -> Vec<Settled> {
+        let _span = tracing::info_span!("segment", id, blocks = blocks.len()).entered();
+        let mut settled = Vec::new();
+        let mut stats = BatchStats::default();
+        let fresh = match self.fresh_blocks(blocks, &mut stats) {
+            Ok(f) => f,
+            Err(e) => {
+                settled.extend(self.flush());
+                settled.push(Settled { id, result: Err(e) });
+                return settled;
+            }
+        };
+        if fresh.is_empty() {
+            if !more {
+                settled.extend(self.flush());
+            }
+            settled.push(Settled {
+                id,
+                result: outcome_of(Ok(()), stats),
             });
-        self.after_batch(true);
-        result
+            return settled;
+        }
+        let tip = self
+            .pending
+            .as_ref()
+            .and_then(|p| p.applied.applied.last().map(|a| a.root))
+            .unwrap_or(self.head_root);
+        let parent = *fresh[0].block.message.parent_root.as_bytes();
+        let one_run = fresh
+            .windows(2)
+            .all(|w| w[1].block.message.parent_root.as_bytes() == &w[0].root);
+        if self.opts.verification != Verification::Batched || !one_run || parent != tip {
+            settled.extend(self.flush());
+            let result = self.import_runs(&fresh, &mut stats);
+            settled.push(Settled {
+                id,
+                result: outcome_of(result, stats),
+            });
+            self.after_batch(!more);
+            return settled;
+        }
+        let pre = match self.pending.as_ref() {
+            Some(p) => p.applied.state.clone(),
+            None => (*self.head_state).clone(),
+        };
+        let ctx = self.apply_ctx();
+        let mut tctx = self.ctx.take();
+        let applied = match self.pending.take() {
+            Some(mut p) => {
+                let sets = std::mem::take(&mut p.applied.sets);
+                let mut p_stats = std::mem::take(&mut p.stats);
+                p_stats.signature_sets += sets.len();
+                // Verify and commit the pending segment while the new one is applied: the
+                // applying side owns everything it touches (the state, the root cache, a
+                // handle on the checkpoint cache), the other side has the chain.
+                let this = &mut *self;
+                let (p_result, (applied, apply_time)) = rayon::join(
+                    || {
+                        let t = Instant::now();
+                        let v = this.verify_sets(sets, &p.applied.owners, &p.applied.state);
+                        p_stats.signatures += t.elapsed();
+                        this.settle(&p.run, p.applied, v, &mut p_stats)
+                    },
+                    || {
+                        let t = Instant::now();
+                        let a = apply_run_with(&ctx, &mut tctx, pre, parent, &fresh);
+                        (a, t.elapsed())
+                    },
+                );
+                self.ctx = tctx;
+                stats.transition += apply_time;
+                let p_ok = p_result.is_ok();
+                settled.push(Settled {
+                    id: p.id,
+                    result: outcome_of(p_result, p_stats),
+                });
+                if !p_ok {
+                    // The segment this one builds on was refused (or the node failed on
+                    // it): nothing of this one can be imported; its parent is not known.
+                    let first = &fresh[0];
+                    let failed = FailedBlock {
+                        index: first.index,
+                        slot: first.slot,
+                        root: first.root,
+                        error: BlockError::UnknownParent { parent },
+                    };
+                    settled.push(Settled {
+                        id,
+                        result: outcome_of(Err(ImportError::InvalidBlock(failed)), stats),
+                    });
+                    self.after_batch(!more);
+                    return settled;
+                }
+                applied
+            }
+            None => {
+                let t = Instant::now();
+                let a = apply_run_with(&ctx, &mut tctx, pre, parent, &fresh);
+                self.ctx = tctx;
+                stats.transition += t.elapsed();
+                a
+            }
+        };
+        let applied = match applied {
+            Ok(a) => a,
+            Err(e) => {
+                settled.push(Settled { id, result: Err(e) });
+                self.after_batch(!more);
+                return settled;
+            }
+        };
+        self.grow_table_from(&applied.state);
+        let failed = applied.failed.is_some();
+        self.pending = Some(Pending {
+            id,
+            run: fresh,
+            applied,
+            stats,
+        });
+        if failed || !more {
+            // A block failed its transition (nothing can build on this segment), or no
+            // segment follows: settle it now.
+            settled.extend(self.flush());
+        }
+        self.after_batch(!more);
+        settled
+    }
+
+    /// Verify and settle the pending segment, if any.
+    pub fn flush(&mut self) -> Vec<Settled> {
+        let Some(mut p) = self.pending.take() else {
+            return Vec::new();
+        };
+        let mut stats = std::mem::take(&mut p.stats);
+        let t = Instant::now();
+        let sets = std::mem::take(&mut p.applied.sets);
+        stats.signature_sets += sets.len();
+        let verified = self.verify_sets(sets, &p.applied.owners, &p.applied.state);
+        stats.signatures += t.elapsed();
+        let result = self.settle(&p.run, p.applied, verified, &mut stats);
+        vec![Settled {
+            id: p.id,
+            result: outcome_of(result, stats),
+        }]
     }
 
     /// Blocks already imported are dropped (counted in `stats.skipped`).
@@ -679,117 +776,9 @@ impl Chain {
         Ok(fresh)
     }
 
-    /// One batch through the pipeline. In batched mode a batch that extends the chain's
-    /// tip (the head, or the run still pending verification) is applied while the pending
-    /// run's signatures are verified (`rayon::join`: the transition on one core, the
-    /// aggregation and the pairings on the others); the pending run is then committed (or
-    /// bisected and refused) and the new one becomes pending. Anything else (per-block
-    /// verification, forks, a batch of several runs) first settles the pending run, then
-    /// goes run by run.
-    fn import_pipelined(
-        &mut self,
-        blocks: Vec<Decoded<SignedBeaconBlock>>,
-        report: &mut ImportReport,
-        pending: &mut Option<Pending>,
-    ) -> Result<(), ImportError> {
-        let _span = tracing::info_span!("batch", blocks = blocks.len()).entered();
-        let mut stats = BatchStats::default();
-        let result = self.pipeline_step(blocks, pending, &mut stats);
-        report.add(&stats);
-        report.batches += 1;
-        result
-    }
-
-    fn pipeline_step(
-        &mut self,
-        blocks: Vec<Decoded<SignedBeaconBlock>>,
-        pending: &mut Option<Pending>,
-        stats: &mut BatchStats,
-    ) -> Result<(), ImportError> {
-        let fresh = self.fresh_blocks(blocks, stats)?;
-        if fresh.is_empty() {
-            return Ok(());
-        }
-        let tip = pending
-            .as_ref()
-            .and_then(|p| p.applied.applied.last().map(|a| a.root))
-            .unwrap_or(self.head_root);
-        let parent = *fresh[0].block.message.parent_root.as_bytes();
-        let one_run = fresh
-            .windows(2)
-            .all(|w| w[1].block.message.parent_root.as_bytes() == &w[0].root);
-        if self.opts.verification != Verification::Batched || !one_run || parent != tip {
-            self.flush(pending, stats)?;
-            return self.import_runs(&fresh, stats);
-        }
-        let pre = match pending.as_ref() {
-            Some(p) => p.applied.state.clone(),
-            None => self.head_state.clone(),
-        };
-        let ctx = self.apply_ctx();
-        let mut tctx = self.ctx.take();
-        let applied = match pending.take() {
-            Some(mut p) => {
-                let sets = std::mem::take(&mut p.applied.sets);
-                stats.signature_sets += sets.len();
-                // Verify and commit the pending run while the new one is applied: the
-                // applying side owns everything it touches (the state, the root cache, a
-                // handle on the checkpoint cache), the other side has the chain.
-                let this = &mut *self;
-                let (settled, (applied, apply_time)) = rayon::join(
-                    || {
-                        let t = Instant::now();
-                        let v = this.verify_sets(sets, &p.applied.owners, &p.applied.state);
-                        stats.signatures += t.elapsed();
-                        this.settle(&p.run, p.applied, v, stats)
-                    },
-                    || {
-                        let t = Instant::now();
-                        let a = apply_run_with(&ctx, &mut tctx, pre, parent, &fresh);
-                        (a, t.elapsed())
-                    },
-                );
-                self.ctx = tctx;
-                stats.transition += apply_time;
-                settled?;
-                applied?
-            }
-            None => {
-                let t = Instant::now();
-                let a = apply_run_with(&ctx, &mut tctx, pre, parent, &fresh);
-                self.ctx = tctx;
-                stats.transition += t.elapsed();
-                a?
-            }
-        };
-        self.grow_table_from(&applied.state);
-        let failed = applied.failed.is_some();
-        *pending = Some(Pending {
-            run: fresh,
-            applied,
-        });
-        if failed {
-            // A block failed its transition: nothing can build on this run.
-            self.flush(pending, stats)?;
-        }
-        Ok(())
-    }
-
-    /// Verify and settle the pending run, if any.
-    fn flush(
-        &mut self,
-        pending: &mut Option<Pending>,
-        stats: &mut BatchStats,
-    ) -> Result<(), ImportError> {
-        let Some(mut p) = pending.take() else {
-            return Ok(());
-        };
-        let t = Instant::now();
-        let sets = std::mem::take(&mut p.applied.sets);
-        stats.signature_sets += sets.len();
-        let verified = self.verify_sets(sets, &p.applied.owners, &p.applied.state);
-        stats.signatures += t.elapsed();
-        self.settle(&p.run, p.applied, verified, stats)
+    /// Whether a segment is pending verification.
+    pub fn has_pending(&self) -> bool {
+        self.pending.is_some()
     }
 
     /// Runs of blocks each building on the previous one, imported one after the other
@@ -831,7 +820,7 @@ impl Chain {
                 let epoch = t::get_current_epoch(&self.head_state);
                 p.request(PreloadRequest {
                     root: self.head_root,
-                    state: Arc::new(self.head_state.clone()),
+                    state: self.head_state.clone(),
                     epochs: vec![epoch + 1, epoch + 2],
                 });
             }
@@ -856,16 +845,17 @@ impl Chain {
         let first = &run[0];
         let parent = *first.block.message.parent_root.as_bytes();
         if parent == self.head_root {
-            Ok((parent, self.head_state.clone()))
+            Ok((parent, (*self.head_state).clone()))
         } else if self.fork_choice.contains(&parent) {
             self.forked = true;
             Ok((parent, self.state_of_block(&parent)?))
         } else {
-            Err(ImportError::UnknownParent {
+            Err(ImportError::InvalidBlock(FailedBlock {
+                index: first.index,
                 slot: first.slot,
                 root: first.root,
-                parent,
-            })
+                error: BlockError::UnknownParent { parent },
+            }))
         }
     }
 
@@ -942,33 +932,43 @@ impl Chain {
         verified: Result<(), crate::chain::SegmentError>,
         stats: &mut BatchStats,
     ) -> Result<(), ImportError> {
-        let bad = match (&applied.failed, verified) {
+        let bad = match (applied.failed.clone(), verified) {
             (None, Ok(())) => None,
-            (Some((i, reason)), Ok(())) => Some((*i, reason.clone())),
-            (failed, Err(crate::chain::SegmentError::Signature { index, what, .. })) => {
-                match failed {
-                    Some((i, reason)) if *i < index => Some((*i, reason.clone())),
-                    _ => Some((index, format!("invalid signature: {what}"))),
-                }
-            }
+            (Some(failed), Ok(())) => Some(failed),
+            (
+                failed,
+                Err(crate::chain::SegmentError::Signature {
+                    index,
+                    what,
+                    reason,
+                    ..
+                }),
+            ) => match failed {
+                Some((i, error)) if i < index => Some((i, error)),
+                _ => Some((index, BlockError::InvalidSignature { set: what, reason })),
+            },
             (_, Err(e)) => return Err(internal(e)),
         };
-        if let Some((index, reason)) = bad {
+        if let Some((index, error)) = bad {
             if index > 0 {
                 self.import_run(&run[..index], stats)?;
             }
             let d = &run[index];
-            tracing::warn!(slot = d.slot, root = %hex(&d.root), %reason, "invalid block");
-            return Err(ImportError::InvalidBlock {
+            tracing::warn!(slot = d.slot, root = %hex(&d.root), %error, fault = ?error.fault(), "invalid block");
+            return Err(ImportError::InvalidBlock(FailedBlock {
+                index: d.index,
                 slot: d.slot,
                 root: d.root,
-                reason,
-            });
+                error,
+            }));
         }
         let t2 = Instant::now();
         self.finish_run(run, applied.state, applied.applied)?;
         stats.write += t2.elapsed();
         stats.blocks += run.len();
+        stats
+            .imported_blocks
+            .extend(run.iter().map(|d| (d.slot, d.root)));
         Ok(())
     }
 
@@ -1073,7 +1073,7 @@ impl Chain {
             self.blocks.insert(a.root, Arc::new(d.block.clone()));
         }
         if let Some(s) = head_state {
-            self.head_state = s;
+            self.head_state = Arc::new(s);
         }
         self.head_root = head;
         if fc_finalized.epoch > old_finalized.epoch {
@@ -1163,6 +1163,64 @@ impl Chain {
     }
 }
 
+/// The post state of stored block `root`, rebuilt from the nearest stored snapshot at or
+/// below it by replaying the stored blocks after it (`block` looks blocks up, through a
+/// cache or straight from the store).
+pub(crate) fn rebuild_state_of_block(
+    store: &Store,
+    anchor: &Anchor,
+    ctx: &TransitionCtx,
+    root: &Root,
+    block: impl Fn(&Root) -> Result<Arc<SignedBeaconBlock>, ImportError>,
+) -> Result<BeaconState, ImportError> {
+    let snapshot = |state_root: &Root| -> Result<Option<BeaconState>, ImportError> {
+        store
+            .get_state(state_root)?
+            .map(|b| BeaconState::ssz_decode(&b).map_err(internal))
+            .transpose()
+    };
+    let mut chain = Vec::new();
+    let mut r = *root;
+    let base = loop {
+        if r == anchor.root {
+            break snapshot(&anchor.state_root)?
+                .ok_or_else(|| internal("the anchor state is missing"))?;
+        }
+        let b = block(&r)?;
+        if let Some(s) = snapshot(b.message.state_root.as_bytes())? {
+            break s;
+        }
+        r = *b.message.parent_root.as_bytes();
+        chain.push(b);
+    };
+    let mut state = base;
+    // A sibling context: the chain's caches, its own root carry (from block to block).
+    let mut ctx = ctx.sibling();
+    for b in chain.iter().rev() {
+        replay_block(&mut state, b, &mut ctx).map_err(internal)?;
+    }
+    Ok(state)
+}
+
+/// A settled segment's outcome: a refused block is an outcome (the blocks before it are
+/// imported), a node failure an error.
+fn outcome_of(
+    result: Result<(), ImportError>,
+    stats: BatchStats,
+) -> Result<SegmentOutcome, ImportError> {
+    let failed = match result {
+        Ok(()) => None,
+        Err(ImportError::InvalidBlock(f)) => Some(f),
+        Err(e) => return Err(e),
+    };
+    Ok(SegmentOutcome {
+        imported: stats.blocks,
+        skipped: stats.skipped,
+        failed,
+        stats,
+    })
+}
+
 /// What applying a run needs from the chain (cloned, so a run can be applied on another
 /// thread while the chain verifies the previous one).
 struct ApplyCtx {
@@ -1236,12 +1294,14 @@ fn apply_run_with(
                 Ok(false) => {
                     out.failed = Some((
                         index,
-                        "state root: the block's state root does not match the post state".into(),
+                        BlockError::StateRootMismatch {
+                            claimed: *block.message.state_root.as_bytes(),
+                        },
                     ));
                     return Ok(());
                 }
                 Err(e) if e.is_input_fault() => {
-                    out.failed = Some((index, e.to_string()));
+                    out.failed = Some((index, BlockError::from_transition(e)));
                     return Ok(());
                 }
                 Err(e) => return Err(internal(e)),

@@ -18,3 +18,13 @@ pub use import::*;
 #[path = "dbcheck.rs"]
 mod dbcheck;
 pub use dbcheck::*;
+
+#[path = "serve.rs"]
+mod serve;
+
+/// The preset's head state as the chain service's preset-free [`AnyState`].
+///
+/// [`AnyState`]: crate::chain::service::AnyState
+pub fn any_state(state: std::sync::Arc<types::BeaconState>) -> crate::chain::service::AnyState {
+    crate::chain::service::AnyState::Minimal(state)
+}

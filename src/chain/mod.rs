@@ -10,9 +10,12 @@
 //! - `db info` / `db verify` over a datadir (`dbcheck.rs`).
 
 pub mod any;
+pub mod error;
+pub mod files;
 pub mod fork_choice;
 pub mod pipeline;
 pub mod resolve;
+pub mod service;
 
 /// Metadata key of the chain's preset name.
 pub const META_PRESET: &[u8] = b"preset";

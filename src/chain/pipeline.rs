@@ -1,15 +1,16 @@
-//! The preset-independent half of the import pipeline: options, errors, reports, and the
-//! reader thread that feeds the batch processor through a bounded queue.
+//! The preset-independent half of the import pipeline: options, errors, reports, the
+//! reader thread that reads block files into a bounded queue, and the batcher.
 //!
 //! ```text
-//! files ──reader thread──▶ bounded queue ──▶ batcher ──▶ Chain::import_batch (per preset)
-//!        read (pooled buffer),              closes a batch at `batch_size` blocks
-//!        snappy length-checked,             or `batch_timeout` after its first block
-//!        strict SSZ decode, block root
+//! files ──reader thread──▶ bounded queue ──▶ batcher ──▶ ChainHandle::submit_segment
+//!        read (pooled buffer),              closes a batch at `batch_size` blocks      │
+//!        snappy length-checked              or `batch_timeout` after its first block   ▼
+//!                                                         service intake: strict SSZ decode,
+//!                                                         block root ──▶ chain thread
 //! ```
 //!
-//! Decoding runs on the reader thread while the importer verifies the previous batch; the
-//! queue's bound keeps a fast reader from holding the whole chain in memory.
+//! Reading and decoding run beside the importer verifying the previous batch; the queues'
+//! bounds keep a fast reader from holding the whole chain in memory.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
@@ -78,27 +79,14 @@ impl Default for ImportOptions {
 /// Why an import stopped. Blocks before the failing one are imported and stored.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
-    /// A block file could not be read or decoded (the input's fault).
+    /// A block file could not be read (the input's fault; only file import reads files).
     #[error("{path}: {reason}")]
     Decode { path: PathBuf, reason: String },
-    /// A block failed verification; every block before it was imported.
-    #[error("block at slot {slot} (root 0x{}): {reason}", hex(root))]
-    InvalidBlock {
-        slot: u64,
-        root: [u8; 32],
-        reason: String,
-    },
-    /// A block's parent is neither imported nor in the same batch.
-    #[error(
-        "block at slot {slot} (root 0x{}): unknown parent 0x{}",
-        hex(root),
-        hex(parent)
-    )]
-    UnknownParent {
-        slot: u64,
-        root: [u8; 32],
-        parent: [u8; 32],
-    },
+    /// A block was refused; every block of its segment before it was imported. Its
+    /// [`BlockError`](crate::chain::error::BlockError) says what failed and whose fault it
+    /// is.
+    #[error("{0}")]
+    InvalidBlock(crate::chain::error::FailedBlock),
     /// The genesis given does not match the one the datadir was created with, or none
     /// was given for a new datadir.
     #[error("genesis: {0}")]
@@ -109,6 +97,9 @@ pub enum ImportError {
     Cache(#[from] crate::cache::CacheError),
     #[error("fork choice: {0}")]
     ForkChoice(#[from] crate::chain::fork_choice::ForkChoiceError),
+    /// The chain service stopped (shut down, or its thread failed) before answering.
+    #[error("the chain service is not running")]
+    ServiceStopped,
     /// The node failed (not the input): a transition or aggregation fault, a corrupt store.
     #[error("internal: {0}")]
     Internal(String),
@@ -117,13 +108,11 @@ pub enum ImportError {
 impl ImportError {
     /// Whether the input (a block or a file) is at fault rather than the node.
     pub fn is_input_fault(&self) -> bool {
-        matches!(
-            self,
-            ImportError::Decode { .. }
-                | ImportError::InvalidBlock { .. }
-                | ImportError::UnknownParent { .. }
-                | ImportError::Genesis(_)
-        )
+        match self {
+            ImportError::Decode { .. } | ImportError::Genesis(_) => true,
+            ImportError::InvalidBlock(f) => f.fault() != crate::chain::error::Fault::Node,
+            _ => false,
+        }
     }
 }
 
@@ -135,6 +124,8 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 #[derive(Debug, Clone, Default)]
 pub struct BatchStats {
     pub blocks: usize,
+    /// (slot, root) of each block imported, in import order.
+    pub imported_blocks: Vec<(u64, [u8; 32])>,
     pub skipped: usize,
     pub signature_sets: usize,
     pub transition: Duration,
@@ -183,6 +174,24 @@ impl ImportReport {
     }
 }
 
+/// What importing one segment did: blocks imported and skipped (already known), the
+/// first refused block (every block before it is imported), and the time spent.
+#[derive(Debug, Clone, Default)]
+pub struct SegmentOutcome {
+    pub imported: usize,
+    pub skipped: usize,
+    pub failed: Option<crate::chain::error::FailedBlock>,
+    pub stats: BatchStats,
+}
+
+/// A segment the chain has finished with: the id it was submitted under and its outcome
+/// (`Err` when the node failed, not the blocks).
+#[derive(Debug)]
+pub struct Settled {
+    pub id: u64,
+    pub result: Result<SegmentOutcome, ImportError>,
+}
+
 /// Progress of a running import, for a progress bar.
 #[derive(Debug, Clone, Copy)]
 pub struct Progress {
@@ -192,9 +201,12 @@ pub struct Progress {
     pub head_slot: u64,
 }
 
-/// One block file, read and decoded by the reader thread.
+/// One block of a segment, decoded (behind the chain handle, by the service's intake).
 pub struct Decoded<B> {
-    pub path: PathBuf,
+    /// Position in the segment as it was handed in (named in a [`FailedBlock`]).
+    ///
+    /// [`FailedBlock`]: crate::chain::error::FailedBlock
+    pub index: usize,
     pub slot: u64,
     pub root: [u8; 32],
     pub block: B,
@@ -240,34 +252,34 @@ pub fn read_block_file(
     Ok(buf)
 }
 
-/// The reader thread: decodes `files` in order into a queue of depth `depth`. The first
-/// file that cannot be read or decoded ends the stream with its error.
-pub fn spawn_reader<B: Send + 'static>(
+/// One block file as read by the reader thread: its path and its SSZ bytes (in a buffer of
+/// `pool`, detached so it can cross the chain handle; the chain gives it back to the pool
+/// when it is done with it).
+pub struct FileBlock {
+    pub path: PathBuf,
+    pub ssz: Vec<u8>,
+}
+
+/// The reader thread: reads `files` in order (snappy length-checked) into a queue of depth
+/// `depth`. The first file that cannot be read ends the stream with its error.
+pub fn spawn_reader(
     files: Vec<(u64, PathBuf)>,
     depth: usize,
     pool: BufferPool,
-    decode: impl Fn(&[u8]) -> Result<(u64, [u8; 32], B), String> + Send + 'static,
-) -> (Receiver<Result<Decoded<B>, ImportError>>, JoinHandle<()>) {
+) -> (Receiver<Result<FileBlock, ImportError>>, JoinHandle<()>) {
     let (tx, rx) = sync_channel(depth.max(1));
     let handle = std::thread::Builder::new()
         .name("quasar-reader".into())
         .spawn(move || {
             for (_, path) in files {
-                let item = read_block_file(&path, &pool).and_then(|ssz| {
-                    let (slot, root, block) = decode(&ssz)?;
-                    Ok(Decoded {
-                        path: path.clone(),
-                        slot,
-                        root,
-                        block,
-                        ssz,
-                    })
-                });
+                let item = match read_block_file(&path, &pool) {
+                    Ok(ssz) => Ok(FileBlock {
+                        path,
+                        ssz: ssz.into_vec(),
+                    }),
+                    Err(reason) => Err(ImportError::Decode { path, reason }),
+                };
                 let stop = item.is_err();
-                let item = item.map_err(|reason| ImportError::Decode {
-                    path: path.clone(),
-                    reason,
-                });
                 if tx.send(item).is_err() || stop {
                     return;
                 }

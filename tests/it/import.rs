@@ -18,6 +18,7 @@ use std::time::Duration;
 use quasar::accel::aggregate::CpuAggregator;
 use quasar::chain::minimal::Chain;
 use quasar::chain::pipeline::{ImportOptions, Verification};
+use quasar::chain::service::ChainService;
 use quasar::devnet::{self, DevnetOptions, DevnetSummary, SigningMode};
 use quasar::transition::minimal as t;
 use quasar::transition::{ChainConfig, TransitionCtx};
@@ -419,9 +420,7 @@ fn small_memory_budget_evicts_and_serves_correct_states() {
         Box::new(CpuAggregator),
     )
     .expect("open");
-    let (report, result) = chain.import_dir(&chain_dir, &mut |_| {});
-    result.expect("imports");
-    assert_eq!(report.imported, 64);
+    assert_eq!(feed_chain(&mut chain, &chain_dir, 8), 64);
     assert_eq!(chain.head().root, summary.head_root);
     chain.wait_preloaded();
     let metrics = chain.metrics().clone();
@@ -470,6 +469,39 @@ fn small_memory_budget_evicts_and_serves_correct_states() {
         .expect("advanced checkpoint");
     assert_eq!(cp.slot, 72);
     assert_eq!(cp.latest_block_header.slot, 64);
+}
+
+/// Feed a chain owned by the test (not a service: the test inspects its caches) every
+/// block file of `dir`, in segments of `batch` blocks, as the service's chain thread would;
+/// returns the blocks imported.
+fn feed_chain(chain: &mut Chain, dir: &Path, batch: usize) -> usize {
+    let folder = if dir.join("blocks").is_dir() {
+        dir.join("blocks")
+    } else {
+        dir.to_path_buf()
+    };
+    let files = devnet::list_block_files(&folder).unwrap();
+    let mut imported = 0;
+    let segments: Vec<_> = files.chunks(batch).collect();
+    for (id, seg) in segments.iter().enumerate() {
+        let blocks = seg
+            .iter()
+            .enumerate()
+            .map(|(i, (_, path))| {
+                Chain::decode_block(chain.buffer_pool(), i, read(path)).expect("decodes")
+            })
+            .collect();
+        let more = id + 1 < segments.len();
+        for settled in chain.submit_segment(id as u64, blocks, more) {
+            let outcome = settled.result.expect("no node failure");
+            assert!(outcome.failed.is_none(), "{:?}", outcome.failed);
+            imported += outcome.imported;
+        }
+    }
+    for settled in chain.flush() {
+        imported += settled.result.expect("no node failure").imported;
+    }
+    imported
 }
 
 /// The post state of the chain's first `n` blocks (skipping signatures, as replay does).
@@ -536,43 +568,52 @@ fn a_fork_block_is_kept_off_the_head_and_pruned_at_finalization() {
         ..ImportOptions::default()
     };
     let data = dir.path().join("data");
-    let mut chain = Chain::open(
-        &data,
-        Some(&genesis_bytes),
-        ChainConfig::minimal(),
-        opts,
-        Box::new(CpuAggregator),
-    )
-    .unwrap();
-    let (_, r) = chain.import_dir(&first, &mut |_| {});
+    let service =
+        ChainService::open(&data, Some(&genesis_bytes), opts, Box::new(CpuAggregator)).unwrap();
+    let handle = service.handle();
+    let reader = handle.reader().clone();
+    let (_, r) = import_via(&handle, &first);
     r.expect("first part");
-    let tip16 = chain.head();
+    let tip16 = handle.head().head;
     assert_eq!(tip16.slot, 16);
 
     // The fork block verifies (its parent's state is rebuilt from the store) and is
     // stored, but the canonical chain carries the votes: the head stays.
-    let (report, r) = chain.import_dir(&fork_dir, &mut |_| {});
+    let (report, r) = import_via(&handle, &fork_dir);
     r.expect("the fork block is valid");
     assert_eq!(report.imported, 1);
-    assert_eq!(chain.head(), tip16);
-    assert!(chain.store().has_block(&fork_root).unwrap());
+    assert_eq!(handle.head().head, tip16);
+    assert!(reader.block_by_root(&fork_root).unwrap().is_some());
     assert_ne!(
-        chain.store().block_root_at_slot(9).unwrap(),
+        reader.block_root_at_slot(9).unwrap(),
         Some(fork_root),
         "the canonical index keeps the head chain's block"
     );
 
     // The rest of the chain finalizes past slot 9: the fork block is pruned.
-    let (_, r) = chain.import_dir(&rest, &mut |_| {});
+    let (_, r) = import_via(&handle, &rest);
     r.expect("rest");
-    assert_eq!(chain.head().root, summary.head_root);
-    assert!(chain.finalized_checkpoint().epoch >= 2);
+    assert_eq!(handle.head().head.root, summary.head_root);
+    assert!(handle.head().finalized.epoch >= 2);
     assert!(
-        !chain.store().has_block(&fork_root).unwrap(),
+        reader.block_by_root(&fork_root).unwrap().is_none(),
         "non-canonical block below finalization pruned"
     );
-    drop(chain);
+    drop((handle, reader));
+    service.shutdown();
     db_verify_clean(&data);
+}
+
+/// Import a folder of block files through the chain service, as `quasar import` does.
+pub fn import_via(
+    handle: &quasar::chain::service::ChainHandle,
+    dir: &Path,
+) -> (
+    quasar::chain::pipeline::ImportReport,
+    Result<(), quasar::chain::pipeline::ImportError>,
+) {
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    quasar::chain::files::import_dir(handle, dir, &ImportOptions::default(), &stop, &mut |_| {})
 }
 
 /// Every `sanity/blocks` case of the reference vectors imported through the pipeline,
@@ -620,10 +661,9 @@ fn sanity_blocks_vectors_through_the_importer() {
             preload: false,
             ..ImportOptions::default()
         };
-        let mut chain = match Chain::open(
+        let service = match ChainService::open(
             &tmp.path().join("data"),
             Some(&pre),
-            ChainConfig::minimal(),
             opts,
             Box::new(CpuAggregator),
         ) {
@@ -633,13 +673,14 @@ fn sanity_blocks_vectors_through_the_importer() {
                 continue;
             }
         };
-        let (_, result) = chain.import_dir(&blocks, &mut |_| {});
+        let handle = service.handle();
+        let (_, result) = import_via(&handle, &blocks);
         if post.exists() {
             valid += 1;
             let want =
                 t::state_root_of(&ty::BeaconState::ssz_decode(&read(&post)).unwrap()).unwrap();
             match result {
-                Ok(()) if chain.head_state_root().unwrap() == want => {}
+                Ok(()) if handle.head().head_state_root == want => {}
                 Ok(()) => failures.push(format!("{name}: imported to another state root")),
                 Err(e) => failures.push(format!("{name}: refused a valid chain: {e}")),
             }

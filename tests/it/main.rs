@@ -18,6 +18,7 @@ mod operations;
 mod reference;
 mod rewards;
 mod sanity;
+mod service;
 mod spec_runner;
 mod ssz_static;
 mod state_root;

@@ -1,0 +1,419 @@
+//! The chain service through its handle (real RocksDB in temp dirs, real blst):
+//! - readers (head, blocks by range and by root, state by root) running while an import
+//!   runs get consistent committed answers and are never held up behind an import batch;
+//! - two services of two chains — one minimal, one mainnet preset — import concurrently in
+//!   one process and both reach their right heads;
+//! - a segment with a bad signature in block k imports exactly k-1 blocks and names the
+//!   set, as the peer's fault; a block with an unknown parent is nobody's fault;
+//! - gossip validation answers ACCEPT / IGNORE / REJECT by the spec's rules;
+//! - events announce blocks, heads and finality;
+//! - SIGTERM during `quasar import` exits 0 with a clean `db verify`, and the re-run
+//!   reaches the head.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use quasar::accel::aggregate::CpuAggregator;
+use quasar::chain::error::{BlockError, Fault};
+use quasar::chain::pipeline::ImportOptions;
+use quasar::chain::service::{BlockSource, ChainEvent, ChainService, GossipTopic, GossipVerdict};
+use quasar::devnet::{self, DevnetOptions, DevnetSummary, SigningMode};
+use quasar::transition::minimal as t;
+use quasar::types::minimal as ty;
+use quasar::types::ssz::{ssz_encode, SszDecode};
+use quasar::types::ssz_static::{decompress_snappy, MAX_DECOMPRESSED_LEN};
+use quasar::types::Preset;
+
+fn generate(preset: Preset, dir: &Path, validators: usize, slots: u64) -> DevnetSummary {
+    let opts = DevnetOptions {
+        validators,
+        slots,
+        genesis_time: devnet::DEFAULT_GENESIS_TIME,
+        signing: SigningMode::Summed,
+    };
+    devnet::run(preset, &opts, dir, &mut |_| {}).expect("devnet generates")
+}
+
+fn read(path: &Path) -> Vec<u8> {
+    let raw = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    decompress_snappy(&raw, MAX_DECOMPRESSED_LEN).expect("snappy")
+}
+
+fn block_bytes(chain_dir: &Path, slots: std::ops::RangeInclusive<u64>) -> Vec<Vec<u8>> {
+    slots
+        .map(|s| read(&devnet::block_path(chain_dir, s)))
+        .collect()
+}
+
+fn open(data: &Path, chain_dir: &Path) -> ChainService {
+    let genesis = read(&devnet::genesis_path(chain_dir));
+    ChainService::open(
+        data,
+        Some(&genesis),
+        ImportOptions::default(),
+        Box::new(CpuAggregator),
+    )
+    .expect("service opens")
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn readers_get_committed_answers_while_an_import_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain_dir = dir.path().join("chain");
+    let slots = 192;
+    let summary = generate(Preset::Minimal, &chain_dir, 256, slots);
+    let service = open(&dir.path().join("data"), &chain_dir);
+    let handle = service.handle();
+    let anchor_root = handle.head().head.root;
+    assert_eq!(handle.head().head.slot, 0);
+
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let reader = handle.reader().clone();
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut cheap_max = Duration::ZERO;
+            let mut reads = 0u64;
+            let mut heads_seen = std::collections::BTreeSet::new();
+            while !done.load(Ordering::Relaxed) {
+                let t0 = Instant::now();
+                let head = reader.head();
+                // The head block is committed when the head is published.
+                let head_block = if head.head.root == anchor_root {
+                    None
+                } else {
+                    Some(
+                        reader
+                            .block_by_root(&head.head.root)
+                            .unwrap()
+                            .expect("the published head block is in the store"),
+                    )
+                };
+                cheap_max = cheap_max.max(t0.elapsed());
+                if let Some(b) = head_block {
+                    let b = ty::SignedBeaconBlock::ssz_decode(&b).unwrap();
+                    assert_eq!(b.message.slot, head.head.slot);
+                    assert_eq!(*b.message.state_root.as_bytes(), head.head_state_root);
+                }
+                heads_seen.insert(head.head.slot);
+                // Blocks by range: a chain linked from the anchor, each stored under its root.
+                let blocks = reader.blocks_by_range(1, 64).unwrap();
+                let mut parent = anchor_root;
+                let mut last_slot = 0;
+                for sb in &blocks {
+                    let b = ty::SignedBeaconBlock::ssz_decode(&sb.ssz).unwrap();
+                    assert_eq!(t::hash_tree_root(&b.message).unwrap(), sb.root);
+                    assert_eq!(b.message.slot, sb.slot);
+                    assert!(sb.slot > last_slot, "ascending");
+                    assert_eq!(*b.message.parent_root.as_bytes(), parent, "linked");
+                    parent = sb.root;
+                    last_slot = sb.slot;
+                }
+                // The head state by its root hashes to that root.
+                if reads % 16 == 0 {
+                    let ssz = reader
+                        .state_by_root(&head.head_state_root)
+                        .unwrap()
+                        .expect("head state");
+                    let state = ty::BeaconState::ssz_decode(&ssz).unwrap();
+                    assert_eq!(t::state_root_of(&state).unwrap(), head.head_state_root);
+                }
+                reads += 1;
+            }
+            (cheap_max, reads, heads_seen.len())
+        })
+    };
+
+    // The import: segments of 32 blocks, two in flight, each one's round trip timed.
+    let mut round_trips = Vec::new();
+    let mut pending = std::collections::VecDeque::new();
+    for start in (1..=slots).step_by(32) {
+        let blocks = block_bytes(&chain_dir, start..=(start + 31).min(slots));
+        let t0 = Instant::now();
+        let reply = handle
+            .blocking_submit_segment(blocks, BlockSource::Local, start + 32 <= slots)
+            .unwrap();
+        pending.push_back((t0, reply));
+        if pending.len() == 2 {
+            let (t0, r) = pending.pop_front().unwrap();
+            let outcome = r.blocking_wait().unwrap();
+            assert!(outcome.failed.is_none(), "{:?}", outcome.failed);
+            round_trips.push(t0.elapsed());
+        }
+    }
+    while let Some((t0, r)) = pending.pop_front() {
+        let outcome = r.blocking_wait().unwrap();
+        assert!(outcome.failed.is_none(), "{:?}", outcome.failed);
+        round_trips.push(t0.elapsed());
+    }
+    done.store(true, Ordering::Relaxed);
+    let (cheap_max, reads, heads) = reader.join().expect("reader thread");
+    assert_eq!(handle.head().head.root, summary.head_root);
+    let fastest_segment = round_trips.iter().min().copied().unwrap();
+    eprintln!(
+        "{reads} reads during the import, {heads} distinct heads seen; slowest head+block read {cheap_max:?}, fastest 32-block segment {fastest_segment:?}"
+    );
+    assert!(reads > 10, "reads ran during the import");
+    assert!(heads > 2, "readers saw the head move");
+    assert!(
+        cheap_max < fastest_segment,
+        "a read ({cheap_max:?}) waited as long as a whole segment ({fastest_segment:?})"
+    );
+    drop(handle);
+    service.shutdown();
+}
+
+#[test]
+fn two_services_of_two_presets_import_concurrently() {
+    let dir = tempfile::tempdir().unwrap();
+    let min_dir = dir.path().join("minimal");
+    let main_dir = dir.path().join("mainnet");
+    let min_summary = generate(Preset::Minimal, &min_dir, 64, 48);
+    let main_summary = generate(Preset::Mainnet, &main_dir, 64, 40);
+    let a = open(&dir.path().join("data-min"), &min_dir);
+    let b = open(&dir.path().join("data-main"), &main_dir);
+    assert_eq!(a.handle().preset(), Preset::Minimal);
+    assert_eq!(b.handle().preset(), Preset::Mainnet);
+    let (ha, hb) = (a.handle(), b.handle());
+    let ta = std::thread::spawn({
+        let d = min_dir.clone();
+        move || crate::import::import_via(&ha, &d)
+    });
+    let tb = std::thread::spawn({
+        let d = main_dir.clone();
+        move || crate::import::import_via(&hb, &d)
+    });
+    let (ra, resa) = ta.join().unwrap();
+    let (rb, resb) = tb.join().unwrap();
+    resa.expect("minimal chain imports");
+    resb.expect("mainnet chain imports");
+    assert_eq!(ra.imported, 48);
+    assert_eq!(rb.imported, 40);
+    assert_eq!(a.handle().head().head.root, min_summary.head_root);
+    assert_eq!(b.handle().head().head.root, main_summary.head_root);
+    assert_eq!(a.handle().head().head_state_root, min_summary.state_root);
+    assert_eq!(b.handle().head().head_state_root, main_summary.state_root);
+    a.shutdown();
+    b.shutdown();
+}
+
+#[test]
+fn segment_faults_are_typed() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain_dir = dir.path().join("chain");
+    generate(Preset::Minimal, &chain_dir, 64, 24);
+    let service = open(&dir.path().join("data"), &chain_dir);
+    let handle = service.handle();
+    let rt = runtime();
+
+    // Block 12's signature replaced by another valid point: blocks 1 … 11 import.
+    let mut blocks = block_bytes(&chain_dir, 1..=16);
+    let mut bad = ty::SignedBeaconBlock::ssz_decode(&blocks[11]).unwrap();
+    bad.signature = bad.message.body.randao_reveal;
+    blocks[11] = ssz_encode(&bad).unwrap();
+    let outcome = rt
+        .block_on(handle.import_segment(blocks, BlockSource::Peer("peer-a".into())))
+        .unwrap();
+    assert_eq!(
+        outcome.imported, 11,
+        "exactly the blocks before the bad one"
+    );
+    let failed = outcome.failed.expect("the bad block is named");
+    assert_eq!(failed.index, 11);
+    assert_eq!(failed.slot, 12);
+    assert_eq!(failed.fault(), Fault::Peer);
+    match &failed.error {
+        BlockError::InvalidSignature { set, .. } => assert_eq!(*set, "block signature"),
+        e => panic!("expected an invalid signature, got {e:?}"),
+    }
+    assert_eq!(handle.head().head.slot, 11);
+
+    // A block whose parent the chain does not know: nobody's fault (fetch the parent).
+    let orphan = block_bytes(&chain_dir, 14..=14);
+    let outcome = rt
+        .block_on(handle.import_segment(orphan, BlockSource::Peer("peer-b".into())))
+        .unwrap();
+    assert_eq!(outcome.imported, 0);
+    let failed = outcome.failed.expect("refused");
+    assert!(
+        matches!(failed.error, BlockError::UnknownParent { .. }),
+        "{:?}",
+        failed.error
+    );
+    assert_eq!(failed.fault(), Fault::Nobody);
+
+    // Garbage: undecodable, the sender's fault; the blocks before it import.
+    let mut blocks = block_bytes(&chain_dir, 12..=13);
+    blocks.push(vec![0xff; 100]);
+    let outcome = rt
+        .block_on(handle.import_segment(blocks, BlockSource::Peer("peer-c".into())))
+        .unwrap();
+    assert_eq!(outcome.imported, 2);
+    let failed = outcome.failed.expect("garbage refused");
+    assert_eq!(failed.index, 2);
+    assert!(matches!(failed.error, BlockError::Decode(_)));
+    assert_eq!(failed.fault(), Fault::Peer);
+
+    // Already known: skipped, not refused.
+    let outcome = rt
+        .block_on(handle.import_segment(block_bytes(&chain_dir, 1..=13), BlockSource::Local))
+        .unwrap();
+    assert_eq!((outcome.imported, outcome.skipped), (0, 13));
+    assert!(outcome.failed.is_none());
+    drop(handle);
+    service.shutdown();
+}
+
+#[test]
+fn gossip_blocks_get_spec_verdicts_and_events_follow() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain_dir = dir.path().join("chain");
+    let summary = generate(Preset::Minimal, &chain_dir, 64, 48);
+    let service = open(&dir.path().join("data"), &chain_dir);
+    let handle = service.handle();
+    let rt = runtime();
+    let mut events = handle.subscribe();
+    let peer = || BlockSource::Gossip("peer-g".into());
+
+    let outcome = rt
+        .block_on(handle.import_segment(block_bytes(&chain_dir, 1..=36), BlockSource::Local))
+        .unwrap();
+    assert_eq!(outcome.imported, 36);
+    let b37 = block_bytes(&chain_dir, 37..=37).remove(0);
+    let validate = |bytes: Vec<u8>, current_slot: u64| {
+        rt.block_on(handle.validate_gossip(GossipTopic::BeaconBlock, bytes, peer(), current_slot))
+            .unwrap()
+    };
+    // From the future: IGNORE.
+    assert!(matches!(
+        validate(b37.clone(), 36),
+        GossipVerdict::Ignore(_)
+    ));
+    // Garbage: REJECT.
+    assert!(matches!(
+        validate(vec![1, 2, 3], 37),
+        GossipVerdict::Reject(_)
+    ));
+    // A bad signature: REJECT.
+    let mut bad = ty::SignedBeaconBlock::ssz_decode(&b37).unwrap();
+    bad.signature = bad.message.body.randao_reveal;
+    assert!(matches!(
+        validate(ssz_encode(&bad).unwrap(), 37),
+        GossipVerdict::Reject(_)
+    ));
+    // The real one: ACCEPT, and imported; again: IGNORE.
+    assert_eq!(validate(b37.clone(), 37), GossipVerdict::Accept);
+    assert_eq!(handle.head().head.slot, 37);
+    assert!(matches!(validate(b37, 38), GossipVerdict::Ignore(_)));
+    // Unknown parent (block 39 before 38): IGNORE.
+    let b39 = block_bytes(&chain_dir, 39..=39).remove(0);
+    assert!(matches!(validate(b39, 39), GossipVerdict::Ignore(_)));
+    // Below finalization: IGNORE.
+    let finalized_slot = handle.head().finalized_slot;
+    assert!(finalized_slot > 0, "the chain finalized");
+    let old = block_bytes(&chain_dir, 1..=1).remove(0);
+    assert!(matches!(validate(old, 38), GossipVerdict::Ignore(_)));
+    let rest = block_bytes(&chain_dir, 38..=48);
+    rt.block_on(handle.import_segment(rest, BlockSource::Local))
+        .unwrap();
+    assert_eq!(handle.head().head.root, summary.head_root);
+
+    // Events: every imported block, head changes, finality.
+    let mut blocks = 0;
+    let mut head_slots = Vec::new();
+    let mut finalized = 0;
+    while let Ok(e) = events.try_recv() {
+        match e {
+            ChainEvent::Block { .. } => blocks += 1,
+            ChainEvent::Head { slot, .. } => head_slots.push(slot),
+            ChainEvent::FinalizedCheckpoint { .. } => finalized += 1,
+        }
+    }
+    assert_eq!(blocks, 48, "one block event per imported block");
+    assert_eq!(head_slots.last(), Some(&48));
+    assert!(head_slots.contains(&37), "the gossip block moved the head");
+    assert!(finalized >= 1);
+    drop(handle);
+    service.shutdown();
+}
+
+#[test]
+fn sigterm_during_import_exits_zero_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain_dir = dir.path().join("chain");
+    let summary = generate(Preset::Minimal, &chain_dir, 64, 640);
+    let data = dir.path().join("data");
+    let quasar = env!("CARGO_BIN_EXE_quasar");
+    let mut stopped_midway = 0;
+    for delay_ms in [300u64, 600, 900] {
+        let child = Command::new(quasar)
+            .args([
+                "import",
+                "--quiet",
+                "--backend",
+                "cpu",
+                "--batch-size",
+                "16",
+            ])
+            .arg("--datadir")
+            .arg(&data)
+            .arg(&chain_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "SIGTERM exits 0:\n{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        if stderr.contains("stopped by a signal") {
+            stopped_midway += 1;
+        }
+        let verify = Command::new(quasar)
+            .args(["db", "verify", "--datadir"])
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(
+            verify.status.success(),
+            "db verify after SIGTERM:\n{}",
+            String::from_utf8_lossy(&verify.stdout)
+        );
+    }
+    assert!(stopped_midway > 0, "a signal landed mid-import");
+    let out = Command::new(quasar)
+        .args(["import", "--quiet", "--backend", "cpu", "--datadir"])
+        .arg(&data)
+        .arg(&chain_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("root 0x{}", hex(&summary.head_root))),
+        "the re-run reaches the head:\n{stdout}"
+    );
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
