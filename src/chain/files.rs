@@ -7,7 +7,8 @@
 //!        snappy length-checked              or `batch_timeout` after its first block
 //! ```
 //!
-//! Two segments are kept in flight, so the chain verifies one while it applies the next.
+//! Three segments are kept in flight: the chain verifies one while it applies the next,
+//! and the service's intake decodes a third.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -20,8 +21,10 @@ use super::pipeline::{
 };
 use super::service::{BlockSource, ChainHandle, Reply};
 
-/// Segments submitted and not yet answered, at most.
-const IN_FLIGHT: usize = 2;
+/// Segments submitted and not yet answered, at most: one pending on the chain thread
+/// (verified while the next is applied), the next being applied, and one more being
+/// decoded by the service's intake meanwhile, so the chain never waits for a decode.
+const IN_FLIGHT: usize = 3;
 
 /// Import every block file of `dir/blocks` (or of `dir` itself) in slot order. Returns what
 /// was done, and the error that stopped it, if any: blocks before an invalid one are
@@ -58,6 +61,7 @@ pub fn import_dir(
     let mut in_flight: VecDeque<(Reply<SegmentOutcome>, Vec<PathBuf>)> = VecDeque::new();
     let mut result = Ok(());
     let mut done = 0u64;
+    let mut submitted = 0u64;
     let mut settle_front = |in_flight: &mut VecDeque<(Reply<SegmentOutcome>, Vec<PathBuf>)>,
                             report: &mut ImportReport|
      -> Result<(), ImportError> {
@@ -104,9 +108,11 @@ pub fn import_dir(
                 }
             }
         }
-        // A segment that closed short ran the queue dry: the importer has caught up, so
-        // the chain settles it at once rather than waiting for a next one.
-        let more = blocks.len() >= opts.batch_size && read_error.is_none();
+        // More follows unless this is the folder's last segment, or it closed short (the
+        // queue ran dry: the importer has caught up); without more, the chain settles it
+        // at once rather than waiting for a next one to overlap with.
+        submitted += blocks.len() as u64;
+        let more = submitted < total && blocks.len() >= opts.batch_size && read_error.is_none();
         if !blocks.is_empty() {
             match handle.blocking_submit_segment(blocks, BlockSource::File, more) {
                 Ok(reply) => in_flight.push_back((reply, paths)),
