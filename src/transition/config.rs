@@ -20,13 +20,22 @@ pub struct BlobScheduleEntry {
     pub max_blobs_per_block: u64,
 }
 
-/// Chain config values used by the transition.
+/// Chain config values used by the transition and the network layer (fork versions and
+/// epochs: `compute_fork_version`, fork digests).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainConfig {
     pub genesis_fork_version: [u8; 4],
+    pub altair_fork_version: [u8; 4],
+    pub altair_fork_epoch: u64,
+    pub bellatrix_fork_version: [u8; 4],
+    pub bellatrix_fork_epoch: u64,
     pub capella_fork_version: [u8; 4],
+    pub capella_fork_epoch: u64,
+    pub deneb_fork_version: [u8; 4],
+    pub deneb_fork_epoch: u64,
     pub electra_fork_version: [u8; 4],
     pub fulu_fork_version: [u8; 4],
+    pub fulu_fork_epoch: u64,
     pub slot_duration_ms: u64,
     pub min_validator_withdrawability_delay: u64,
     pub shard_committee_period: u64,
@@ -93,9 +102,17 @@ impl ChainConfig {
         let doc = parse_flat_yaml(text)?;
         let cfg = Self {
             genesis_fork_version: doc.version("GENESIS_FORK_VERSION")?,
+            altair_fork_version: doc.version("ALTAIR_FORK_VERSION")?,
+            altair_fork_epoch: doc.u64("ALTAIR_FORK_EPOCH")?,
+            bellatrix_fork_version: doc.version("BELLATRIX_FORK_VERSION")?,
+            bellatrix_fork_epoch: doc.u64("BELLATRIX_FORK_EPOCH")?,
             capella_fork_version: doc.version("CAPELLA_FORK_VERSION")?,
+            capella_fork_epoch: doc.u64("CAPELLA_FORK_EPOCH")?,
+            deneb_fork_version: doc.version("DENEB_FORK_VERSION")?,
+            deneb_fork_epoch: doc.u64("DENEB_FORK_EPOCH")?,
             electra_fork_version: doc.version("ELECTRA_FORK_VERSION")?,
             fulu_fork_version: doc.version("FULU_FORK_VERSION")?,
+            fulu_fork_epoch: doc.u64("FULU_FORK_EPOCH")?,
             slot_duration_ms: doc.slot_duration_ms()?,
             min_validator_withdrawability_delay: doc.u64("MIN_VALIDATOR_WITHDRAWABILITY_DELAY")?,
             shard_committee_period: doc.u64("SHARD_COMMITTEE_PERIOD")?,
