@@ -3,10 +3,10 @@
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET…]
 #
-# cargo-fuzz needs a nightly rustc (for -Zsanitizer and the sanitizer-coverage flags).
-# The script uses the `nightly` toolchain when rustup has one, and otherwise the stable
-# toolchain with RUSTC_BOOTSTRAP=1, which unlocks the same flags. It installs cargo-fuzz
-# (`cargo install cargo-fuzz`) when it is missing. Crashes land in
+# cargo-fuzz passes nightly-only flags to rustc (-Zsanitizer=address, sanitizer
+# coverage). On the stable toolchain RUSTC_BOOTSTRAP=1 unlocks them, which is what the
+# script does by default; QUASAR_FUZZ_TOOLCHAIN=nightly uses a nightly toolchain instead.
+# It installs cargo-fuzz (`cargo install cargo-fuzz`) when it is missing. Crashes land in
 # fuzz/artifacts/<target>/; the corpus grows in fuzz/corpus/<target>/.
 #
 # The fuzz build has its own target dir (the main build's flags differ), kept outside the
@@ -28,8 +28,8 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 toolchain=()
-if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
-    toolchain=(+nightly)
+if [ -n "${QUASAR_FUZZ_TOOLCHAIN:-}" ]; then
+    toolchain=("+$QUASAR_FUZZ_TOOLCHAIN")
 else
     export RUSTC_BOOTSTRAP=1
 fi

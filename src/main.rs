@@ -90,6 +90,41 @@ enum Command {
     /// Inspect a datadir.
     #[command(subcommand)]
     Db(DbCmd),
+    /// Run the node: the chain in DATADIR on the network (serving its blocks, relaying and
+    /// importing gossip blocks, keeping peers) until SIGINT / SIGTERM.
+    Node(NodeArgs),
+}
+
+/// `quasar node`.
+#[derive(Args)]
+struct NodeArgs {
+    /// Node data folder (RocksDB under `db/`, the network key under `network/`).
+    #[arg(long)]
+    datadir: PathBuf,
+    /// Genesis state (`.ssz` or `.ssz_snappy`); needed for a new datadir.
+    #[arg(long)]
+    genesis: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0")]
+    listen_address: std::net::IpAddr,
+    /// TCP port (0: any free port).
+    #[arg(long, default_value_t = 9000)]
+    port: u16,
+    /// QUIC (UDP) port; default: --port + 1.
+    #[arg(long)]
+    quic_port: Option<u16>,
+    /// Do not listen on QUIC.
+    #[arg(long)]
+    disable_quic: bool,
+    /// Peers to dial at start: multiaddrs, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    boot_nodes: Vec<String>,
+    /// Connections kept, at most.
+    #[arg(long, default_value_t = 50)]
+    target_peers: usize,
+    /// Pubkey aggregation backend for signature batches.
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: AggBackend,
 }
 
 /// How `quasar import` runs (shared with `bench import`).
@@ -420,6 +455,7 @@ fn run(cli: Cli, signals: &Signals) -> anyhow::Result<ExitCode> {
                 signals,
             )
         }
+        Command::Node(args) => return node_command(args, signals),
         Command::Db(DbCmd::Info { datadir }) => {
             let info = quasar::chain::any::db_info(&datadir).map_err(anyhow::Error::msg)?;
             println!("{info}");
@@ -791,6 +827,71 @@ fn import_command(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// `quasar node`: the chain service and the network service until a signal; then Goodbye
+/// to every peer, the batch in flight finished, the store flushed, exit 0.
+fn node_command(args: NodeArgs, signals: &Signals) -> anyhow::Result<ExitCode> {
+    use quasar::chain::service::ChainService;
+    use quasar::net::service::{NetworkConfig, NetworkService};
+    signals
+        .graceful
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let genesis = args.genesis.as_deref().map(read_ssz_file).transpose()?;
+    let mut boot_nodes = Vec::new();
+    for b in &args.boot_nodes {
+        boot_nodes.push(
+            b.parse::<libp2p::Multiaddr>()
+                .with_context(|| format!("--boot-nodes: {b} is not a multiaddr"))?,
+        );
+    }
+    let agg = aggregator_for(args.backend, 1 << 20)?;
+    let service = ChainService::open(
+        &args.datadir,
+        genesis.as_deref(),
+        quasar::chain::pipeline::ImportOptions::default(),
+        agg,
+    )?;
+    let chain = service.handle();
+    let cfg = quasar::chain::any::config_of(chain.preset());
+    let net_cfg = NetworkConfig {
+        datadir: args.datadir.clone(),
+        listen_address: args.listen_address,
+        tcp_port: args.port,
+        quic_port: (!args.disable_quic)
+            .then(|| args.quic_port.unwrap_or(args.port.wrapping_add(1))),
+        boot_nodes,
+        target_peers: args.target_peers,
+    };
+    let rt = tokio::runtime::Handle::try_current().context("no tokio runtime")?;
+    let network = rt.block_on(NetworkService::start(net_cfg, chain.clone(), cfg))?;
+    let net = network.handle();
+    let head = chain.head();
+    eprintln!(
+        "quasar node: {} chain, head slot {} root 0x{}, peer id {}",
+        chain.preset().name(),
+        head.head.slot,
+        hex(&head.head.root),
+        net.local_peer_id()
+    );
+    // Print the listen addresses once bound.
+    for _ in 0..50 {
+        if !net.listen_addresses().is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    for a in net.listen_addresses() {
+        eprintln!("listening on {a}");
+    }
+    while !signals.stop.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    eprintln!("stopping: goodbye to peers, finishing the batch in flight");
+    rt.block_on(network.shutdown());
+    drop(chain);
+    service.shutdown();
+    Ok(ExitCode::SUCCESS)
 }
 
 /// What SIGINT / SIGTERM do: a command that can stop cleanly sets `graceful`, and a signal

@@ -85,3 +85,43 @@ fn open_existing(datadir: &Path) -> Result<(Store, Preset), String> {
         .map_err(|e| e.to_string())?;
     Ok((store, preset))
 }
+
+/// The smallest SSZ encoding of a preset's `SignedBeaconBlock` (every list empty): the
+/// lower bound the network checks a block's declared length against.
+pub fn min_block_ssz_len(preset: Preset) -> usize {
+    use crate::types::ssz::ssz_encode;
+    match preset {
+        Preset::Minimal => ssz_encode(&minimal::types::SignedBeaconBlock::default()),
+        Preset::Mainnet => ssz_encode(&mainnet::types::SignedBeaconBlock::default()),
+    }
+    .map(|b| b.len())
+    .unwrap_or(0)
+}
+
+/// `SLOTS_PER_EPOCH` of a preset.
+pub fn slots_per_epoch(preset: Preset) -> u64 {
+    match preset {
+        Preset::Minimal => minimal::types::SLOTS_PER_EPOCH as u64,
+        Preset::Mainnet => mainnet::types::SLOTS_PER_EPOCH as u64,
+    }
+}
+
+/// The fork schedule a chain actually follows: a chain whose state is already at Fulu's
+/// fork version in an epoch before the config's `FULU_FORK_EPOCH` (a `quasar devnet` chain,
+/// Fulu from genesis) has every fork at epoch 0. Fork digests and topics are computed from
+/// this schedule, so peers on the same chain agree on them.
+pub fn effective_fork_schedule(
+    mut cfg: ChainConfig,
+    fork_version: [u8; 4],
+    epoch: u64,
+) -> ChainConfig {
+    if fork_version == cfg.fulu_fork_version && epoch < cfg.fulu_fork_epoch {
+        cfg.altair_fork_epoch = 0;
+        cfg.bellatrix_fork_epoch = 0;
+        cfg.capella_fork_epoch = 0;
+        cfg.deneb_fork_epoch = 0;
+        cfg.electra_fork_epoch = 0;
+        cfg.fulu_fork_epoch = 0;
+    }
+    cfg
+}

@@ -21,13 +21,15 @@ pub enum Fault {
     Peer,
     /// This node failed (a store, an aggregator, a corrupt record): nobody is penalised.
     Node,
-    /// Nothing is wrong with the block or the node: it is already known, its parent is not
-    /// yet known (fetch it), or it is from the future or below finalization.
+    /// Nothing is wrong with the block or the node: it is already known (or its proposer's
+    /// block for the slot is), its parent is not yet known (fetch it), or it is from the
+    /// future or below finalization.
     Nobody,
 }
 
-/// Why a block was not imported.
-#[derive(Debug, Clone, thiserror::Error)]
+/// Why a block was not imported (or, on gossip, why it was not accepted: the variants of
+/// the `beacon_block` gossip conditions are named after the spec's checks).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BlockError {
     /// The bytes are not a `SignedBeaconBlock` of the chain's preset (or over the size bound).
     #[error("undecodable block: {0}")]
@@ -35,23 +37,66 @@ pub enum BlockError {
     /// The block is already imported.
     #[error("already known")]
     AlreadyKnown,
-    /// Its parent is neither imported nor earlier in the same segment: fetch the parent.
+    /// Its parent is neither imported nor earlier in the same segment (on gossip: the
+    /// parent has not been seen): fetch the parent.
     #[error("unknown parent 0x{}", hex(parent))]
     UnknownParent { parent: Root },
-    /// The block's slot is ahead of the node's clock (beyond the allowed disparity).
-    #[error("slot {slot} is in the future (current slot {current_slot})")]
-    FutureSlot { slot: u64, current_slot: u64 },
-    /// The block is at or below the finalized slot and not on the finalized chain.
+    /// Gossip: the block's slot starts later than the local clock plus
+    /// `MAXIMUM_GOSSIP_CLOCK_DISPARITY` (it may be queued until then).
+    #[error(
+        "slot {slot} starts at {slot_start_ms} ms, in the future (now {now_ms} ms since genesis)"
+    )]
+    FutureSlot {
+        slot: u64,
+        slot_start_ms: u64,
+        now_ms: u64,
+    },
+    /// The block's slot is not after the latest finalized slot (the first slot of the
+    /// finalized epoch).
     #[error("slot {slot} is not after the finalized slot {finalized_slot}")]
     WouldRevertFinalized { slot: u64, finalized_slot: u64 },
+    /// Gossip: a block of this proposer for this slot was already seen with a valid
+    /// signature (the spec's "first block … for the slot and proposer").
+    #[error("proposer {proposer_index} already proposed a block at slot {slot}")]
+    RepeatProposal { slot: u64, proposer_index: u64 },
+    /// The proposer index is not a validator index of the head state.
+    #[error("proposer index {proposer_index} is out of range ({validators} validators)")]
+    ProposerIndexOutOfRange {
+        proposer_index: u64,
+        validators: u64,
+    },
+    /// Gossip: the execution payload's timestamp is not the time of the block's slot.
+    #[error("execution payload timestamp {timestamp}, expected {expected} for the block's slot")]
+    IncorrectPayloadTimestamp { timestamp: u64, expected: u64 },
+    /// The block's parent was seen and failed validation (its own fault), and its payload
+    /// is optimistic (quasar has no execution engine: every payload is): the block is
+    /// invalid too.
+    #[error("parent 0x{} failed validation", hex(parent))]
+    ParentRefused { parent: Root },
     /// The block's slot is not after its parent's.
     #[error("slot {slot} is not after its parent's slot {parent_slot}")]
     NotLaterThanParent { slot: u64, parent_slot: u64 },
+    /// The finalized checkpoint's block is not an ancestor of the block.
+    #[error(
+        "the finalized checkpoint (epoch {finalized_epoch}, 0x{}) is not an ancestor",
+        hex(finalized_root)
+    )]
+    NotFinalizedDescendant {
+        finalized_epoch: u64,
+        finalized_root: Root,
+    },
+    /// More blob KZG commitments than `get_blob_parameters(epoch).max_blobs_per_block`.
+    #[error("{count} blob kzg commitments, over the limit of {max}")]
+    TooManyBlobCommitments { count: u64, max: u64 },
+    /// The block was marked invalid without being imported (`ChainHandle::mark_invalid`).
+    #[error("block marked invalid")]
+    MarkedInvalid,
     /// A segment's blocks are not in ascending slot order, or one does not build on the
     /// block before it.
     #[error("segment is not a chain: {0}")]
     NonLinearSegment(&'static str),
-    /// The block names the wrong proposer for its slot (`process_block_header`).
+    /// The block names the wrong proposer for its slot (`process_block_header`, or the
+    /// gossip check against the parent state advanced to the block's slot).
     #[error("wrong proposer: {0}")]
     BadProposer(String),
     /// One of the block's signature sets does not verify: `set` names it (`"block
@@ -77,7 +122,13 @@ impl BlockError {
     pub fn fault(&self) -> Fault {
         match self {
             BlockError::Decode(_)
+            | BlockError::ProposerIndexOutOfRange { .. }
+            | BlockError::IncorrectPayloadTimestamp { .. }
+            | BlockError::ParentRefused { .. }
             | BlockError::NotLaterThanParent { .. }
+            | BlockError::NotFinalizedDescendant { .. }
+            | BlockError::TooManyBlobCommitments { .. }
+            | BlockError::MarkedInvalid
             | BlockError::NonLinearSegment(_)
             | BlockError::BadProposer(_)
             | BlockError::InvalidSignature { .. }
@@ -87,7 +138,25 @@ impl BlockError {
             BlockError::AlreadyKnown
             | BlockError::UnknownParent { .. }
             | BlockError::FutureSlot { .. }
-            | BlockError::WouldRevertFinalized { .. } => Fault::Nobody,
+            | BlockError::WouldRevertFinalized { .. }
+            | BlockError::RepeatProposal { .. } => Fault::Nobody,
+        }
+    }
+
+    /// Whether the refusal holds for every block with this root: the block's message
+    /// itself is invalid, whatever its signature and whatever the node's view. Such roots
+    /// are remembered, so that their descendants are refused as "parent failed
+    /// validation". Not so for a bad proposer signature (the root does not cover it), an
+    /// undecodable block (no root), a segment's shape, or checks against the head state
+    /// (the proposer index bound, the blob limit of the head's epoch).
+    pub fn condemns_root(&self) -> bool {
+        match self {
+            BlockError::InvalidSignature { set, .. } => *set != "block signature",
+            BlockError::Decode(_)
+            | BlockError::NonLinearSegment(_)
+            | BlockError::ProposerIndexOutOfRange { .. }
+            | BlockError::TooManyBlobCommitments { .. } => false,
+            e => e.fault() == Fault::Peer,
         }
     }
 
@@ -109,7 +178,7 @@ impl BlockError {
 }
 
 /// A refused block of a segment: its position in the segment, slot, root and error.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("block at slot {slot} (root 0x{}): {error}", hex(root))]
 pub struct FailedBlock {
     /// Position in the segment as it was handed in.
@@ -160,5 +229,66 @@ mod tests {
         ));
         assert!(matches!(wrong, BlockError::BadProposer(_)), "{wrong:?}");
         assert_eq!(wrong.fault(), Fault::Peer);
+    }
+
+    #[test]
+    fn gossip_conditions_have_the_spec_verdicts() {
+        // [IGNORE] conditions: nobody's fault.
+        for e in [
+            BlockError::FutureSlot {
+                slot: 2,
+                slot_start_ms: 12_000,
+                now_ms: 11_000,
+            },
+            BlockError::WouldRevertFinalized {
+                slot: 8,
+                finalized_slot: 8,
+            },
+            BlockError::RepeatProposal {
+                slot: 3,
+                proposer_index: 1,
+            },
+            BlockError::UnknownParent { parent: [2; 32] },
+        ] {
+            assert_eq!(e.fault(), Fault::Nobody, "{e:?}");
+            assert!(!e.condemns_root(), "{e:?}");
+        }
+        // [REJECT] conditions: the sender's fault.
+        for e in [
+            BlockError::ProposerIndexOutOfRange {
+                proposer_index: 64,
+                validators: 64,
+            },
+            BlockError::IncorrectPayloadTimestamp {
+                timestamp: 0,
+                expected: 6,
+            },
+            BlockError::ParentRefused { parent: [3; 32] },
+            BlockError::NotLaterThanParent {
+                slot: 1,
+                parent_slot: 1,
+            },
+            BlockError::NotFinalizedDescendant {
+                finalized_epoch: 0,
+                finalized_root: [0xab; 32],
+            },
+            BlockError::TooManyBlobCommitments { count: 10, max: 9 },
+            BlockError::MarkedInvalid,
+        ] {
+            assert_eq!(e.fault(), Fault::Peer, "{e:?}");
+        }
+        // The root is condemned by what the message says, not by its signature or by
+        // checks against the head state.
+        let sig = |set| BlockError::InvalidSignature {
+            set,
+            reason: "does not verify".into(),
+        };
+        assert!(!sig("block signature").condemns_root());
+        assert!(sig("randao reveal").condemns_root());
+        assert!(BlockError::ParentRefused { parent: [3; 32] }.condemns_root());
+        assert!(BlockError::StateRootMismatch { claimed: [1; 32] }.condemns_root());
+        assert!(!BlockError::TooManyBlobCommitments { count: 10, max: 9 }.condemns_root());
+        assert!(!BlockError::Decode("x".into()).condemns_root());
+        assert!(!BlockError::Internal("disk".into()).condemns_root());
     }
 }

@@ -557,6 +557,11 @@ impl Chain {
         self.slot_of(&self.fork_choice.finalized_checkpoint().root)
     }
 
+    /// Fork choice, read-only (the gossip checks walk its blocks).
+    pub(crate) fn fork_choice(&self) -> &ForkChoice {
+        &self.fork_choice
+    }
+
     /// Whether block `root` at `slot` is already imported: in fork choice, or at or below
     /// the finalized slot on the canonical chain.
     pub(crate) fn is_imported(&self, root: &Root, slot: u64) -> Result<bool, ImportError> {

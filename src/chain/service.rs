@@ -23,12 +23,12 @@
 //! settled, so a caller that wants the overlap keeps one more segment in flight
 //! ([`ChainHandle::submit_segment`] returns the reply to wait on later).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -146,13 +146,193 @@ pub enum ChainEvent {
     FinalizedCheckpoint { epoch: u64, root: Root },
 }
 
-/// The verdict gossipsub is told (`ACCEPT` relays, `IGNORE` drops, `REJECT` drops and
+/// A gossip message's verdict with its typed reason; gossipsub is told its
+/// [`acceptance`](Self::acceptance) (`ACCEPT` relays, `IGNORE` drops, `REJECT` drops and
 /// penalises the sender).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GossipVerdict {
+    /// Every gossip condition of the spec holds, and the block passed its full
+    /// verification: imported.
     Accept,
-    Ignore(String),
-    Reject(String),
+    /// An `[IGNORE]` condition failed (an error of [`Fault::Nobody`]; for
+    /// [`BlockError::UnknownParent`]: fetch the parent), or the node failed
+    /// ([`Fault::Node`]).
+    Ignore(BlockError),
+    /// A `[REJECT]` condition of the spec failed ([`Fault::Peer`]).
+    Reject(BlockError),
+    /// Every gossip condition of the spec holds (the spec's `validate_beacon_block_gossip`
+    /// would accept it), but the full verification — the state transition, the block's
+    /// other signatures — refused the block for its own fault ([`Fault::Peer`]): not
+    /// imported, not relayed; told to gossipsub as REJECT (an invalid payload).
+    Invalid(BlockError),
+}
+
+/// A [`GossipVerdict`] without its reason (what gossipsub's `MessageAcceptance` needs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GossipAcceptance {
+    Accept,
+    Ignore,
+    Reject,
+}
+
+impl GossipVerdict {
+    /// The verdict of a refused message: REJECT when the message is at fault, IGNORE
+    /// otherwise.
+    pub fn refused(e: BlockError) -> Self {
+        match e.fault() {
+            Fault::Peer => GossipVerdict::Reject(e),
+            Fault::Nobody | Fault::Node => GossipVerdict::Ignore(e),
+        }
+    }
+
+    pub fn acceptance(&self) -> GossipAcceptance {
+        match self {
+            GossipVerdict::Accept => GossipAcceptance::Accept,
+            GossipVerdict::Ignore(_) => GossipAcceptance::Ignore,
+            GossipVerdict::Reject(_) | GossipVerdict::Invalid(_) => GossipAcceptance::Reject,
+        }
+    }
+
+    /// Why the message was not accepted.
+    pub fn error(&self) -> Option<&BlockError> {
+        match self {
+            GossipVerdict::Accept => None,
+            GossipVerdict::Ignore(e) | GossipVerdict::Reject(e) | GossipVerdict::Invalid(e) => {
+                Some(e)
+            }
+        }
+    }
+}
+
+/// `MAXIMUM_GOSSIP_CLOCK_DISPARITY`: the clock disparity assumed between honest nodes.
+pub const MAXIMUM_GOSSIP_CLOCK_DISPARITY_MS: u64 = 500;
+
+/// The local clock as gossip validation reads it: milliseconds since genesis (the spec's
+/// `current_time_ms`, less `genesis_time * 1000`). Preset-free; the slot it falls in
+/// depends on the chain's slot duration ([`ChainHandle::slot_start`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct GossipClock {
+    ms_since_genesis: u64,
+}
+
+impl GossipClock {
+    pub const fn from_ms_since_genesis(ms: u64) -> Self {
+        GossipClock {
+            ms_since_genesis: ms,
+        }
+    }
+
+    /// From Unix time in milliseconds (before genesis: genesis).
+    pub fn from_unix_ms(unix_ms: u64, genesis_time: u64) -> Self {
+        Self::from_ms_since_genesis(unix_ms.saturating_sub(genesis_time.saturating_mul(1000)))
+    }
+
+    /// The system clock now.
+    pub fn now(genesis_time: u64) -> Self {
+        let unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis().min(u64::MAX as u128) as u64)
+            .unwrap_or(0);
+        Self::from_unix_ms(unix_ms, genesis_time)
+    }
+
+    pub const fn ms_since_genesis(self) -> u64 {
+        self.ms_since_genesis
+    }
+
+    /// This time plus `ms`.
+    pub const fn plus_ms(self, ms: u64) -> Self {
+        Self::from_ms_since_genesis(self.ms_since_genesis.saturating_add(ms))
+    }
+}
+
+/// A block's (slot, proposer index): the key of the gossip seen-cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Proposal {
+    pub slot: u64,
+    pub proposer_index: u64,
+}
+
+/// Roots of blocks refused for their own fault (see [`BlockError::condemns_root`]), so
+/// that gossip REJECTs their descendants (the spec's "parent failed validation"); the
+/// oldest are forgotten past [`MAX_REFUSED_BLOCKS`].
+#[derive(Debug, Default)]
+pub struct RefusedBlocks {
+    errors: HashMap<Root, BlockError>,
+    order: VecDeque<Root>,
+}
+
+/// How many refused roots [`RefusedBlocks`] keeps.
+pub const MAX_REFUSED_BLOCKS: usize = 4096;
+
+impl RefusedBlocks {
+    /// Why block `root` was refused, if it was.
+    pub fn get(&self, root: &Root) -> Option<&BlockError> {
+        self.errors.get(root)
+    }
+
+    pub fn contains(&self, root: &Root) -> bool {
+        self.errors.contains_key(root)
+    }
+
+    pub fn len(&self) -> usize {
+        self.errors.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    /// Remember `root` as refused with `error` (the first reason stays).
+    fn insert(&mut self, root: Root, error: BlockError) {
+        if self.errors.contains_key(&root) {
+            return;
+        }
+        if self.order.len() >= MAX_REFUSED_BLOCKS {
+            if let Some(old) = self.order.pop_front() {
+                self.errors.remove(&old);
+            }
+        }
+        self.order.push_back(root);
+        self.errors.insert(root, error);
+    }
+
+    /// Remember `root` if `error` condemns it (its fault, whatever its signature).
+    fn note(&mut self, root: Root, error: &BlockError) {
+        if error.condemns_root() {
+            self.insert(root, error.clone());
+        }
+    }
+}
+
+/// What the gossip checks read besides the chain: the clock, the seen-cache, the refused
+/// roots, and a finalized checkpoint that replaces fork choice's (conformance vectors
+/// only, see [`ChainHandle::override_gossip_finality`]).
+pub struct GossipView<'a> {
+    now: GossipClock,
+    seen: &'a HashMap<Proposal, Root>,
+    refused: &'a RefusedBlocks,
+    finalized: Option<Checkpoint>,
+}
+
+impl GossipView<'_> {
+    pub fn now(&self) -> GossipClock {
+        self.now
+    }
+
+    /// Whether a block of this proposal passed the gossip checks already.
+    pub fn is_seen(&self, proposal: &Proposal) -> bool {
+        self.seen.contains_key(proposal)
+    }
+
+    /// Whether block `root` was refused for its own fault.
+    pub fn is_refused(&self, root: &Root) -> bool {
+        self.refused.contains(root)
+    }
+
+    pub fn finalized_override(&self) -> Option<Checkpoint> {
+        self.finalized
+    }
 }
 
 /// The gossip topics whose messages the chain validates.
@@ -188,15 +368,16 @@ pub trait PresetChain: Send + 'static {
         more: bool,
     ) -> Vec<Settled>;
     fn flush(&mut self) -> Vec<Settled>;
-    /// The gossip checks that come before the transition (the spec's IGNORE conditions
-    /// on slot, finalization and what is already known), at `current_slot`.
-    fn gossip_prechecks(
+    /// The spec's `beacon_block` gossip conditions, in the spec's order, up to the full
+    /// verification: the first failed one as a typed error (IGNORE or REJECT by its
+    /// fault), or the proposal to mark seen.
+    fn validate_gossip_block(
         &self,
         block: &Decoded<Self::Block>,
-        current_slot: u64,
-    ) -> Result<(), BlockError>;
-    /// (proposer index, slot) of a decoded block, for the gossip seen-cache.
-    fn proposer_and_slot(block: &Decoded<Self::Block>) -> (u64, u64);
+        view: &GossipView<'_>,
+    ) -> Result<Proposal, BlockError>;
+    /// The chain config's `SLOT_DURATION_MS`.
+    fn slot_duration_ms(&self) -> u64;
     fn snapshot(&self) -> Result<HeadSnapshot, ImportError>;
     fn store(&self) -> Arc<Store>;
     fn pool(&self) -> BufferPool;
@@ -243,8 +424,18 @@ enum Command {
         topic: GossipTopic,
         message: Vec<u8>,
         source: BlockSource,
-        current_slot: u64,
+        now: GossipClock,
         reply: oneshot::Sender<Result<GossipVerdict, ImportError>>,
+    },
+    /// Remember a block root as invalid.
+    MarkInvalid {
+        root: Root,
+        reply: oneshot::Sender<Result<(), ImportError>>,
+    },
+    /// Replace (or stop replacing) fork choice's finalized checkpoint in the gossip checks.
+    GossipFinality {
+        checkpoint: Option<Checkpoint>,
+        reply: oneshot::Sender<Result<(), ImportError>>,
     },
     /// Settle whatever is pending, then answer.
     Flush {
@@ -351,11 +542,22 @@ pub struct ChainHandle {
     pool: BufferPool,
     metrics: Arc<CacheMetrics>,
     preset: Preset,
+    slot_duration_ms: u64,
 }
 
 impl ChainHandle {
     pub fn preset(&self) -> Preset {
         self.preset
+    }
+
+    /// The chain config's `SLOT_DURATION_MS`.
+    pub fn slot_duration_ms(&self) -> u64 {
+        self.slot_duration_ms
+    }
+
+    /// The [`GossipClock`] at the start of `slot`.
+    pub fn slot_start(&self, slot: u64) -> GossipClock {
+        GossipClock::from_ms_since_genesis(slot.saturating_mul(self.slot_duration_ms))
     }
 
     /// Reads of committed data (never wait behind an import).
@@ -446,27 +648,32 @@ impl ChainHandle {
             .await
     }
 
-    /// Import one block that arrived on gossip: the gossip checks first (future slot,
-    /// below finalization, already known), then the full import.
+    /// Import one block that arrived on gossip at `now`: the spec's gossip conditions
+    /// first, then the full import (see [`validate_gossip`](Self::validate_gossip)).
     pub async fn import_gossip_block(
         &self,
         block: Vec<u8>,
         source: BlockSource,
-        current_slot: u64,
+        now: GossipClock,
     ) -> Result<GossipVerdict, ImportError> {
-        self.validate_gossip(GossipTopic::BeaconBlock, block, source, current_slot)
+        self.validate_gossip(GossipTopic::BeaconBlock, block, source, now)
             .await
     }
 
-    /// Validate a gossip message with the spec's rules: ACCEPT, IGNORE or REJECT (a
-    /// valid block is imported on the way, as the spec's `beacon_block` rules require
-    /// its full verification).
+    /// Validate a gossip message received at `now` with the spec's rules: ACCEPT, IGNORE
+    /// or REJECT, with the typed reason. For `beacon_block`, the conditions of
+    /// `validate_beacon_block_gossip` (`specs/fulu/p2p-interface.md`) in the spec's
+    /// order — future slot (with `MAXIMUM_GOSSIP_CLOCK_DISPARITY`), finalized slot, first
+    /// block of its proposer and slot, proposer index, proposer signature, parent seen,
+    /// payload timestamp, parent failed validation, slot after the parent's, finalized
+    /// ancestor, blob commitment count, expected proposer — then the block is marked seen
+    /// and fully verified and imported (REJECT when that fails for its own fault).
     pub async fn validate_gossip(
         &self,
         topic: GossipTopic,
         message: Vec<u8>,
         source: BlockSource,
-        current_slot: u64,
+        now: GossipClock,
     ) -> Result<GossipVerdict, ImportError> {
         let (reply, rx) = oneshot::channel();
         self.tx
@@ -474,9 +681,39 @@ impl ChainHandle {
                 topic,
                 message,
                 source,
-                current_slot,
+                now,
                 reply,
             })
+            .await
+            .map_err(|_| ImportError::ServiceStopped)?;
+        Reply(rx).wait().await
+    }
+
+    /// Remember block `root` as invalid without importing it (an operator's list of
+    /// known-bad blocks; the gossip vectors' `failed` blocks): gossip then REJECTs its
+    /// descendants as children of a parent that failed validation, and the block itself
+    /// once it passes the gossip conditions. A block already imported stays imported.
+    pub async fn mark_invalid(&self, root: Root) -> Result<(), ImportError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::MarkInvalid { root, reply })
+            .await
+            .map_err(|_| ImportError::ServiceStopped)?;
+        Reply(rx).wait().await
+    }
+
+    /// Conformance vectors only: make the gossip checks read `checkpoint` as the
+    /// finalized checkpoint instead of fork choice's (the networking vectors'
+    /// `finalized_checkpoint`, which no chain of theirs reaches); `None` restores fork
+    /// choice's. Import and fork choice are not affected.
+    #[doc(hidden)]
+    pub async fn override_gossip_finality(
+        &self,
+        checkpoint: Option<Checkpoint>,
+    ) -> Result<(), ImportError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::GossipFinality { checkpoint, reply })
             .await
             .map_err(|_| ImportError::ServiceStopped)?;
         Reply(rx).wait().await
@@ -554,6 +791,18 @@ impl ChainService {
         opts: ImportOptions,
         aggregator: Box<dyn PubkeyAggregator>,
     ) -> Result<Self, ImportError> {
+        Self::open_with_config(datadir, genesis, None, opts, aggregator)
+    }
+
+    /// [`open`](Self::open) with a chain config of the preset (`None`: the preset's
+    /// built-in one), e.g. a devnet's or a vector's `config.yaml`.
+    pub fn open_with_config(
+        datadir: &Path,
+        genesis: Option<&[u8]>,
+        cfg: Option<crate::transition::ChainConfig>,
+        opts: ImportOptions,
+        aggregator: Box<dyn PubkeyAggregator>,
+    ) -> Result<Self, ImportError> {
         let preset = match (super::any::datadir_preset(datadir)?, genesis) {
             (Some(p), _) => p,
             (None, Some(g)) => super::any::genesis_preset(g)?,
@@ -563,7 +812,7 @@ impl ChainService {
                 ))
             }
         };
-        let cfg = super::any::config_of(preset);
+        let cfg = cfg.unwrap_or_else(|| super::any::config_of(preset));
         // The one preset dispatch point: everything past here is preset-free.
         match preset {
             Preset::Minimal => Self::start(
@@ -597,6 +846,7 @@ impl ChainService {
             pool: pool.clone(),
             metrics: chain.metrics(),
             preset,
+            slot_duration_ms: chain.slot_duration_ms(),
         };
         let intake = std::thread::Builder::new()
             .name("quasar-chain-intake".into())
@@ -611,6 +861,8 @@ impl ChainService {
                     events,
                     waiting: HashMap::new(),
                     seen_proposals: HashMap::new(),
+                    refused: RefusedBlocks::default(),
+                    finality_override: None,
                     next_id: 0,
                 }
                 .run(work_rx)
@@ -672,8 +924,16 @@ enum Work<B> {
         topic: GossipTopic,
         block: Result<Decoded<B>, BlockError>,
         source: BlockSource,
-        current_slot: u64,
+        now: GossipClock,
         reply: oneshot::Sender<Result<GossipVerdict, ImportError>>,
+    },
+    MarkInvalid {
+        root: Root,
+        reply: oneshot::Sender<Result<(), ImportError>>,
+    },
+    GossipFinality {
+        checkpoint: Option<Checkpoint>,
+        reply: oneshot::Sender<Result<(), ImportError>>,
     },
     Flush {
         reply: oneshot::Sender<Result<(), ImportError>>,
@@ -724,15 +984,19 @@ fn intake_loop<C: PresetChain>(
                 topic,
                 message,
                 source,
-                current_slot,
+                now,
                 reply,
             } => Work::Gossip {
                 topic,
                 block: C::decode(&pool, 0, message),
                 source,
-                current_slot,
+                now,
                 reply,
             },
+            Command::MarkInvalid { root, reply } => Work::MarkInvalid { root, reply },
+            Command::GossipFinality { checkpoint, reply } => {
+                Work::GossipFinality { checkpoint, reply }
+            }
             Command::Flush { reply } => Work::Flush { reply },
             Command::Shutdown => {
                 let _ = tx.send(Work::Shutdown);
@@ -763,8 +1027,12 @@ struct ChainThread<C: PresetChain> {
     head: Arc<RwLock<Arc<HeadSnapshot>>>,
     events: broadcast::Sender<ChainEvent>,
     waiting: HashMap<u64, Waiting>,
-    /// (proposer, slot) → the root first seen on gossip.
-    seen_proposals: HashMap<(u64, u64), Root>,
+    /// (slot, proposer) → the root that passed the gossip checks first.
+    seen_proposals: HashMap<Proposal, Root>,
+    /// Roots of blocks refused for their own fault.
+    refused: RefusedBlocks,
+    /// See [`ChainHandle::override_gossip_finality`].
+    finality_override: Option<Checkpoint>,
     next_id: u64,
 }
 
@@ -801,13 +1069,21 @@ impl<C: PresetChain> ChainThread<C> {
                     topic,
                     block,
                     source,
-                    current_slot,
+                    now,
                     reply,
                 } => {
                     let settled = self.chain.flush();
                     self.deliver(settled);
-                    let verdict = self.gossip(topic, block, &source, current_slot);
+                    let verdict = self.gossip(topic, block, &source, now);
                     let _ = reply.send(verdict);
+                }
+                Work::MarkInvalid { root, reply } => {
+                    self.refused.insert(root, BlockError::MarkedInvalid);
+                    let _ = reply.send(Ok(()));
+                }
+                Work::GossipFinality { checkpoint, reply } => {
+                    self.finality_override = checkpoint;
+                    let _ = reply.send(Ok(()));
                 }
                 Work::Flush { reply } => {
                     let settled = self.chain.flush();
@@ -864,12 +1140,18 @@ impl<C: PresetChain> ChainThread<C> {
                         root: now.finalized.root,
                     });
                     let slot = now.finalized_slot;
-                    self.seen_proposals.retain(|&(_, s), _| s > slot);
+                    self.seen_proposals.retain(|p, _| p.slot > slot);
                 }
             }
             Err(e) => tracing::error!(%e, "publishing the head"),
         }
         for s in settled {
+            if let Ok(SegmentOutcome {
+                failed: Some(f), ..
+            }) = &s.result
+            {
+                self.refused.note(f.root, &f.error);
+            }
             let Some(w) = self.waiting.remove(&s.id) else {
                 continue;
             };
@@ -883,35 +1165,45 @@ impl<C: PresetChain> ChainThread<C> {
         }
     }
 
-    /// The spec's `beacon_block` gossip rules, in order: the IGNORE checks on slot,
-    /// finalization and what is already known; one block per proposer and slot; then the
-    /// full verification (REJECT on the block's fault, IGNORE on nobody's).
+    /// A `beacon_block` gossip message: the spec's conditions in order (the preset's
+    /// [`PresetChain::validate_gossip_block`]; IGNORE / REJECT by the failed one's fault),
+    /// then the block is marked seen — its proposer signature verified, every condition
+    /// met, as the spec marks it — and fully verified and imported: ACCEPT, or
+    /// [`GossipVerdict::Invalid`] when that refuses it for its own fault.
     fn gossip(
         &mut self,
         topic: GossipTopic,
         block: Result<Decoded<C::Block>, BlockError>,
         source: &BlockSource,
-        current_slot: u64,
+        now: GossipClock,
     ) -> Result<GossipVerdict, ImportError> {
         let GossipTopic::BeaconBlock = topic;
         let block = match block {
             Ok(b) => b,
-            Err(e) => return Ok(GossipVerdict::Reject(e.to_string())),
+            Err(e) => return Ok(GossipVerdict::refused(e)),
         };
-        if let Err(e) = self.chain.gossip_prechecks(&block, current_slot) {
-            return Ok(verdict_of(&e));
-        }
-        let key = C::proposer_and_slot(&block);
         let root = block.root;
-        match self.seen_proposals.get(&key) {
-            Some(r) if *r != root => {
-                return Ok(GossipVerdict::Ignore(format!(
-                    "a block for proposer {} at slot {} was already seen",
-                    key.0, key.1
-                )))
+        let view = GossipView {
+            now,
+            seen: &self.seen_proposals,
+            refused: &self.refused,
+            finalized: self.finality_override,
+        };
+        let proposal = match self.chain.validate_gossip_block(&block, &view) {
+            Ok(p) => p,
+            Err(e) => {
+                self.refused.note(root, &e);
+                return Ok(self.refusal(source, e));
             }
-            Some(_) => return Ok(GossipVerdict::Ignore("already known".into())),
-            None => {}
+        };
+        if self.seen_proposals.len() >= MAX_SEEN_PROPOSALS {
+            self.seen_proposals.clear();
+        }
+        self.seen_proposals.insert(proposal, root);
+        if let Some(e) = self.refused.get(&root) {
+            // Refused before (or marked invalid): the full verification would refuse it.
+            let e = e.clone();
+            return Ok(self.invalid(source, e));
         }
         let id = self.next_id;
         self.next_id += 1;
@@ -924,46 +1216,103 @@ impl<C: PresetChain> ChainThread<C> {
             },
         );
         let settled = self.chain.submit_segment(id, vec![block], false);
+        // (Records the refused root, if the block is at fault.)
         self.deliver(settled);
         let outcome = rx
             .try_recv()
             .map_err(|_| ImportError::Internal("the gossip block was not settled".into()))??;
         if outcome.imported == 1 {
-            if self.seen_proposals.len() >= MAX_SEEN_PROPOSALS {
-                self.seen_proposals.clear();
-            }
-            self.seen_proposals.insert(key, root);
             return Ok(GossipVerdict::Accept);
         }
         if outcome.skipped == 1 {
-            return Ok(GossipVerdict::Ignore("already known".into()));
+            return Ok(GossipVerdict::Ignore(BlockError::AlreadyKnown));
         }
-        match &outcome.failed {
+        match outcome.failed {
+            Some(f) if f.fault() == Fault::Peer => Ok(self.invalid(source, f.error)),
             Some(f) => {
-                if let (Fault::Peer, Some(peer)) = (f.fault(), source.peer()) {
-                    tracing::debug!(peer, error = %f.error, "gossip block rejected");
+                if f.fault() == Fault::Node {
+                    // The block may be fine: let it come again.
+                    self.seen_proposals.remove(&proposal);
                 }
-                Ok(verdict_of(&f.error))
+                Ok(self.refusal(source, f.error))
             }
             None => Err(ImportError::Internal(
                 "gossip block neither imported nor refused".into(),
             )),
         }
     }
+
+    /// The verdict of a failed gossip condition (or a node failure).
+    fn refusal(&self, source: &BlockSource, e: BlockError) -> GossipVerdict {
+        if let (Fault::Peer, Some(peer)) = (e.fault(), source.peer()) {
+            tracing::debug!(peer, error = %e, "gossip block rejected");
+        }
+        GossipVerdict::refused(e)
+    }
+
+    /// The verdict of a block that met the gossip conditions but failed its full
+    /// verification (its own fault).
+    fn invalid(&self, source: &BlockSource, e: BlockError) -> GossipVerdict {
+        tracing::debug!(peer = source.peer(), error = %e, "gossip block failed its full verification");
+        GossipVerdict::Invalid(e)
+    }
 }
 
 /// The gossip verdict of a refused block: REJECT when the block is at fault, IGNORE
 /// otherwise.
 pub fn verdict_of(e: &BlockError) -> GossipVerdict {
-    match e.fault() {
-        Fault::Peer => GossipVerdict::Reject(e.to_string()),
-        Fault::Nobody | Fault::Node => GossipVerdict::Ignore(e.to_string()),
-    }
+    GossipVerdict::refused(e.clone())
 }
 
 fn epoch_of(preset: Preset, slot: u64) -> u64 {
     slot / match preset {
         Preset::Minimal => 8,
         Preset::Mainnet => 32,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_roots_are_bounded_and_keep_the_first_reason() {
+        let mut r = RefusedBlocks::default();
+        let root = |i: usize| {
+            let mut x = [0u8; 32];
+            x[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            x
+        };
+        r.insert(root(0), BlockError::MarkedInvalid);
+        r.note(root(0), &BlockError::StateRootMismatch { claimed: [1; 32] });
+        assert_eq!(r.get(&root(0)), Some(&BlockError::MarkedInvalid));
+        // A bad proposer signature does not condemn the root.
+        let sig = BlockError::InvalidSignature {
+            set: "block signature",
+            reason: "x".into(),
+        };
+        r.note(root(1), &sig);
+        assert!(!r.contains(&root(1)));
+        for i in 1..=MAX_REFUSED_BLOCKS {
+            r.insert(root(i), BlockError::MarkedInvalid);
+        }
+        assert_eq!(r.len(), MAX_REFUSED_BLOCKS);
+        assert!(!r.contains(&root(0)), "the oldest is forgotten");
+        assert!(r.contains(&root(MAX_REFUSED_BLOCKS)));
+    }
+
+    #[test]
+    fn the_gossip_clock_counts_from_genesis() {
+        assert_eq!(
+            GossipClock::from_unix_ms(1_606_824_023_500, 1_606_824_023).ms_since_genesis(),
+            500
+        );
+        assert_eq!(GossipClock::from_unix_ms(5, 1).ms_since_genesis(), 0);
+        assert_eq!(
+            GossipClock::from_ms_since_genesis(5_500)
+                .plus_ms(500)
+                .ms_since_genesis(),
+            6_000
+        );
     }
 }

@@ -155,8 +155,8 @@ pub enum DecodeError {
     Truncated { declared: usize, got: usize },
     #[error("stream ended inside a chunk header")]
     TruncatedHeader,
-    #[error("{count} bytes after the end of the message")]
-    TrailingBytes { count: usize },
+    #[error("bytes after the end of the message")]
+    TrailingBytes,
     #[error("unknown context bytes {}", hex(context))]
     UnknownContext { context: [u8; 4] },
     #[error(
@@ -665,7 +665,7 @@ impl RequestDecoder {
                     if input.is_empty() {
                         return Ok(Step::NeedMore);
                     }
-                    return Err(DecodeError::TrailingBytes { count: input.len() });
+                    return Err(DecodeError::TrailingBytes);
                 }
                 RequestState::Failed => return Err(DecodeError::AlreadyFailed),
             }
@@ -684,9 +684,7 @@ impl RequestDecoder {
                 if *identifier_got == 0 || *identifier_got == STREAM_IDENTIFIER.len() {
                     Ok(())
                 } else {
-                    Err(DecodeError::TrailingBytes {
-                        count: *identifier_got,
-                    })
+                    Err(DecodeError::TrailingBytes)
                 }
             }
             RequestState::Failed => Err(DecodeError::AlreadyFailed),
@@ -707,7 +705,7 @@ pub fn decode_request(bounds: (usize, usize), mut bytes: &[u8]) -> Result<Vec<u8
         }
     };
     if let Step::Item(_) = decoder.feed(&mut bytes)? {
-        return Err(DecodeError::TrailingBytes { count: bytes.len() });
+        return Err(DecodeError::TrailingBytes);
     }
     decoder.finish()?;
     Ok(ssz)
@@ -946,7 +944,7 @@ where
                 if *got == 0 {
                     Ok(())
                 } else {
-                    Err(DecodeError::TrailingBytes { count: *got })
+                    Err(DecodeError::TrailingBytes)
                 }
             }
             ResponseState::Context { .. } | ResponseState::Length { .. } => {
@@ -1520,13 +1518,13 @@ mod tests {
         // Part of one, or one and more, is not.
         assert!(matches!(
             request_in_pieces(bounds, &with_id[..5], 1),
-            Err(DecodeError::TrailingBytes { .. })
+            Err(DecodeError::TrailingBytes)
         ));
         let mut more = with_id.clone();
         more.push(0);
         assert!(matches!(
             decode_request(bounds, &more),
-            Err(DecodeError::TrailingBytes { .. })
+            Err(DecodeError::TrailingBytes)
         ));
 
         // Responses: an empty error chunk, then (possibly) a stream identifier, then the
@@ -1850,7 +1848,7 @@ mod tests {
         wire.push(0);
         assert_eq!(
             decode_request(bounds, &wire),
-            Err(DecodeError::TrailingBytes { count: 1 })
+            Err(DecodeError::TrailingBytes)
         );
         // Truncated anywhere: header, frames.
         let wire = with_id(compressed_chunk(&data));

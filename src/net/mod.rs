@@ -1,8 +1,14 @@
-//! Networking: the eth2 req/resp wire (the `ssz_snappy` codec, its messages and protocol
-//! ids, fork digests) and the Fulu data-availability helpers the network layer needs
-//! (custody groups and their columns).
+//! Networking: the eth2 wire protocol on libp2p — req/resp (`ssz_snappy`), gossipsub, the
+//! node identity — and the Fulu data-availability helpers (custody groups and columns).
 
 pub mod codec;
 pub mod custody;
+mod error;
 pub mod fork_digest;
+pub mod gossip;
+pub mod identity;
 pub mod messages;
+pub mod rpc;
+pub mod service;
+
+pub use error::NetError;

@@ -13,6 +13,7 @@ mod light_client;
 mod mainnet_vectors;
 mod merkle;
 mod merkle_proof;
+mod net;
 mod networking;
 mod operations;
 mod reference;

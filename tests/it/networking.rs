@@ -19,7 +19,10 @@ const PENDING: &[(&str, &str)] = &[
     ("gossip_attester_slashing", GOSSIP),
     ("gossip_beacon_aggregate_and_proof", GOSSIP),
     ("gossip_beacon_attestation", GOSSIP),
-    ("gossip_beacon_block", GOSSIP),
+    (
+        "gossip_beacon_block",
+        "run through the chain service by tests/it/gossip_vectors.rs",
+    ),
     ("gossip_bls_to_execution_change", GOSSIP),
     (
         "gossip_data_column_sidecar",

@@ -19,7 +19,10 @@ use std::time::{Duration, Instant};
 use quasar::accel::aggregate::CpuAggregator;
 use quasar::chain::error::{BlockError, Fault};
 use quasar::chain::pipeline::ImportOptions;
-use quasar::chain::service::{BlockSource, ChainEvent, ChainService, GossipTopic, GossipVerdict};
+use quasar::chain::service::{
+    BlockSource, ChainEvent, ChainService, GossipAcceptance, GossipClock, GossipTopic,
+    GossipVerdict,
+};
 use quasar::devnet::{self, DevnetOptions, DevnetSummary, SigningMode};
 use quasar::transition::minimal as t;
 use quasar::types::minimal as ty;
@@ -291,39 +294,75 @@ fn gossip_blocks_get_spec_verdicts_and_events_follow() {
         .unwrap();
     assert_eq!(outcome.imported, 36);
     let b37 = block_bytes(&chain_dir, 37..=37).remove(0);
-    let validate = |bytes: Vec<u8>, current_slot: u64| {
-        rt.block_on(handle.validate_gossip(GossipTopic::BeaconBlock, bytes, peer(), current_slot))
-            .unwrap()
+    // Messages arrive at the start of a slot (the gossip clock is in milliseconds).
+    let validate = |bytes: Vec<u8>, slot: u64| {
+        rt.block_on(handle.validate_gossip(
+            GossipTopic::BeaconBlock,
+            bytes,
+            peer(),
+            handle.slot_start(slot),
+        ))
+        .unwrap()
     };
-    // From the future: IGNORE.
+    // From the future: IGNORE (a slot ahead, beyond MAXIMUM_GOSSIP_CLOCK_DISPARITY).
     assert!(matches!(
         validate(b37.clone(), 36),
-        GossipVerdict::Ignore(_)
+        GossipVerdict::Ignore(BlockError::FutureSlot { slot: 37, .. })
     ));
+    // Within the disparity (500 ms before slot 37 starts): not from the future.
+    let early = handle.slot_start(37).ms_since_genesis() - 500;
+    let mut bad = ty::SignedBeaconBlock::ssz_decode(&b37).unwrap();
+    bad.signature = bad.message.body.randao_reveal;
+    let verdict = rt
+        .block_on(handle.validate_gossip(
+            GossipTopic::BeaconBlock,
+            ssz_encode(&bad).unwrap(),
+            peer(),
+            GossipClock::from_ms_since_genesis(early),
+        ))
+        .unwrap();
+    // A bad signature: REJECT (and the proposal is not marked seen).
+    assert!(
+        matches!(
+            &verdict,
+            GossipVerdict::Reject(BlockError::InvalidSignature {
+                set: "block signature",
+                ..
+            })
+        ),
+        "{verdict:?}"
+    );
+    assert_eq!(verdict.acceptance(), GossipAcceptance::Reject);
     // Garbage: REJECT.
     assert!(matches!(
         validate(vec![1, 2, 3], 37),
-        GossipVerdict::Reject(_)
+        GossipVerdict::Reject(BlockError::Decode(_))
     ));
-    // A bad signature: REJECT.
-    let mut bad = ty::SignedBeaconBlock::ssz_decode(&b37).unwrap();
-    bad.signature = bad.message.body.randao_reveal;
-    assert!(matches!(
-        validate(ssz_encode(&bad).unwrap(), 37),
-        GossipVerdict::Reject(_)
-    ));
-    // The real one: ACCEPT, and imported; again: IGNORE.
+    // The real one: ACCEPT, and imported; again: IGNORE (its proposal was seen).
     assert_eq!(validate(b37.clone(), 37), GossipVerdict::Accept);
     assert_eq!(handle.head().head.slot, 37);
-    assert!(matches!(validate(b37, 38), GossipVerdict::Ignore(_)));
-    // Unknown parent (block 39 before 38): IGNORE.
+    assert!(matches!(
+        validate(b37, 38),
+        GossipVerdict::Ignore(BlockError::RepeatProposal { slot: 37, .. })
+    ));
+    // Unknown parent (block 39 before 38): IGNORE, fetch the parent.
     let b39 = block_bytes(&chain_dir, 39..=39).remove(0);
-    assert!(matches!(validate(b39, 39), GossipVerdict::Ignore(_)));
+    let verdict = validate(b39, 39);
+    assert!(
+        matches!(
+            verdict,
+            GossipVerdict::Ignore(BlockError::UnknownParent { .. })
+        ),
+        "{verdict:?}"
+    );
     // Below finalization: IGNORE.
     let finalized_slot = handle.head().finalized_slot;
     assert!(finalized_slot > 0, "the chain finalized");
     let old = block_bytes(&chain_dir, 1..=1).remove(0);
-    assert!(matches!(validate(old, 38), GossipVerdict::Ignore(_)));
+    assert!(matches!(
+        validate(old, 38),
+        GossipVerdict::Ignore(BlockError::WouldRevertFinalized { slot: 1, .. })
+    ));
     let rest = block_bytes(&chain_dir, 38..=48);
     rt.block_on(handle.import_segment(rest, BlockSource::Local))
         .unwrap();
@@ -344,6 +383,131 @@ fn gossip_blocks_get_spec_verdicts_and_events_follow() {
     assert_eq!(head_slots.last(), Some(&48));
     assert!(head_slots.contains(&37), "the gossip block moved the head");
     assert!(finalized >= 1);
+    drop(handle);
+    service.shutdown();
+}
+
+/// Re-sign a block with its proposer's interop key.
+fn resign(block: &mut ty::SignedBeaconBlock, genesis: &ty::BeaconState) {
+    let epoch = t::compute_epoch_at_slot(block.message.slot);
+    let domain = t::get_domain(genesis, t::DOMAIN_BEACON_PROPOSER, Some(epoch)).unwrap();
+    let root = t::compute_signing_root(&block.message, domain).unwrap();
+    let sk = devnet::interop_secret_key(block.message.proposer_index).unwrap();
+    block.signature = ty::BLSSignature::from(sk.sign(&root, quasar::bls::DST, &[]).compress());
+}
+
+#[test]
+fn gossip_refusals_reach_descendants() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain_dir = dir.path().join("chain");
+    generate(Preset::Minimal, &chain_dir, 64, 10);
+    let genesis = ty::BeaconState::ssz_decode(&read(&devnet::genesis_path(&chain_dir))).unwrap();
+    let service = open(&dir.path().join("data"), &chain_dir);
+    let handle = service.handle();
+    let rt = runtime();
+    let validate = |block: &ty::SignedBeaconBlock, slot: u64| {
+        rt.block_on(handle.validate_gossip(
+            GossipTopic::BeaconBlock,
+            ssz_encode(block).unwrap(),
+            BlockSource::Gossip("peer-r".into()),
+            handle.slot_start(slot),
+        ))
+        .unwrap()
+    };
+    let block = |slot: u64| {
+        ty::SignedBeaconBlock::ssz_decode(&block_bytes(&chain_dir, slot..=slot)[0]).unwrap()
+    };
+    let outcome = rt
+        .block_on(handle.import_segment(block_bytes(&chain_dir, 1..=4), BlockSource::Local))
+        .unwrap();
+    assert_eq!(outcome.imported, 4);
+
+    // Block 5 with a wrong state root, properly signed: every gossip condition holds, the
+    // full verification refuses it.
+    let mut bad5 = block(5);
+    bad5.message.state_root = ty::Root::from([7u8; 32]);
+    resign(&mut bad5, &genesis);
+    let verdict = validate(&bad5, 5);
+    assert!(
+        matches!(
+            verdict,
+            GossipVerdict::Invalid(BlockError::StateRootMismatch { .. })
+        ),
+        "{verdict:?}"
+    );
+    assert_eq!(verdict.acceptance(), GossipAcceptance::Reject);
+    assert_eq!(handle.head().head.slot, 4);
+    // Its child: the parent failed validation (payloads are optimistic): REJECT.
+    let mut child = block(6);
+    child.message.parent_root = ty::Root::from(t::hash_tree_root(&bad5.message).unwrap());
+    resign(&mut child, &genesis);
+    let verdict = validate(&child, 6);
+    assert!(
+        matches!(
+            verdict,
+            GossipVerdict::Reject(BlockError::ParentRefused { .. })
+        ),
+        "{verdict:?}"
+    );
+    // The proposer's first block for slot 5 with a valid signature was the bad one: the
+    // good one is IGNOREd on gossip (it still imports through sync).
+    let verdict = validate(&block(5), 5);
+    assert!(
+        matches!(
+            verdict,
+            GossipVerdict::Ignore(BlockError::RepeatProposal { slot: 5, .. })
+        ),
+        "{verdict:?}"
+    );
+    let outcome = rt
+        .block_on(handle.import_segment(block_bytes(&chain_dir, 5..=6), BlockSource::Local))
+        .unwrap();
+    assert_eq!(outcome.imported, 2);
+
+    // A block refused through sync: its gossip child is REJECTed as well.
+    let mut bad7 = block(7);
+    bad7.message.state_root = ty::Root::from([9u8; 32]);
+    resign(&mut bad7, &genesis);
+    let outcome = rt
+        .block_on(handle.import_segment(
+            vec![ssz_encode(&bad7).unwrap()],
+            BlockSource::Peer("peer-s".into()),
+        ))
+        .unwrap();
+    assert!(matches!(
+        outcome.failed.map(|f| f.error),
+        Some(BlockError::StateRootMismatch { .. })
+    ));
+    let mut child = block(8);
+    child.message.parent_root = ty::Root::from(t::hash_tree_root(&bad7.message).unwrap());
+    resign(&mut child, &genesis);
+    let verdict = validate(&child, 8);
+    assert!(
+        matches!(
+            verdict,
+            GossipVerdict::Reject(BlockError::ParentRefused { .. })
+        ),
+        "{verdict:?}"
+    );
+    // A root marked invalid: its child too; the block itself, once the conditions hold.
+    let good7 = block(7);
+    let good7_root = t::hash_tree_root(&good7.message).unwrap();
+    rt.block_on(handle.mark_invalid(good7_root)).unwrap();
+    let verdict = validate(&block(8), 8);
+    assert!(
+        matches!(
+            verdict,
+            GossipVerdict::Reject(BlockError::ParentRefused { .. })
+        ),
+        "{verdict:?}"
+    );
+    // (Block 7's proposal was not seen on gossip: the sync refusal came first.)
+    let verdict = validate(&good7, 7);
+    assert!(
+        matches!(verdict, GossipVerdict::Invalid(BlockError::MarkedInvalid)),
+        "{verdict:?}"
+    );
+    assert_eq!(handle.head().head.slot, 6);
     drop(handle);
     service.shutdown();
 }

@@ -1,0 +1,217 @@
+//! Gossipsub as the eth2 spec configures it (`specs/phase0/p2p-interface.md`, "The gossip
+//! domain", and Altair's message-id): the mesh parameters, `StrictNoSign` anonymity, the
+//! message-id over the snappy-decompressed data and the topic, the size bounds, and the
+//! topic names `/eth2/{fork_digest}/{name}/ssz_snappy`.
+
+use std::time::Duration;
+
+use libp2p::gossipsub::{self, IdentTopic, Message, MessageId, ValidationMode};
+use sha2::{Digest, Sha256};
+
+use super::NetError;
+
+/// `MAX_PAYLOAD_SIZE`: the largest uncompressed gossip message or RPC chunk (10 MiB).
+pub const MAX_PAYLOAD_SIZE: usize = 10 * 1024 * 1024;
+/// `MESSAGE_DOMAIN_INVALID_SNAPPY`.
+pub const MESSAGE_DOMAIN_INVALID_SNAPPY: [u8; 4] = [0, 0, 0, 0];
+/// `MESSAGE_DOMAIN_VALID_SNAPPY`.
+pub const MESSAGE_DOMAIN_VALID_SNAPPY: [u8; 4] = [1, 0, 0, 0];
+
+/// `max_compressed_len(n)`: snappy's worst case for `n` bytes.
+pub fn max_compressed_len(n: u64) -> u64 {
+    32 + n + n / 6
+}
+
+/// `max_message_size()`: the bound on a gossip message's (compressed) data.
+pub fn max_message_size() -> usize {
+    (max_compressed_len(MAX_PAYLOAD_SIZE as u64) + 1024).max(1024 * 1024) as usize
+}
+
+/// The topics the node speaks, by their spec names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GossipKind {
+    BeaconBlock,
+}
+
+impl GossipKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            GossipKind::BeaconBlock => "beacon_block",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "beacon_block" => Some(GossipKind::BeaconBlock),
+            _ => None,
+        }
+    }
+}
+
+/// `/eth2/{fork_digest as lowercase hex}/{name}/ssz_snappy`.
+pub fn topic(fork_digest: [u8; 4], kind: GossipKind) -> IdentTopic {
+    IdentTopic::new(format!(
+        "/eth2/{}/{}/ssz_snappy",
+        hex(&fork_digest),
+        kind.name()
+    ))
+}
+
+/// The fork digest and kind of a topic string; `None` for a topic the node does not know
+/// (whose messages the spec says to reject).
+pub fn parse_topic(topic: &str) -> Option<([u8; 4], GossipKind)> {
+    let rest = topic.strip_prefix("/eth2/")?;
+    let mut parts = rest.split('/');
+    let digest = parts.next()?;
+    let name = parts.next()?;
+    if parts.next()? != "ssz_snappy" || parts.next().is_some() || digest.len() != 8 {
+        return None;
+    }
+    let mut d = [0u8; 4];
+    for (i, out) in d.iter_mut().enumerate() {
+        *out = u8::from_str_radix(digest.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some((d, GossipKind::from_name(name)?))
+}
+
+/// Snappy-decompress gossip data (the block format, not framed), the declared length
+/// checked against `MAX_PAYLOAD_SIZE` and the compressed size against
+/// `max_compressed_len` before anything is allocated.
+pub fn decompress(data: &[u8]) -> Result<Vec<u8>, NetError> {
+    let len = snap::raw::decompress_len(data).map_err(|e| NetError::Gossip(e.to_string()))?;
+    if len > MAX_PAYLOAD_SIZE {
+        return Err(NetError::Gossip(format!(
+            "declares {len} bytes, over MAX_PAYLOAD_SIZE"
+        )));
+    }
+    if data.len() as u64 > max_compressed_len(len as u64) {
+        return Err(NetError::Gossip(format!(
+            "{} compressed bytes for {len}, over max_compressed_len",
+            data.len()
+        )));
+    }
+    snap::raw::Decoder::new()
+        .decompress_vec(data)
+        .map_err(|e| NetError::Gossip(e.to_string()))
+}
+
+/// Snappy-compress gossip data (block format).
+pub fn compress(ssz: &[u8]) -> Result<Vec<u8>, NetError> {
+    snap::raw::Encoder::new()
+        .compress_vec(ssz)
+        .map_err(|e| NetError::Gossip(e.to_string()))
+}
+
+/// The spec's message-id (Altair and later): the first 20 bytes of
+/// `SHA256(domain ++ uint64_le(len(topic)) ++ topic ++ data)`, over the decompressed data
+/// with the valid-snappy domain when the data decompresses, else over the raw data with
+/// the invalid-snappy domain.
+pub fn message_id(message: &Message) -> MessageId {
+    let topic = message.topic.as_str().as_bytes();
+    let mut h = Sha256::new();
+    match decompress(&message.data) {
+        Ok(plain) => {
+            h.update(MESSAGE_DOMAIN_VALID_SNAPPY);
+            h.update((topic.len() as u64).to_le_bytes());
+            h.update(topic);
+            h.update(&plain);
+        }
+        Err(_) => {
+            h.update(MESSAGE_DOMAIN_INVALID_SNAPPY);
+            h.update((topic.len() as u64).to_le_bytes());
+            h.update(topic);
+            h.update(&message.data);
+        }
+    }
+    MessageId::new(&h.finalize()[..20])
+}
+
+/// The gossipsub config of the spec: D 8, D_low 6, D_high 12, D_lazy 6, heartbeat 0.7 s,
+/// fanout_ttl 60 s, mcache_len 6, mcache_gossip 3, seen_ttl two epochs, messages
+/// validated by the application before they are forwarded, anonymous (no `from`,
+/// `seqno`, signature or key), at most `max_message_size()` bytes.
+pub fn config(
+    slot_duration: Duration,
+    slots_per_epoch: u64,
+) -> Result<gossipsub::Config, NetError> {
+    gossipsub::ConfigBuilder::default()
+        .mesh_n(8)
+        .mesh_n_low(6)
+        .mesh_n_high(12)
+        .gossip_lazy(6)
+        .heartbeat_interval(Duration::from_millis(700))
+        .fanout_ttl(Duration::from_secs(60))
+        .history_length(6)
+        .history_gossip(3)
+        .duplicate_cache_time(slot_duration * (slots_per_epoch as u32) * 2)
+        .max_transmit_size(max_message_size())
+        .validation_mode(ValidationMode::Anonymous)
+        .validate_messages()
+        .message_id_fn(message_id)
+        .build()
+        .map_err(|e| NetError::Gossip(format!("gossipsub config: {e}")))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_round_trip_and_strangers_are_refused() {
+        let t = topic([0xde, 0xad, 0xbe, 0xef], GossipKind::BeaconBlock);
+        assert_eq!(t.to_string(), "/eth2/deadbeef/beacon_block/ssz_snappy");
+        assert_eq!(
+            parse_topic(&t.to_string()),
+            Some(([0xde, 0xad, 0xbe, 0xef], GossipKind::BeaconBlock))
+        );
+        for bad in [
+            "/eth2/deadbeef/beacon_block/ssz",
+            "/eth2/deadbee/beacon_block/ssz_snappy",
+            "/eth2/deadbeef/unknown/ssz_snappy",
+            "/eth2/deadbeef/beacon_block/ssz_snappy/x",
+            "/eth2/zzzzzzzz/beacon_block/ssz_snappy",
+        ] {
+            assert_eq!(parse_topic(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn message_ids_follow_the_spec() {
+        let topic = "/eth2/01020304/beacon_block/ssz_snappy";
+        let plain = b"hello eth2".to_vec();
+        let msg = |data: Vec<u8>| Message {
+            source: None,
+            data,
+            sequence_number: None,
+            topic: gossipsub::TopicHash::from_raw(topic),
+        };
+        // Independently: SHA256(0x01000000 ++ len(topic) LE ++ topic ++ plain)[:20].
+        let mut want = Sha256::new();
+        want.update([1, 0, 0, 0]);
+        want.update((topic.len() as u64).to_le_bytes());
+        want.update(topic.as_bytes());
+        want.update(&plain);
+        let id = message_id(&msg(compress(&plain).unwrap()));
+        assert_eq!(id.0, want.finalize()[..20].to_vec());
+        // Invalid snappy: the raw data with the invalid domain.
+        let raw = vec![0xff, 0xff, 0xff];
+        let mut want = Sha256::new();
+        want.update([0, 0, 0, 0]);
+        want.update((topic.len() as u64).to_le_bytes());
+        want.update(topic.as_bytes());
+        want.update(&raw);
+        assert_eq!(message_id(&msg(raw)).0, want.finalize()[..20].to_vec());
+    }
+
+    #[test]
+    fn oversized_declarations_are_refused_before_allocating() {
+        // A header declaring 2^31 bytes.
+        assert!(decompress(&[0x80, 0x80, 0x80, 0x80, 0x08, 0x00]).is_err());
+        let big = compress(&vec![0u8; 1000]).unwrap();
+        assert_eq!(decompress(&big).unwrap(), vec![0u8; 1000]);
+    }
+}

@@ -1,0 +1,1209 @@
+//! The network service: one tokio task owns the libp2p `Swarm`; the rest of the node talks
+//! to it through a cloneable [`NetworkHandle`] (commands over a bounded channel, replies
+//! by oneshot), and hears from it through [`NetEvent`]s.
+//!
+//! ```text
+//!  NetworkHandle ── NetCommand ──▶ swarm task ── libp2p ──▶ peers
+//!       ▲                            │  req/resp served from the ChainReader (blocking
+//!       └──── NetEvent (broadcast) ──┘  reads on tokio's blocking pool), gossip blocks
+//!                                       validated by the ChainHandle
+//! ```
+//!
+//! Transports: TCP with Noise and yamux or mplex, and QUIC. Identify announces
+//! `eth2/1.0.0`. On a new outbound connection the node sends its Status; a peer on another
+//! fork digest, or whose finalized checkpoint conflicts with ours, gets a Goodbye
+//! (irrelevant network) and is disconnected.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::StreamExt;
+use libp2p::gossipsub::{self, MessageAcceptance};
+use libp2p::multiaddr::Protocol as MaProtocol;
+use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{identify, Multiaddr, PeerId, Swarm};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::codec::ResponseCode;
+use super::fork_digest;
+use super::gossip::{self, GossipKind};
+use super::messages::{self, Protocol};
+use super::rpc::{Eth2Codec, ProtocolName, RpcChunk, RpcRequest, RpcResponse};
+use super::NetError;
+use crate::chain::error::BlockError;
+use crate::chain::service::{
+    BlockSource, ChainHandle, GossipAcceptance, GossipClock, GossipTopic, GossipVerdict,
+};
+use crate::transition::ChainConfig;
+use crate::types::ssz::{ssz_encode, SszDecode};
+
+type Root = [u8; 32];
+
+/// `CUSTODY_REQUIREMENT` of the Fulu configs.
+const CUSTODY_REQUIREMENT: u64 = 4;
+
+/// Goodbye reasons of the spec.
+pub const GOODBYE_CLIENT_SHUTDOWN: u64 = 1;
+pub const GOODBYE_IRRELEVANT_NETWORK: u64 = 2;
+pub const GOODBYE_FAULT: u64 = 3;
+
+/// How the network runs.
+#[derive(Debug, Clone)]
+pub struct NetworkConfig {
+    /// Where the identity key lives (`DATADIR/network/key`).
+    pub datadir: PathBuf,
+    pub listen_address: IpAddr,
+    /// TCP port (0: any free port).
+    pub tcp_port: u16,
+    /// QUIC (UDP) port; `None`: no QUIC.
+    pub quic_port: Option<u16>,
+    /// Peers to dial at start.
+    pub boot_nodes: Vec<Multiaddr>,
+    /// Connections kept, at most.
+    pub target_peers: usize,
+}
+
+impl NetworkConfig {
+    /// Listen on 127.0.0.1, any free TCP port, no QUIC (tests).
+    pub fn local(datadir: PathBuf) -> Self {
+        NetworkConfig {
+            datadir,
+            listen_address: IpAddr::from([127, 0, 0, 1]),
+            tcp_port: 0,
+            quic_port: None,
+            boot_nodes: Vec::new(),
+            target_peers: 50,
+        }
+    }
+}
+
+/// A peer's Status, as it sent it (Status v2; v1 has no `earliest_available_slot`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerStatus {
+    pub fork_digest: [u8; 4],
+    pub finalized_root: Root,
+    pub finalized_epoch: u64,
+    pub head_root: Root,
+    pub head_slot: u64,
+    pub earliest_available_slot: Option<u64>,
+}
+
+/// What the node knows of a connected peer.
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    pub peer_id: PeerId,
+    pub address: Option<Multiaddr>,
+    pub status: Option<PeerStatus>,
+    pub outbound: bool,
+}
+
+/// What the network announces.
+#[derive(Debug, Clone)]
+pub enum NetEvent {
+    /// A peer's Status was exchanged and found relevant.
+    PeerReady {
+        peer: PeerId,
+        status: PeerStatus,
+    },
+    /// A peer sent Goodbye.
+    Goodbye {
+        peer: PeerId,
+        reason: u64,
+    },
+    /// We sent a peer Goodbye.
+    SentGoodbye {
+        peer: PeerId,
+        reason: u64,
+    },
+    PeerDisconnected {
+        peer: PeerId,
+    },
+    /// A gossip block was validated; ACCEPT ones were imported.
+    GossipBlock {
+        from: PeerId,
+        verdict: GossipVerdict,
+    },
+}
+
+enum NetCommand {
+    Dial(Multiaddr, oneshot::Sender<Result<(), NetError>>),
+    Peers(oneshot::Sender<Vec<PeerInfo>>),
+    Status(PeerId, oneshot::Sender<Result<PeerStatus, NetError>>),
+    BlocksByRange {
+        peer: PeerId,
+        start_slot: u64,
+        count: u64,
+        reply: oneshot::Sender<Result<Vec<Vec<u8>>, NetError>>,
+    },
+    BlocksByRoot {
+        peer: PeerId,
+        roots: Vec<Root>,
+        reply: oneshot::Sender<Result<Vec<Vec<u8>>, NetError>>,
+    },
+    /// A raw request on any protocol (tests of the wire, tools).
+    Raw {
+        peer: PeerId,
+        protocol: Protocol,
+        payload: Vec<u8>,
+        reply: oneshot::Sender<Result<RpcResponse, NetError>>,
+    },
+    PublishBlock(Vec<u8>, oneshot::Sender<Result<(), NetError>>),
+    GossipPeers(oneshot::Sender<usize>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// The cloneable front of the network service.
+#[derive(Clone)]
+pub struct NetworkHandle {
+    tx: mpsc::Sender<NetCommand>,
+    events: broadcast::Sender<NetEvent>,
+    peer_id: PeerId,
+    listen: Arc<RwLock<Vec<Multiaddr>>>,
+}
+
+impl NetworkHandle {
+    pub fn local_peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// The addresses the node listens on (with `/p2p/<peer id>`), once bound.
+    pub fn listen_addresses(&self) -> Vec<Multiaddr> {
+        self.listen
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<NetEvent> {
+        self.events.subscribe()
+    }
+
+    async fn ask<T>(
+        &self,
+        cmd: impl FnOnce(oneshot::Sender<T>) -> NetCommand,
+    ) -> Result<T, NetError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(cmd(tx)).await.map_err(|_| NetError::Stopped)?;
+        rx.await.map_err(|_| NetError::Stopped)
+    }
+
+    pub async fn dial(&self, addr: Multiaddr) -> Result<(), NetError> {
+        self.ask(|r| NetCommand::Dial(addr, r)).await?
+    }
+
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, NetError> {
+        self.ask(NetCommand::Peers).await
+    }
+
+    /// Ask a peer for its Status.
+    pub async fn status(&self, peer: PeerId) -> Result<PeerStatus, NetError> {
+        self.ask(|r| NetCommand::Status(peer, r)).await?
+    }
+
+    /// `beacon_blocks_by_range` v2: the peer's blocks as SSZ bytes.
+    pub async fn blocks_by_range(
+        &self,
+        peer: PeerId,
+        start_slot: u64,
+        count: u64,
+    ) -> Result<Vec<Vec<u8>>, NetError> {
+        self.ask(|reply| NetCommand::BlocksByRange {
+            peer,
+            start_slot,
+            count,
+            reply,
+        })
+        .await?
+    }
+
+    /// `beacon_blocks_by_root` v2.
+    pub async fn blocks_by_root(
+        &self,
+        peer: PeerId,
+        roots: Vec<Root>,
+    ) -> Result<Vec<Vec<u8>>, NetError> {
+        self.ask(|reply| NetCommand::BlocksByRoot { peer, roots, reply })
+            .await?
+    }
+
+    /// A raw request: the payload's SSZ bytes on `protocol`, the chunks back as they came.
+    pub async fn request(
+        &self,
+        peer: PeerId,
+        protocol: Protocol,
+        payload: Vec<u8>,
+    ) -> Result<RpcResponse, NetError> {
+        self.ask(|reply| NetCommand::Raw {
+            peer,
+            protocol,
+            payload,
+            reply,
+        })
+        .await?
+    }
+
+    /// Publish a signed block (SSZ) on the `beacon_block` topic.
+    pub async fn publish_block(&self, ssz: Vec<u8>) -> Result<(), NetError> {
+        self.ask(|r| NetCommand::PublishBlock(ssz, r)).await?
+    }
+
+    /// Peers subscribed to our `beacon_block` topic.
+    pub async fn gossip_peers(&self) -> Result<usize, NetError> {
+        self.ask(NetCommand::GossipPeers).await
+    }
+
+    /// Send Goodbye (client shutdown) to every peer and stop the swarm task.
+    pub async fn shutdown(&self) {
+        let _ = self.ask(NetCommand::Shutdown).await;
+    }
+}
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    identify: identify::Behaviour,
+    gossipsub: gossipsub::Behaviour,
+    status: request_response::Behaviour<Eth2Codec>,
+    goodbye: request_response::Behaviour<Eth2Codec>,
+    ping: request_response::Behaviour<Eth2Codec>,
+    metadata: request_response::Behaviour<Eth2Codec>,
+    blocks_by_range: request_response::Behaviour<Eth2Codec>,
+    blocks_by_root: request_response::Behaviour<Eth2Codec>,
+}
+
+/// The running network: its handle and its task.
+pub struct NetworkService {
+    handle: NetworkHandle,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl NetworkService {
+    /// Start the swarm on the current tokio runtime, serving `chain`.
+    pub async fn start(
+        config: NetworkConfig,
+        chain: ChainHandle,
+        chain_cfg: ChainConfig,
+    ) -> Result<Self, NetError> {
+        let keypair = super::identity::load_or_create(&config.datadir)?;
+        let peer_id = keypair.public().to_peer_id();
+        let head = chain.head();
+        let gvr = head.genesis_validators_root;
+        let spe = crate::chain::any::slots_per_epoch(chain.preset());
+        let chain_cfg = crate::chain::any::effective_fork_schedule(
+            chain_cfg,
+            head.fork_version,
+            head.head.slot / spe,
+        );
+        let digests = fork_digest::ForkDigests::new(gvr, &chain_cfg);
+        let chunk_bounds = messages::ChunkBounds::for_preset(chain.preset());
+        let slot_duration = Duration::from_millis(chain_cfg.slot_duration_ms);
+        let slots_per_epoch = crate::chain::any::slots_per_epoch(chain.preset());
+        let gossip_cfg = gossip::config(slot_duration, slots_per_epoch)?;
+        let codec = Eth2Codec {
+            digests: digests.clone(),
+            chunk_bounds,
+        };
+        let rr = |protocols: &[Protocol]| {
+            request_response::Behaviour::with_codec(
+                codec.clone(),
+                protocols
+                    .iter()
+                    .map(|p| (ProtocolName(*p), ProtocolSupport::Full)),
+                request_response::Config::default()
+                    .with_request_timeout(super::rpc::TTFB_TIMEOUT + super::rpc::RESP_TIMEOUT * 13)
+                    .with_max_concurrent_streams(64),
+            )
+        };
+        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair.clone())
+            .with_tokio()
+            .with_tcp(
+                libp2p::tcp::Config::default().nodelay(true),
+                libp2p::noise::Config::new,
+                (
+                    libp2p::yamux::Config::default,
+                    libp2p_mplex::Config::default,
+                ),
+            )
+            .map_err(|e| NetError::Transport(e.to_string()))?
+            .with_quic()
+            .with_behaviour(|key| {
+                let gossipsub = gossipsub::Behaviour::new(
+                    gossipsub::MessageAuthenticity::Anonymous,
+                    gossip_cfg,
+                )
+                .map_err(|e| NetError::Gossip(e.to_string()))?;
+                Ok(Behaviour {
+                    identify: identify::Behaviour::new(
+                        identify::Config::new("eth2/1.0.0".into(), key.public())
+                            .with_agent_version(format!("quasar/{}", env!("CARGO_PKG_VERSION"))),
+                    ),
+                    gossipsub,
+                    status: rr(&[Protocol::StatusV2, Protocol::StatusV1]),
+                    goodbye: rr(&[Protocol::GoodbyeV1]),
+                    ping: rr(&[Protocol::PingV1]),
+                    metadata: rr(&[Protocol::MetaDataV3, Protocol::MetaDataV2]),
+                    blocks_by_range: rr(&[Protocol::BeaconBlocksByRangeV2]),
+                    blocks_by_root: rr(&[Protocol::BeaconBlocksByRootV2]),
+                })
+            })
+            .map_err(|e| NetError::Transport(e.to_string()))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+            .build();
+        let ip = match config.listen_address {
+            IpAddr::V4(a) => MaProtocol::Ip4(a),
+            IpAddr::V6(a) => MaProtocol::Ip6(a),
+        };
+        let tcp: Multiaddr = Multiaddr::empty()
+            .with(ip.clone())
+            .with(MaProtocol::Tcp(config.tcp_port));
+        swarm
+            .listen_on(tcp)
+            .map_err(|e| NetError::Transport(e.to_string()))?;
+        if let Some(port) = config.quic_port {
+            let quic = Multiaddr::empty()
+                .with(ip)
+                .with(MaProtocol::Udp(port))
+                .with(MaProtocol::QuicV1);
+            swarm
+                .listen_on(quic)
+                .map_err(|e| NetError::Transport(e.to_string()))?;
+        }
+        let (tx, rx) = mpsc::channel(256);
+        let (events, _) = broadcast::channel(1024);
+        let listen = Arc::new(RwLock::new(Vec::new()));
+        let handle = NetworkHandle {
+            tx,
+            events: events.clone(),
+            peer_id,
+            listen: listen.clone(),
+        };
+        let mut state = SwarmTask {
+            swarm,
+            chain,
+            digests,
+            events,
+            listen,
+            peers: HashMap::new(),
+            pending: HashMap::new(),
+            inbound: HashMap::new(),
+            subscribed_digest: None,
+            metadata_seq: 1,
+            peer_id,
+        };
+        state.resubscribe();
+        for addr in config.boot_nodes {
+            if let Err(e) = state.swarm.dial(addr.clone()) {
+                tracing::warn!(%addr, %e, "boot node not dialled");
+            }
+        }
+        let task = tokio::spawn(state.run(rx));
+        Ok(NetworkService { handle, task })
+    }
+
+    pub fn handle(&self) -> NetworkHandle {
+        self.handle.clone()
+    }
+
+    /// Goodbye to every peer, then stop.
+    pub async fn shutdown(self) {
+        self.handle.shutdown().await;
+        let _ = self.task.await;
+    }
+}
+
+/// What an outbound request's answer is for.
+enum Waiter {
+    Status(Option<oneshot::Sender<Result<PeerStatus, NetError>>>),
+    Blocks(oneshot::Sender<Result<Vec<Vec<u8>>, NetError>>),
+    Raw(oneshot::Sender<Result<RpcResponse, NetError>>),
+    /// Goodbye, ping, metadata we sent on our own.
+    Nothing,
+}
+
+/// Inbound requests being answered, per (peer, protocol): the spec allows two at once.
+const MAX_CONCURRENT_INBOUND: usize = 2;
+
+struct SwarmTask {
+    swarm: Swarm<Behaviour>,
+    chain: ChainHandle,
+    digests: fork_digest::ForkDigests,
+    events: broadcast::Sender<NetEvent>,
+    listen: Arc<RwLock<Vec<Multiaddr>>>,
+    peers: HashMap<PeerId, PeerInfo>,
+    pending: HashMap<OutboundRequestId, Waiter>,
+    inbound: HashMap<(PeerId, Protocol), usize>,
+    subscribed_digest: Option<[u8; 4]>,
+    metadata_seq: u64,
+    peer_id: PeerId,
+}
+
+/// Answers computed off the swarm task (store reads on the blocking pool), sent back to it.
+enum Answer {
+    Respond {
+        family: Family,
+        peer: PeerId,
+        protocol: Protocol,
+        channel: ResponseChannel<RpcResponse>,
+        chunks: RpcResponse,
+    },
+    Gossip {
+        from: PeerId,
+        id: gossipsub::MessageId,
+        verdict: GossipVerdict,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Family {
+    Status,
+    Goodbye,
+    Ping,
+    MetaData,
+    BlocksByRange,
+    BlocksByRoot,
+}
+
+impl SwarmTask {
+    async fn run(mut self, mut rx: mpsc::Receiver<NetCommand>) {
+        let (answer_tx, mut answer_rx) = mpsc::channel::<Answer>(256);
+        loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_swarm(event, &answer_tx),
+                cmd = rx.recv() => match cmd {
+                    Some(NetCommand::Shutdown(reply)) => {
+                        self.goodbye_all(GOODBYE_CLIENT_SHUTDOWN).await;
+                        let _ = reply.send(());
+                        return;
+                    }
+                    Some(cmd) => self.on_command(cmd),
+                    None => {
+                        self.goodbye_all(GOODBYE_CLIENT_SHUTDOWN).await;
+                        return;
+                    }
+                },
+                Some(answer) = answer_rx.recv() => self.on_answer(answer),
+            }
+        }
+    }
+
+    fn behaviour(&mut self) -> &mut Behaviour {
+        self.swarm.behaviour_mut()
+    }
+
+    fn rr(&mut self, family: Family) -> &mut request_response::Behaviour<Eth2Codec> {
+        let b = self.swarm.behaviour_mut();
+        match family {
+            Family::Status => &mut b.status,
+            Family::Goodbye => &mut b.goodbye,
+            Family::Ping => &mut b.ping,
+            Family::MetaData => &mut b.metadata,
+            Family::BlocksByRange => &mut b.blocks_by_range,
+            Family::BlocksByRoot => &mut b.blocks_by_root,
+        }
+    }
+
+    fn family_of(p: Protocol) -> Option<Family> {
+        Some(match p {
+            Protocol::StatusV1 | Protocol::StatusV2 => Family::Status,
+            Protocol::GoodbyeV1 => Family::Goodbye,
+            Protocol::PingV1 => Family::Ping,
+            Protocol::MetaDataV2 | Protocol::MetaDataV3 => Family::MetaData,
+            Protocol::BeaconBlocksByRangeV2 => Family::BlocksByRange,
+            Protocol::BeaconBlocksByRootV2 => Family::BlocksByRoot,
+            _ => return None,
+        })
+    }
+
+    /// The digest of the fork at the head's epoch: what our Status and topics use.
+    fn current_digest(&self) -> [u8; 4] {
+        let head = self.chain.head();
+        let epoch = head.head.slot / crate::chain::any::slots_per_epoch(self.chain.preset());
+        self.digests.digest_at_epoch(epoch)
+    }
+
+    /// Subscribe to the topics of the current fork digest (again when it changed).
+    fn resubscribe(&mut self) {
+        let digest = self.current_digest();
+        if self.subscribed_digest == Some(digest) {
+            return;
+        }
+        if let Some(old) = self.subscribed_digest {
+            let _ = self
+                .behaviour()
+                .gossipsub
+                .unsubscribe(&gossip::topic(old, GossipKind::BeaconBlock));
+        }
+        if let Err(e) = self
+            .behaviour()
+            .gossipsub
+            .subscribe(&gossip::topic(digest, GossipKind::BeaconBlock))
+        {
+            tracing::warn!(%e, "gossip subscription failed");
+        }
+        self.subscribed_digest = Some(digest);
+    }
+
+    fn our_status(&self) -> PeerStatus {
+        let head = self.chain.head();
+        // The genesis finalized checkpoint is announced with the zero root.
+        let finalized_root = if head.finalized.epoch == 0 {
+            [0u8; 32]
+        } else {
+            head.finalized.root
+        };
+        PeerStatus {
+            fork_digest: self.current_digest(),
+            finalized_root,
+            finalized_epoch: head.finalized.epoch,
+            head_root: head.head.root,
+            head_slot: head.head.slot,
+            earliest_available_slot: Some(head.earliest_available_slot),
+        }
+    }
+
+    /// Whether a peer's Status is one we can talk to: same fork digest, and its finalized
+    /// checkpoint (when at or below ours) on our canonical chain. `Err(reason)` otherwise.
+    fn check_status(&self, s: &PeerStatus) -> Result<(), String> {
+        let ours = self.our_status();
+        if s.fork_digest != ours.fork_digest {
+            return Err(format!(
+                "fork digest {:02x?} is not ours {:02x?}",
+                s.fork_digest, ours.fork_digest
+            ));
+        }
+        if s.finalized_epoch <= ours.finalized_epoch && s.finalized_epoch > 0 {
+            let spe = crate::chain::any::slots_per_epoch(self.chain.preset());
+            let reader = self.chain.reader();
+            let mut slot = s.finalized_epoch * spe;
+            let root = loop {
+                match reader.block_root_at_slot(slot) {
+                    Ok(Some(r)) => break Some(r),
+                    Ok(None) if slot > 0 => slot -= 1,
+                    _ => break None,
+                }
+            };
+            if root.is_some_and(|r| r != s.finalized_root) {
+                return Err(format!(
+                    "finalized checkpoint at epoch {} conflicts with ours",
+                    s.finalized_epoch
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn send_request(&mut self, peer: PeerId, family: Family, payload: Vec<u8>, waiter: Waiter) {
+        let protocol = match family {
+            Family::Status => Protocol::StatusV2,
+            Family::Goodbye => Protocol::GoodbyeV1,
+            Family::Ping => Protocol::PingV1,
+            Family::MetaData => Protocol::MetaDataV3,
+            Family::BlocksByRange => Protocol::BeaconBlocksByRangeV2,
+            Family::BlocksByRoot => Protocol::BeaconBlocksByRootV2,
+        };
+        self.send_request_on(peer, family, protocol, payload, waiter);
+    }
+
+    fn send_request_on(
+        &mut self,
+        peer: PeerId,
+        family: Family,
+        protocol: Protocol,
+        payload: Vec<u8>,
+        waiter: Waiter,
+    ) {
+        let id = self
+            .rr(family)
+            .send_request(&peer, RpcRequest { protocol, payload });
+        self.pending.insert(id, waiter);
+    }
+
+    fn send_goodbye(&mut self, peer: PeerId, reason: u64) {
+        self.send_request(
+            peer,
+            Family::Goodbye,
+            reason.to_le_bytes().to_vec(),
+            Waiter::Nothing,
+        );
+        let _ = self.events.send(NetEvent::SentGoodbye { peer, reason });
+    }
+
+    async fn goodbye_all(&mut self, reason: u64) {
+        let peers: Vec<PeerId> = self.peers.keys().copied().collect();
+        if peers.is_empty() {
+            return;
+        }
+        for p in &peers {
+            self.send_goodbye(*p, reason);
+        }
+        // Give the goodbyes a moment to leave before the connections drop.
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+        while tokio::time::Instant::now() < deadline
+            && self.pending.values().any(|w| matches!(w, Waiter::Nothing))
+        {
+            match tokio::time::timeout_at(deadline, self.swarm.select_next_some()).await {
+                Ok(SwarmEvent::Behaviour(BehaviourEvent::Goodbye(
+                    request_response::Event::Message {
+                        message: request_response::Message::Response { request_id, .. },
+                        ..
+                    }
+                    | request_response::Event::OutboundFailure { request_id, .. },
+                ))) => {
+                    self.pending.remove(&request_id);
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        for p in peers {
+            let _ = self.swarm.disconnect_peer_id(p);
+        }
+    }
+
+    fn on_command(&mut self, cmd: NetCommand) {
+        match cmd {
+            NetCommand::Dial(addr, reply) => {
+                let r = self
+                    .swarm
+                    .dial(addr)
+                    .map_err(|e| NetError::Dial(e.to_string()));
+                let _ = reply.send(r);
+            }
+            NetCommand::Peers(reply) => {
+                let _ = reply.send(self.peers.values().cloned().collect());
+            }
+            NetCommand::Status(peer, reply) => {
+                let payload = encode_status(&self.our_status());
+                self.send_request(peer, Family::Status, payload, Waiter::Status(Some(reply)));
+            }
+            NetCommand::BlocksByRange {
+                peer,
+                start_slot,
+                count,
+                reply,
+            } => {
+                let req = messages::BeaconBlocksByRangeRequestV2 {
+                    start_slot,
+                    count,
+                    step: 1,
+                };
+                match ssz_encode(&req) {
+                    Ok(payload) => self.send_request(
+                        peer,
+                        Family::BlocksByRange,
+                        payload,
+                        Waiter::Blocks(reply),
+                    ),
+                    Err(e) => {
+                        let _ = reply.send(Err(NetError::Codec(e.to_string())));
+                    }
+                }
+            }
+            NetCommand::BlocksByRoot { peer, roots, reply } => {
+                let payload: Vec<u8> = roots.iter().flatten().copied().collect();
+                self.send_request(peer, Family::BlocksByRoot, payload, Waiter::Blocks(reply));
+            }
+            NetCommand::Raw {
+                peer,
+                protocol,
+                payload,
+                reply,
+            } => match Self::family_of(protocol) {
+                Some(f) => self.send_request_on(peer, f, protocol, payload, Waiter::Raw(reply)),
+                None => {
+                    let _ = reply.send(Err(NetError::Codec(format!(
+                        "{} is not spoken by this node",
+                        protocol.protocol_id()
+                    ))));
+                }
+            },
+            NetCommand::PublishBlock(ssz, reply) => {
+                let topic = gossip::topic(self.current_digest(), GossipKind::BeaconBlock);
+                let r = gossip::compress(&ssz).and_then(|data| {
+                    self.behaviour()
+                        .gossipsub
+                        .publish(topic, data)
+                        .map(|_| ())
+                        .map_err(|e| NetError::Gossip(e.to_string()))
+                });
+                let _ = reply.send(r);
+            }
+            NetCommand::GossipPeers(reply) => {
+                let topic = gossip::topic(self.current_digest(), GossipKind::BeaconBlock).hash();
+                let n = self
+                    .behaviour()
+                    .gossipsub
+                    .all_peers()
+                    .filter(|(_, topics)| topics.contains(&&topic))
+                    .count();
+                let _ = reply.send(n);
+            }
+            NetCommand::Shutdown(_) => unreachable!("handled by the loop"),
+        }
+    }
+
+    fn on_answer(&mut self, answer: Answer) {
+        match answer {
+            Answer::Respond {
+                family,
+                peer,
+                protocol,
+                channel,
+                chunks,
+            } => {
+                if let Some(n) = self.inbound.get_mut(&(peer, protocol)) {
+                    *n = n.saturating_sub(1);
+                }
+                let _ = self.rr(family).send_response(channel, chunks);
+            }
+            Answer::Gossip { from, id, verdict } => {
+                let acceptance = match verdict.acceptance() {
+                    GossipAcceptance::Accept => MessageAcceptance::Accept,
+                    GossipAcceptance::Ignore => MessageAcceptance::Ignore,
+                    GossipAcceptance::Reject => MessageAcceptance::Reject,
+                };
+                self.behaviour()
+                    .gossipsub
+                    .report_message_validation_result(&id, &from, acceptance);
+                if matches!(verdict, GossipVerdict::Accept) {
+                    self.resubscribe();
+                }
+                let _ = self.events.send(NetEvent::GossipBlock { from, verdict });
+            }
+        }
+    }
+
+    fn on_swarm(&mut self, event: SwarmEvent<BehaviourEvent>, answers: &mpsc::Sender<Answer>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                let full = address.with(MaProtocol::P2p(self.peer_id));
+                tracing::info!(address = %full, "listening");
+                self.listen
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(full);
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                let outbound = endpoint.is_dialer();
+                self.peers.entry(peer_id).or_insert(PeerInfo {
+                    peer_id,
+                    address: Some(endpoint.get_remote_address().clone()),
+                    status: None,
+                    outbound,
+                });
+                if num_established.get() == 1 && outbound {
+                    // The dialer opens with its Status.
+                    let payload = encode_status(&self.our_status());
+                    self.send_request(peer_id, Family::Status, payload, Waiter::Status(None));
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                self.peers.remove(&peer_id);
+                self.inbound.retain(|(p, _), _| *p != peer_id);
+                let _ = self
+                    .events
+                    .send(NetEvent::PeerDisconnected { peer: peer_id });
+            }
+            SwarmEvent::Behaviour(ev) => self.on_behaviour(ev, answers),
+            _ => {}
+        }
+    }
+
+    fn on_behaviour(&mut self, ev: BehaviourEvent, answers: &mpsc::Sender<Answer>) {
+        use request_response::{Event, Message};
+        let (family, ev) = match ev {
+            BehaviourEvent::Identify(_) => return,
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            }) => {
+                self.on_gossip(propagation_source, message_id, message, answers);
+                return;
+            }
+            BehaviourEvent::Gossipsub(_) => return,
+            BehaviourEvent::Status(e) => (Family::Status, e),
+            BehaviourEvent::Goodbye(e) => (Family::Goodbye, e),
+            BehaviourEvent::Ping(e) => (Family::Ping, e),
+            BehaviourEvent::Metadata(e) => (Family::MetaData, e),
+            BehaviourEvent::BlocksByRange(e) => (Family::BlocksByRange, e),
+            BehaviourEvent::BlocksByRoot(e) => (Family::BlocksByRoot, e),
+        };
+        match ev {
+            Event::Message {
+                peer,
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => self.on_request(family, peer, request, channel, answers),
+            Event::Message {
+                peer,
+                message:
+                    Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => self.on_response(peer, request_id, response),
+            Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                let e = NetError::Request(format!("{peer}: {error}"));
+                match self.pending.remove(&request_id) {
+                    Some(Waiter::Status(Some(r))) => {
+                        let _ = r.send(Err(e));
+                    }
+                    Some(Waiter::Blocks(r)) => {
+                        let _ = r.send(Err(e));
+                    }
+                    Some(Waiter::Raw(r)) => {
+                        let _ = r.send(Err(e));
+                    }
+                    _ => tracing::debug!(%e, "request failed"),
+                }
+            }
+            Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "inbound request failed");
+            }
+            Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn on_request(
+        &mut self,
+        family: Family,
+        peer: PeerId,
+        request: RpcRequest,
+        channel: ResponseChannel<RpcResponse>,
+        answers: &mpsc::Sender<Answer>,
+    ) {
+        let protocol = request.protocol;
+        let n = self.inbound.entry((peer, protocol)).or_insert(0);
+        if *n >= MAX_CONCURRENT_INBOUND {
+            let _ = self.rr(family).send_response(
+                channel,
+                vec![RpcChunk::error(
+                    ResponseCode::ResourceUnavailable,
+                    "too many concurrent requests",
+                )],
+            );
+            return;
+        }
+        match family {
+            Family::Status => {
+                let reply = match decode_status(protocol, &request.payload) {
+                    Ok(theirs) => {
+                        let ok = self.check_status(&theirs);
+                        self.on_peer_status(peer, theirs, ok);
+                        vec![RpcChunk::success(
+                            None,
+                            encode_status_as(protocol, &self.our_status()),
+                        )]
+                    }
+                    Err(e) => vec![RpcChunk::error(
+                        ResponseCode::InvalidRequest,
+                        &e.to_string(),
+                    )],
+                };
+                let _ = self.rr(family).send_response(channel, reply);
+            }
+            Family::Goodbye => {
+                let reason = request
+                    .payload
+                    .get(..8)
+                    .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+                    .unwrap_or(0);
+                let _ = self.rr(family).send_response(channel, Vec::new());
+                let _ = self.events.send(NetEvent::Goodbye { peer, reason });
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
+            Family::Ping => {
+                let reply = vec![RpcChunk::success(
+                    None,
+                    self.metadata_seq.to_le_bytes().to_vec(),
+                )];
+                let _ = self.rr(family).send_response(channel, reply);
+            }
+            Family::MetaData => {
+                let reply = vec![RpcChunk::success(None, self.encode_metadata(protocol))];
+                let _ = self.rr(family).send_response(channel, reply);
+            }
+            Family::BlocksByRange | Family::BlocksByRoot => {
+                *self.inbound.entry((peer, protocol)).or_insert(0) += 1;
+                let reader = self.chain.reader().clone();
+                let digests = self.digests.clone();
+                let spe = crate::chain::any::slots_per_epoch(self.chain.preset());
+                let answers = answers.clone();
+                let payload = request.payload;
+                tokio::task::spawn_blocking(move || {
+                    let chunks = serve_blocks(family, &reader, &digests, spe, &payload);
+                    let _ = answers.blocking_send(Answer::Respond {
+                        family,
+                        peer,
+                        protocol,
+                        channel,
+                        chunks,
+                    });
+                });
+            }
+        }
+    }
+
+    fn encode_metadata(&self, protocol: Protocol) -> Vec<u8> {
+        // seq_number, attnets (Bitvector[64]: none), syncnets (Bitvector[4]: none) and, in
+        // v3, custody_group_count.
+        let mut out = self.metadata_seq.to_le_bytes().to_vec();
+        out.extend_from_slice(&[0u8; 8]);
+        out.push(0);
+        if protocol == Protocol::MetaDataV3 {
+            // CUSTODY_REQUIREMENT (4 in both presets' configs): the node custodies the
+            // minimum.
+            out.extend_from_slice(&CUSTODY_REQUIREMENT.to_le_bytes());
+        }
+        out
+    }
+
+    fn on_peer_status(&mut self, peer: PeerId, status: PeerStatus, ok: Result<(), String>) {
+        match ok {
+            Ok(()) => {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.status = Some(status);
+                }
+                let _ = self.events.send(NetEvent::PeerReady { peer, status });
+            }
+            Err(why) => {
+                tracing::info!(%peer, why, "irrelevant peer: goodbye");
+                self.send_goodbye(peer, GOODBYE_IRRELEVANT_NETWORK);
+            }
+        }
+    }
+
+    fn on_response(&mut self, peer: PeerId, id: OutboundRequestId, response: RpcResponse) {
+        match self.pending.remove(&id) {
+            Some(Waiter::Status(reply)) => {
+                let r = match response.first() {
+                    Some(c) if c.code == ResponseCode::Success => {
+                        decode_status(Protocol::StatusV2, &c.payload)
+                            .or_else(|_| decode_status(Protocol::StatusV1, &c.payload))
+                    }
+                    Some(c) => Err(NetError::Request(format!(
+                        "status refused: {}",
+                        c.message()
+                    ))),
+                    None => Err(NetError::Request("empty status response".into())),
+                };
+                if let Ok(s) = &r {
+                    let ok = self.check_status(s);
+                    self.on_peer_status(peer, *s, ok);
+                }
+                if let Some(reply) = reply {
+                    let _ = reply.send(r);
+                }
+            }
+            Some(Waiter::Blocks(reply)) => {
+                let r = response
+                    .into_iter()
+                    .map(|c| {
+                        if c.code == ResponseCode::Success {
+                            Ok(c.payload)
+                        } else {
+                            Err(NetError::Request(format!("{:?}: {}", c.code, c.message())))
+                        }
+                    })
+                    .collect();
+                let _ = reply.send(r);
+            }
+            Some(Waiter::Raw(reply)) => {
+                let _ = reply.send(Ok(response));
+            }
+            Some(Waiter::Nothing) | None => {}
+        }
+    }
+
+    fn on_gossip(
+        &mut self,
+        from: PeerId,
+        id: gossipsub::MessageId,
+        message: gossipsub::Message,
+        answers: &mpsc::Sender<Answer>,
+    ) {
+        let topic = message.topic.as_str().to_string();
+        let verdict_now = |v| {
+            let _ = answers.try_send(Answer::Gossip {
+                from,
+                id: id.clone(),
+                verdict: v,
+            });
+        };
+        let Some((digest, kind)) = gossip::parse_topic(&topic) else {
+            verdict_now(GossipVerdict::Reject(BlockError::Decode(format!(
+                "unknown topic {topic}"
+            ))));
+            return;
+        };
+        if self.digests.by_digest(digest).is_none() {
+            verdict_now(GossipVerdict::Reject(BlockError::Decode(format!(
+                "unknown fork digest on {topic}"
+            ))));
+            return;
+        }
+        let ssz = match gossip::decompress(&message.data) {
+            Ok(s) => s,
+            Err(e) => {
+                verdict_now(GossipVerdict::Reject(BlockError::Decode(e.to_string())));
+                return;
+            }
+        };
+        let GossipKind::BeaconBlock = kind;
+        let chain = self.chain.clone();
+        let answers = answers.clone();
+        let head = chain.head();
+        let now = GossipClock::now(head.genesis_time);
+        tokio::spawn(async move {
+            let verdict = match chain
+                .validate_gossip(
+                    GossipTopic::BeaconBlock,
+                    ssz,
+                    BlockSource::Gossip(from.to_string()),
+                    now,
+                )
+                .await
+            {
+                Ok(v) => v,
+                Err(e) => GossipVerdict::Ignore(BlockError::Internal(e.to_string())),
+            };
+            let _ = answers.send(Answer::Gossip { from, id, verdict }).await;
+        });
+    }
+}
+
+/// Answer a blocks-by-range or by-root request from committed data: each block a chunk
+/// with the fork digest of its epoch as context; a request beyond the protocol's bounds
+/// gets InvalidRequest.
+fn serve_blocks(
+    family: Family,
+    reader: &crate::chain::service::ChainReader,
+    digests: &fork_digest::ForkDigests,
+    slots_per_epoch: u64,
+    payload: &[u8],
+) -> RpcResponse {
+    let chunk_of = |slot: u64, ssz: Vec<u8>| {
+        RpcChunk::success(Some(digests.digest_at_epoch(slot / slots_per_epoch)), ssz)
+    };
+    match family {
+        Family::BlocksByRange => {
+            let req = match messages::BeaconBlocksByRangeRequestV2::ssz_decode(payload) {
+                Ok(r) => r,
+                Err(e) => {
+                    return vec![RpcChunk::error(
+                        ResponseCode::InvalidRequest,
+                        &e.to_string(),
+                    )]
+                }
+            };
+            if req.count > messages::MAX_REQUEST_BLOCKS_DENEB as u64 {
+                return vec![RpcChunk::error(
+                    ResponseCode::InvalidRequest,
+                    "count over MAX_REQUEST_BLOCKS_DENEB",
+                )];
+            }
+            match reader.blocks_by_range(req.start_slot, req.count) {
+                Ok(blocks) => blocks
+                    .into_iter()
+                    .map(|b| chunk_of(b.slot, b.ssz))
+                    .collect(),
+                Err(e) => vec![RpcChunk::error(ResponseCode::ServerError, &e.to_string())],
+            }
+        }
+        Family::BlocksByRoot => {
+            if payload.len() % 32 != 0 || payload.len() / 32 > messages::MAX_REQUEST_BLOCKS_DENEB {
+                return vec![RpcChunk::error(
+                    ResponseCode::InvalidRequest,
+                    "not a list of at most MAX_REQUEST_BLOCKS_DENEB roots",
+                )];
+            }
+            let mut out = Vec::new();
+            for root in payload.chunks_exact(32) {
+                let mut r = [0u8; 32];
+                r.copy_from_slice(root);
+                match reader.block_by_root(&r) {
+                    Ok(Some(ssz)) => {
+                        let slot = crate::store::schema::signed_block_slot(&ssz).unwrap_or(0);
+                        out.push(chunk_of(slot, ssz));
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        out.push(RpcChunk::error(ResponseCode::ServerError, &e.to_string()));
+                        break;
+                    }
+                }
+            }
+            out
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn encode_status(s: &PeerStatus) -> Vec<u8> {
+    encode_status_as(Protocol::StatusV2, s)
+}
+
+fn encode_status_as(protocol: Protocol, s: &PeerStatus) -> Vec<u8> {
+    let mut out = Vec::with_capacity(92);
+    out.extend_from_slice(&s.fork_digest);
+    out.extend_from_slice(&s.finalized_root);
+    out.extend_from_slice(&s.finalized_epoch.to_le_bytes());
+    out.extend_from_slice(&s.head_root);
+    out.extend_from_slice(&s.head_slot.to_le_bytes());
+    if protocol == Protocol::StatusV2 {
+        out.extend_from_slice(&s.earliest_available_slot.unwrap_or(0).to_le_bytes());
+    }
+    out
+}
+
+fn decode_status(protocol: Protocol, b: &[u8]) -> Result<PeerStatus, NetError> {
+    let want = if protocol == Protocol::StatusV2 {
+        92
+    } else {
+        84
+    };
+    if b.len() != want {
+        return Err(NetError::Codec(format!(
+            "status of {} bytes, expected {want}",
+            b.len()
+        )));
+    }
+    let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
+    let root_at = |i: usize| {
+        let mut r = [0u8; 32];
+        r.copy_from_slice(&b[i..i + 32]);
+        r
+    };
+    let mut fork_digest = [0u8; 4];
+    fork_digest.copy_from_slice(&b[..4]);
+    Ok(PeerStatus {
+        fork_digest,
+        finalized_root: root_at(4),
+        finalized_epoch: u64_at(36),
+        head_root: root_at(44),
+        head_slot: u64_at(76),
+        earliest_available_slot: (want == 92).then(|| u64_at(84)),
+    })
+}
