@@ -233,3 +233,120 @@ fn a_peer_on_another_fork_digest_gets_goodbye() {
         n.chain.shutdown();
     }
 }
+
+#[test]
+fn bad_requests_get_the_spec_errors_and_the_node_keeps_serving() {
+    use quasar::net::codec::ResponseCode;
+    use quasar::net::messages::Protocol;
+    let dir = tempfile::tempdir().unwrap();
+    let chain_dir = dir.path().join("chain");
+    generate(&chain_dir, 64, 8);
+    let rt = runtime();
+    let a = start(&rt, &dir.path().join("a"), &chain_dir);
+    let b = start(&rt, &dir.path().join("b"), &chain_dir);
+    let blocks: Vec<Vec<u8>> = (1..=8)
+        .map(|s| read(&devnet::block_path(&chain_dir, s)))
+        .collect();
+    rt.block_on(a.chain.handle().import_segment(blocks, BlockSource::Local))
+        .unwrap();
+    let (na, nb) = (a.net.handle(), b.net.handle());
+    rt.block_on(nb.dial(na.listen_addresses()[0].clone()))
+        .unwrap();
+    wait_for("the status exchange", Duration::from_secs(20), || {
+        rt.block_on(nb.peers())
+            .unwrap()
+            .iter()
+            .any(|p| p.status.is_some())
+    });
+    let peer = na.local_peer_id();
+    // More blocks than MAX_REQUEST_BLOCKS_DENEB: InvalidRequest.
+    let mut req = Vec::new();
+    for v in [1u64, 129, 1] {
+        req.extend_from_slice(&v.to_le_bytes());
+    }
+    let chunks = rt
+        .block_on(nb.request(peer, Protocol::BeaconBlocksByRangeV2, req))
+        .unwrap();
+    assert_eq!(chunks.len(), 1);
+    assert_eq!(
+        chunks[0].code,
+        ResponseCode::InvalidRequest,
+        "{}",
+        chunks[0].message()
+    );
+    // A request whose SSZ length is outside the type's bounds: the stream is refused.
+    let r = rt.block_on(nb.request(peer, Protocol::BeaconBlocksByRangeV2, vec![1, 2, 3]));
+    assert!(r.is_err() || r.unwrap().iter().all(|c| c.code != ResponseCode::Success));
+    // Ping and metadata answer.
+    let pong = rt
+        .block_on(nb.request(peer, Protocol::PingV1, 7u64.to_le_bytes().to_vec()))
+        .unwrap();
+    assert_eq!(pong[0].code, ResponseCode::Success);
+    assert_eq!(pong[0].payload.len(), 8);
+    let md = rt
+        .block_on(nb.request(peer, Protocol::MetaDataV3, Vec::new()))
+        .unwrap();
+    assert_eq!(md[0].code, ResponseCode::Success);
+    assert_eq!(md[0].payload.len(), 8 + 8 + 1 + 8, "MetaData v3");
+    // And the node still serves a good request.
+    let got = rt.block_on(nb.blocks_by_range(peer, 1, 8)).unwrap();
+    assert_eq!(got.len(), 8);
+    for n in [a, b] {
+        rt.block_on(n.net.shutdown());
+        n.chain.shutdown();
+    }
+}
+
+#[test]
+fn quasar_node_runs_until_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let chain_dir = dir.path().join("chain");
+    generate(&chain_dir, 64, 4);
+    let data = dir.path().join("data");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quasar"))
+        .args([
+            "--log",
+            "info",
+            "node",
+            "--port",
+            "0",
+            "--disable-quic",
+            "--listen-address",
+            "127.0.0.1",
+        ])
+        .arg("--datadir")
+        .arg(&data)
+        .arg("--genesis")
+        .arg(devnet::genesis_path(&chain_dir))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let mut seen = Vec::new();
+    let mut listening = false;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push(line.clone());
+        if line.starts_with("listening on /ip4/127.0.0.1/tcp/") && line.contains("/p2p/") {
+            listening = true;
+            break;
+        }
+    }
+    assert!(listening, "no listen address logged:\n{}", seen.join("\n"));
+    assert!(
+        seen.iter().any(|l| l.contains("peer id 16U")),
+        "{}",
+        seen.join("\n")
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{}", rest.join("\n"));
+    // The identity is kept: the key file exists.
+    assert!(data.join("network/key").exists());
+}
