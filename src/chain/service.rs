@@ -163,7 +163,10 @@ pub enum GossipVerdict {
     /// Every gossip condition of the spec holds (the spec's `validate_beacon_block_gossip`
     /// would accept it), but the full verification — the state transition, the block's
     /// other signatures — refused the block for its own fault ([`Fault::Peer`]): not
-    /// imported, not relayed; told to gossipsub as REJECT (an invalid payload).
+    /// imported, not relayed. Told to gossipsub as IGNORE: a peer that follows the spec
+    /// relays such a block after the gossip conditions alone, so the relayer is not
+    /// penalised for it (the block's root goes to the refused cache, so its children are
+    /// REJECTed).
     Invalid(BlockError),
 }
 
@@ -188,8 +191,8 @@ impl GossipVerdict {
     pub fn acceptance(&self) -> GossipAcceptance {
         match self {
             GossipVerdict::Accept => GossipAcceptance::Accept,
-            GossipVerdict::Ignore(_) => GossipAcceptance::Ignore,
-            GossipVerdict::Reject(_) | GossipVerdict::Invalid(_) => GossipAcceptance::Reject,
+            GossipVerdict::Ignore(_) | GossipVerdict::Invalid(_) => GossipAcceptance::Ignore,
+            GossipVerdict::Reject(_) => GossipAcceptance::Reject,
         }
     }
 
