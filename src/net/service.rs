@@ -46,6 +46,9 @@ type Root = [u8; 32];
 /// `CUSTODY_REQUIREMENT` of the Fulu configs.
 const CUSTODY_REQUIREMENT: u64 = 4;
 
+/// Connections allowed beyond `target_peers` (dials in flight, peers about to be dropped).
+const EXTRA_CONNECTIONS: u32 = 8;
+
 /// Goodbye reasons of the spec.
 pub const GOODBYE_CLIENT_SHUTDOWN: u64 = 1;
 pub const GOODBYE_IRRELEVANT_NETWORK: u64 = 2;
@@ -264,6 +267,9 @@ impl NetworkHandle {
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
+    /// At most `target_peers` established connections (plus a few for churn), one per
+    /// peer; pending ones bounded too.
+    limits: libp2p::connection_limits::Behaviour,
     identify: identify::Behaviour,
     gossipsub: gossipsub::Behaviour,
     status: request_response::Behaviour<Eth2Codec>,
@@ -288,6 +294,7 @@ impl NetworkService {
         chain_cfg: ChainConfig,
     ) -> Result<Self, NetError> {
         let keypair = super::identity::load_or_create(&config.datadir)?;
+        let target_peers = config.target_peers.min(u32::MAX as usize - 64);
         let peer_id = keypair.public().to_peer_id();
         let head = chain.head();
         let gvr = head.genesis_validators_root;
@@ -335,7 +342,13 @@ impl NetworkService {
                     gossip_cfg,
                 )
                 .map_err(|e| NetError::Gossip(e.to_string()))?;
+                let limits = libp2p::connection_limits::ConnectionLimits::default()
+                    .with_max_established(Some(target_peers as u32 + EXTRA_CONNECTIONS))
+                    .with_max_established_per_peer(Some(2))
+                    .with_max_pending_incoming(Some(32))
+                    .with_max_pending_outgoing(Some(32));
                 Ok(Behaviour {
+                    limits: libp2p::connection_limits::Behaviour::new(limits),
                     identify: identify::Behaviour::new(
                         identify::Config::new("eth2/1.0.0".into(), key.public())
                             .with_agent_version(format!("quasar/{}", env!("CARGO_PKG_VERSION"))),
@@ -824,7 +837,7 @@ impl SwarmTask {
     fn on_behaviour(&mut self, ev: BehaviourEvent, answers: &mpsc::Sender<Answer>) {
         use request_response::{Event, Message};
         let (family, ev) = match ev {
-            BehaviourEvent::Identify(_) => return,
+            BehaviourEvent::Identify(_) | BehaviourEvent::Limits(_) => return,
             BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,
                 message_id,
