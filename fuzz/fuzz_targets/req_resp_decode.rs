@@ -9,8 +9,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use quasar::net::codec::{
-    chunk_bounds_for, decode_request, BoundsFn, decode_response, encode_request, encode_response_chunk,
-    DecodeError, RequestDecoder, ResponseChunk, ResponseDecoder, Step,
+    chunk_bounds_for, decode_request, decode_response, encode_request, encode_response_chunk,
+    BoundsFn, DecodeError, RequestDecoder, ResponseChunk, ResponseDecoder, Step,
 };
 use quasar::net::fork_digest::ForkDigests;
 use quasar::net::messages::*;
@@ -38,7 +38,11 @@ fn bounds_fn(protocol: Protocol, any_context: bool) -> BoundsFn {
     }
 }
 
-fn request_in_pieces(bounds: (usize, usize), data: &[u8], piece: usize) -> Result<Vec<u8>, DecodeError> {
+fn request_in_pieces(
+    bounds: (usize, usize),
+    data: &[u8],
+    piece: usize,
+) -> Result<Vec<u8>, DecodeError> {
     let mut d = RequestDecoder::new(bounds);
     let mut out = None;
     for part in data.chunks(piece) {
@@ -77,7 +81,9 @@ fn typed_request(protocol: Protocol, ssz: &[u8]) {
         Protocol::StatusV2 => StatusV2::ssz_decode(ssz).map(|_| ()),
         Protocol::GoodbyeV1 | Protocol::PingV1 => u64::ssz_decode(ssz).map(|_| ()),
         Protocol::MetaDataV2 | Protocol::MetaDataV3 => Ok(()),
-        Protocol::BeaconBlocksByRangeV2 => BeaconBlocksByRangeRequestV2::ssz_decode(ssz).map(|_| ()),
+        Protocol::BeaconBlocksByRangeV2 => {
+            BeaconBlocksByRangeRequestV2::ssz_decode(ssz).map(|_| ())
+        }
         Protocol::BeaconBlocksByRootV2 => BeaconBlocksByRootRequest::ssz_decode(ssz).map(|_| ()),
         Protocol::DataColumnSidecarsByRangeV1 => {
             DataColumnSidecarsByRangeRequest::ssz_decode(ssz).map(|_| ())
@@ -121,10 +127,15 @@ fuzz_target!(|data: &[u8]| {
         let any_context = selector & 2 != 0;
         let has_context = protocol.has_context_bytes();
         let whole = decode_response(has_context, bounds_fn(protocol, any_context), stream);
-        let pieces = response_in_pieces(has_context, bounds_fn(protocol, any_context), stream, piece);
+        let pieces =
+            response_in_pieces(has_context, bounds_fn(protocol, any_context), stream, piece);
         assert_eq!(whole, pieces);
         if let Ok(chunks) = whole {
-            let again = decode_response(has_context, bounds_fn(protocol, any_context), &reencode(&chunks));
+            let again = decode_response(
+                has_context,
+                bounds_fn(protocol, any_context),
+                &reencode(&chunks),
+            );
             assert_eq!(again, Ok(chunks));
         }
     }

@@ -21,7 +21,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let type_name = TYPE_NAMES[(*selector as usize >> 1) % TYPE_NAMES.len()];
     if let Ok(first) = roundtrip(preset, type_name, bytes) {
-        assert_eq!(first.encoded, bytes, "{preset} {type_name}: accepted a non-canonical encoding");
+        assert_eq!(
+            first.encoded, bytes,
+            "{preset} {type_name}: accepted a non-canonical encoding"
+        );
         let second = roundtrip(preset, type_name, &first.encoded).expect("re-encoding decodes");
         assert_eq!(second, first);
     }
