@@ -7,11 +7,9 @@
 
 use crate::transition::{Check, TransitionError};
 
-type Root = [u8; 32];
+use crate::chain::pipeline::hex;
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+type Root = [u8; 32];
 
 /// Whose fault a refused block is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -19,6 +19,8 @@ use crate::transition::{SignatureChecker, TransitionCtx};
 use crate::types::ssz::{ssz_encode, SszDecode};
 use types::SignedBeaconBlock;
 
+use crate::chain::pipeline::hex;
+
 type Root = [u8; 32];
 
 fn internal(e: impl std::fmt::Display) -> ImportError {
@@ -378,8 +380,4 @@ impl StateReader for StoreStates {
         }
         ssz_encode(&state).map(Some).map_err(internal)
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -10,21 +10,17 @@ use sha2::{Digest, Sha256};
 
 use super::NetError;
 
-/// `MAX_PAYLOAD_SIZE`: the largest uncompressed gossip message or RPC chunk (10 MiB).
-pub const MAX_PAYLOAD_SIZE: usize = 10 * 1024 * 1024;
+pub use super::codec::max_compressed_len;
+pub use super::messages::MAX_PAYLOAD_SIZE;
+
 /// `MESSAGE_DOMAIN_INVALID_SNAPPY`.
 pub const MESSAGE_DOMAIN_INVALID_SNAPPY: [u8; 4] = [0, 0, 0, 0];
 /// `MESSAGE_DOMAIN_VALID_SNAPPY`.
 pub const MESSAGE_DOMAIN_VALID_SNAPPY: [u8; 4] = [1, 0, 0, 0];
 
-/// `max_compressed_len(n)`: snappy's worst case for `n` bytes.
-pub fn max_compressed_len(n: u64) -> u64 {
-    32 + n + n / 6
-}
-
 /// `max_message_size()`: the bound on a gossip message's (compressed) data.
 pub fn max_message_size() -> usize {
-    (max_compressed_len(MAX_PAYLOAD_SIZE as u64) + 1024).max(1024 * 1024) as usize
+    (max_compressed_len(MAX_PAYLOAD_SIZE) + 1024).max(1024 * 1024)
 }
 
 /// The topics the node speaks, by their spec names.
@@ -84,7 +80,7 @@ pub fn decompress(data: &[u8]) -> Result<Vec<u8>, NetError> {
             "declares {len} bytes, over MAX_PAYLOAD_SIZE"
         )));
     }
-    if data.len() as u64 > max_compressed_len(len as u64) {
+    if data.len() > max_compressed_len(len) {
         return Err(NetError::Gossip(format!(
             "{} compressed bytes for {len}, over max_compressed_len",
             data.len()

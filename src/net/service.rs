@@ -980,17 +980,23 @@ impl SwarmTask {
     }
 
     fn encode_metadata(&self, protocol: Protocol) -> Vec<u8> {
-        // seq_number, attnets (Bitvector[64]: none), syncnets (Bitvector[4]: none) and, in
-        // v3, custody_group_count.
-        let mut out = self.metadata_seq.to_le_bytes().to_vec();
-        out.extend_from_slice(&[0u8; 8]);
-        out.push(0);
-        if protocol == Protocol::MetaDataV3 {
-            // CUSTODY_REQUIREMENT (4 in both presets' configs): the node custodies the
-            // minimum.
-            out.extend_from_slice(&CUSTODY_REQUIREMENT.to_le_bytes());
-        }
-        out
+        // No attestation or sync-committee subnets yet; CUSTODY_REQUIREMENT custody groups.
+        let v3 = messages::MetaDataV3 {
+            seq_number: self.metadata_seq,
+            attnets: Default::default(),
+            syncnets: Default::default(),
+            custody_group_count: CUSTODY_REQUIREMENT,
+        };
+        let encoded = if protocol == Protocol::MetaDataV2 {
+            ssz_encode(&messages::MetaDataV2 {
+                seq_number: v3.seq_number,
+                attnets: v3.attnets,
+                syncnets: v3.syncnets,
+            })
+        } else {
+            ssz_encode(&v3)
+        };
+        encoded.unwrap_or_default()
     }
 
     fn on_peer_status(&mut self, peer: PeerId, status: PeerStatus, ok: Result<(), String>) {
@@ -1178,45 +1184,51 @@ fn encode_status(s: &PeerStatus) -> Vec<u8> {
     encode_status_as(Protocol::StatusV2, s)
 }
 
+/// Our Status as the `protocol`'s container (v1 drops `earliest_available_slot`).
 fn encode_status_as(protocol: Protocol, s: &PeerStatus) -> Vec<u8> {
-    let mut out = Vec::with_capacity(92);
-    out.extend_from_slice(&s.fork_digest);
-    out.extend_from_slice(&s.finalized_root);
-    out.extend_from_slice(&s.finalized_epoch.to_le_bytes());
-    out.extend_from_slice(&s.head_root);
-    out.extend_from_slice(&s.head_slot.to_le_bytes());
-    if protocol == Protocol::StatusV2 {
-        out.extend_from_slice(&s.earliest_available_slot.unwrap_or(0).to_le_bytes());
-    }
-    out
+    let v2 = messages::StatusV2 {
+        fork_digest: s.fork_digest.into(),
+        finalized_root: s.finalized_root.into(),
+        finalized_epoch: s.finalized_epoch,
+        head_root: s.head_root.into(),
+        head_slot: s.head_slot,
+        earliest_available_slot: s.earliest_available_slot.unwrap_or(0),
+    };
+    let encoded = if protocol == Protocol::StatusV1 {
+        ssz_encode(&messages::StatusV1 {
+            fork_digest: v2.fork_digest,
+            finalized_root: v2.finalized_root,
+            finalized_epoch: v2.finalized_epoch,
+            head_root: v2.head_root,
+            head_slot: v2.head_slot,
+        })
+    } else {
+        ssz_encode(&v2)
+    };
+    // Fixed-size containers of byte vectors and integers always encode.
+    encoded.unwrap_or_default()
 }
 
 fn decode_status(protocol: Protocol, b: &[u8]) -> Result<PeerStatus, NetError> {
-    let want = if protocol == Protocol::StatusV2 {
-        92
-    } else {
-        84
-    };
-    if b.len() != want {
-        return Err(NetError::Codec(format!(
-            "status of {} bytes, expected {want}",
-            b.len()
-        )));
+    let codec = |e: crate::types::ssz::DecodeError| NetError::Codec(format!("status: {e}"));
+    if protocol == Protocol::StatusV1 {
+        let s = messages::StatusV1::ssz_decode(b).map_err(codec)?;
+        return Ok(PeerStatus {
+            fork_digest: *s.fork_digest.as_bytes(),
+            finalized_root: *s.finalized_root.as_bytes(),
+            finalized_epoch: s.finalized_epoch,
+            head_root: *s.head_root.as_bytes(),
+            head_slot: s.head_slot,
+            earliest_available_slot: None,
+        });
     }
-    let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
-    let root_at = |i: usize| {
-        let mut r = [0u8; 32];
-        r.copy_from_slice(&b[i..i + 32]);
-        r
-    };
-    let mut fork_digest = [0u8; 4];
-    fork_digest.copy_from_slice(&b[..4]);
+    let s = messages::StatusV2::ssz_decode(b).map_err(codec)?;
     Ok(PeerStatus {
-        fork_digest,
-        finalized_root: root_at(4),
-        finalized_epoch: u64_at(36),
-        head_root: root_at(44),
-        head_slot: u64_at(76),
-        earliest_available_slot: (want == 92).then(|| u64_at(84)),
+        fork_digest: *s.fork_digest.as_bytes(),
+        finalized_root: *s.finalized_root.as_bytes(),
+        finalized_epoch: s.finalized_epoch,
+        head_root: *s.head_root.as_bytes(),
+        head_slot: s.head_slot,
+        earliest_available_slot: Some(s.earliest_available_slot),
     })
 }

@@ -10,35 +10,17 @@ use std::time::{Duration, Instant};
 use quasar::accel::aggregate::CpuAggregator;
 use quasar::chain::pipeline::ImportOptions;
 use quasar::chain::service::{BlockSource, ChainService};
-use quasar::devnet::{self, DevnetOptions, DevnetSummary, SigningMode};
+use quasar::devnet;
 use quasar::net::service::{NetEvent, NetworkConfig, NetworkService, GOODBYE_IRRELEVANT_NETWORK};
 use quasar::transition::ChainConfig;
 use quasar::types::minimal as ty;
 use quasar::types::ssz::SszDecode;
-use quasar::types::ssz_static::{decompress_snappy, MAX_DECOMPRESSED_LEN};
 use quasar::types::Preset;
 
-fn generate(dir: &Path, validators: usize, slots: u64) -> DevnetSummary {
-    let opts = DevnetOptions {
-        validators,
-        slots,
-        genesis_time: devnet::DEFAULT_GENESIS_TIME,
-        signing: SigningMode::Summed,
-    };
-    devnet::run(Preset::Minimal, &opts, dir, &mut |_| {}).expect("devnet generates")
-}
+use crate::service::{read, runtime};
 
-fn read(path: &Path) -> Vec<u8> {
-    let raw = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    decompress_snappy(&raw, MAX_DECOMPRESSED_LEN).expect("snappy")
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
+fn generate(dir: &Path, validators: usize, slots: u64) -> quasar::devnet::DevnetSummary {
+    crate::service::generate(Preset::Minimal, dir, validators, slots)
 }
 
 struct Node {

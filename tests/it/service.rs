@@ -30,7 +30,7 @@ use quasar::types::ssz::{ssz_encode, SszDecode};
 use quasar::types::ssz_static::{decompress_snappy, MAX_DECOMPRESSED_LEN};
 use quasar::types::Preset;
 
-fn generate(preset: Preset, dir: &Path, validators: usize, slots: u64) -> DevnetSummary {
+pub fn generate(preset: Preset, dir: &Path, validators: usize, slots: u64) -> DevnetSummary {
     let opts = DevnetOptions {
         validators,
         slots,
@@ -40,7 +40,7 @@ fn generate(preset: Preset, dir: &Path, validators: usize, slots: u64) -> Devnet
     devnet::run(preset, &opts, dir, &mut |_| {}).expect("devnet generates")
 }
 
-fn read(path: &Path) -> Vec<u8> {
+pub fn read(path: &Path) -> Vec<u8> {
     let raw = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     decompress_snappy(&raw, MAX_DECOMPRESSED_LEN).expect("snappy")
 }
@@ -62,7 +62,7 @@ fn open(data: &Path, chain_dir: &Path) -> ChainService {
     .expect("service opens")
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
