@@ -98,6 +98,19 @@ pub fn min_block_ssz_len(preset: Preset) -> usize {
     .unwrap_or(0)
 }
 
+/// The number of blob KZG commitments of a preset's `SignedBeaconBlock` SSZ (a stored
+/// block: decoded with the preset's types).
+pub fn blob_commitment_count(preset: Preset, ssz: &[u8]) -> Result<usize, String> {
+    use crate::types::ssz::SszDecode;
+    match preset {
+        Preset::Minimal => minimal::types::SignedBeaconBlock::ssz_decode(ssz)
+            .map(|b| b.message.body.blob_kzg_commitments.len()),
+        Preset::Mainnet => mainnet::types::SignedBeaconBlock::ssz_decode(ssz)
+            .map(|b| b.message.body.blob_kzg_commitments.len()),
+    }
+    .map_err(|e| e.to_string())
+}
+
 /// `SLOTS_PER_EPOCH` of a preset.
 pub fn slots_per_epoch(preset: Preset) -> u64 {
     match preset {

@@ -2,6 +2,7 @@
 //! node identity — and the Fulu data-availability helpers (custody groups and columns).
 
 pub mod codec;
+pub mod columns;
 pub mod custody;
 mod error;
 pub mod fork_digest;

@@ -278,6 +278,8 @@ struct Behaviour {
     metadata: request_response::Behaviour<Eth2Codec>,
     blocks_by_range: request_response::Behaviour<Eth2Codec>,
     blocks_by_root: request_response::Behaviour<Eth2Codec>,
+    columns_by_range: request_response::Behaviour<Eth2Codec>,
+    columns_by_root: request_response::Behaviour<Eth2Codec>,
 }
 
 /// The running network: its handle and its task.
@@ -307,6 +309,14 @@ impl NetworkService {
         let digests = fork_digest::ForkDigests::new(gvr, &chain_cfg);
         let chunk_bounds = messages::ChunkBounds::for_preset(chain.preset());
         let slot_duration = Duration::from_millis(chain_cfg.slot_duration_ms);
+        let column_window = super::columns::ServeWindow {
+            preset: chain.preset(),
+            genesis_time: head.genesis_time,
+            slot_duration_ms: chain_cfg.slot_duration_ms,
+            slots_per_epoch: spe,
+            fulu_fork_epoch: chain_cfg.fulu_fork_epoch,
+            min_epochs_for_requests: super::columns::MIN_EPOCHS_FOR_DATA_COLUMN_SIDECARS_REQUESTS,
+        };
         let slots_per_epoch = crate::chain::any::slots_per_epoch(chain.preset());
         let gossip_cfg = gossip::config(slot_duration, slots_per_epoch)?;
         let codec = Eth2Codec {
@@ -360,6 +370,8 @@ impl NetworkService {
                     metadata: rr(&[Protocol::MetaDataV3, Protocol::MetaDataV2]),
                     blocks_by_range: rr(&[Protocol::BeaconBlocksByRangeV2]),
                     blocks_by_root: rr(&[Protocol::BeaconBlocksByRootV2]),
+                    columns_by_range: rr(&[Protocol::DataColumnSidecarsByRangeV1]),
+                    columns_by_root: rr(&[Protocol::DataColumnSidecarsByRootV1]),
                 })
             })
             .map_err(|e| NetError::Transport(e.to_string()))?
@@ -405,6 +417,7 @@ impl NetworkService {
             subscribed_digest: None,
             metadata_seq: 1,
             peer_id,
+            column_window,
         };
         state.resubscribe();
         for addr in config.boot_nodes {
@@ -451,6 +464,8 @@ struct SwarmTask {
     subscribed_digest: Option<[u8; 4]>,
     metadata_seq: u64,
     peer_id: PeerId,
+    /// What bounds the data-column serve range.
+    column_window: super::columns::ServeWindow,
 }
 
 /// Answers computed off the swarm task (store reads on the blocking pool), sent back to it.
@@ -477,6 +492,8 @@ enum Family {
     MetaData,
     BlocksByRange,
     BlocksByRoot,
+    ColumnsByRange,
+    ColumnsByRoot,
 }
 
 impl SwarmTask {
@@ -515,6 +532,8 @@ impl SwarmTask {
             Family::MetaData => &mut b.metadata,
             Family::BlocksByRange => &mut b.blocks_by_range,
             Family::BlocksByRoot => &mut b.blocks_by_root,
+            Family::ColumnsByRange => &mut b.columns_by_range,
+            Family::ColumnsByRoot => &mut b.columns_by_root,
         }
     }
 
@@ -526,7 +545,8 @@ impl SwarmTask {
             Protocol::MetaDataV2 | Protocol::MetaDataV3 => Family::MetaData,
             Protocol::BeaconBlocksByRangeV2 => Family::BlocksByRange,
             Protocol::BeaconBlocksByRootV2 => Family::BlocksByRoot,
-            _ => return None,
+            Protocol::DataColumnSidecarsByRangeV1 => Family::ColumnsByRange,
+            Protocol::DataColumnSidecarsByRootV1 => Family::ColumnsByRoot,
         })
     }
 
@@ -616,6 +636,8 @@ impl SwarmTask {
             Family::MetaData => Protocol::MetaDataV3,
             Family::BlocksByRange => Protocol::BeaconBlocksByRangeV2,
             Family::BlocksByRoot => Protocol::BeaconBlocksByRootV2,
+            Family::ColumnsByRange => Protocol::DataColumnSidecarsByRangeV1,
+            Family::ColumnsByRoot => Protocol::DataColumnSidecarsByRootV1,
         };
         self.send_request_on(peer, family, protocol, payload, waiter);
     }
@@ -853,6 +875,8 @@ impl SwarmTask {
             BehaviourEvent::Metadata(e) => (Family::MetaData, e),
             BehaviourEvent::BlocksByRange(e) => (Family::BlocksByRange, e),
             BehaviourEvent::BlocksByRoot(e) => (Family::BlocksByRoot, e),
+            BehaviourEvent::ColumnsByRange(e) => (Family::ColumnsByRange, e),
+            BehaviourEvent::ColumnsByRoot(e) => (Family::ColumnsByRoot, e),
         };
         match ev {
             Event::Message {
@@ -967,6 +991,32 @@ impl SwarmTask {
                 let payload = request.payload;
                 tokio::task::spawn_blocking(move || {
                     let chunks = serve_blocks(family, &reader, &digests, spe, &payload);
+                    let _ = answers.blocking_send(Answer::Respond {
+                        family,
+                        peer,
+                        protocol,
+                        channel,
+                        chunks,
+                    });
+                });
+            }
+            Family::ColumnsByRange | Family::ColumnsByRoot => {
+                *self.inbound.entry((peer, protocol)).or_insert(0) += 1;
+                let reader = self.chain.reader().clone();
+                let window = self.column_window;
+                let answers = answers.clone();
+                let payload = request.payload;
+                tokio::task::spawn_blocking(move || {
+                    let now_ms = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_millis() as u64)
+                        .unwrap_or(0);
+                    let chunks = match family {
+                        Family::ColumnsByRange => {
+                            super::columns::serve_range(&reader, &window, now_ms, &payload)
+                        }
+                        _ => super::columns::serve_root(&reader, &window, now_ms, &payload),
+                    };
                     let _ = answers.blocking_send(Answer::Respond {
                         family,
                         peer,

@@ -279,6 +279,103 @@ fn bad_requests_get_the_spec_errors_and_the_node_keeps_serving() {
     }
 }
 
+/// DataColumnSidecarsByRange/ByRoot v1 over a chain without blobs: no block carries
+/// columns, so every well-formed request is answered with zero chunks (slots without known
+/// columns are skipped); column indices and request sizes beyond the protocol's bounds get
+/// InvalidRequest.
+#[test]
+fn data_column_requests_are_answered_per_spec() {
+    use quasar::net::codec::ResponseCode;
+    use quasar::net::messages::{
+        DataColumnSidecarsByRangeRequest, DataColumnSidecarsByRootRequest, Protocol,
+    };
+    use quasar::types::common::DataColumnsByRootIdentifier;
+    use quasar::types::ssz::ssz_encode;
+    let dir = tempfile::tempdir().unwrap();
+    let chain_dir = dir.path().join("chain");
+    generate(&chain_dir, 64, 8);
+    let rt = runtime();
+    let a = start(&rt, &dir.path().join("a"), &chain_dir);
+    let b = start(&rt, &dir.path().join("b"), &chain_dir);
+    let blocks: Vec<Vec<u8>> = (1..=8)
+        .map(|s| read(&devnet::block_path(&chain_dir, s)))
+        .collect();
+    rt.block_on(a.chain.handle().import_segment(blocks, BlockSource::Local))
+        .unwrap();
+    let (na, nb) = (a.net.handle(), b.net.handle());
+    rt.block_on(nb.dial(na.listen_addresses()[0].clone()))
+        .unwrap();
+    wait_for("the status exchange", Duration::from_secs(20), || {
+        rt.block_on(nb.peers())
+            .unwrap()
+            .iter()
+            .any(|p| p.status.is_some())
+    });
+    let peer = na.local_peer_id();
+    let range = |start_slot: u64, count: u64, columns: Vec<u64>| {
+        let req = DataColumnSidecarsByRangeRequest {
+            start_slot,
+            count,
+            columns: columns.try_into().unwrap(),
+        };
+        rt.block_on(nb.request(
+            peer,
+            Protocol::DataColumnSidecarsByRangeV1,
+            ssz_encode(&req).unwrap(),
+        ))
+        .unwrap()
+    };
+    assert!(
+        range(0, 16, (0..128).collect()).is_empty(),
+        "no blob-carrying block"
+    );
+    let bad = range(0, 4, vec![5, 128]);
+    assert_eq!(bad.len(), 1);
+    assert_eq!(
+        bad[0].code,
+        ResponseCode::InvalidRequest,
+        "{}",
+        bad[0].message()
+    );
+    // 129 slots of all 128 columns: over MAX_REQUEST_DATA_COLUMN_SIDECARS.
+    let big = range(0, 129, (0..128).collect());
+    assert_eq!(
+        big[0].code,
+        ResponseCode::InvalidRequest,
+        "{}",
+        big[0].message()
+    );
+    // By root: a known block and an unknown root, both without columns.
+    let known = a.chain.handle().head().head.root;
+    let ids: Vec<DataColumnsByRootIdentifier> = [known, [7u8; 32]]
+        .into_iter()
+        .map(|root| DataColumnsByRootIdentifier {
+            block_root: root.into(),
+            columns: vec![0u64, 1, 2].try_into().unwrap(),
+        })
+        .collect();
+    let req: DataColumnSidecarsByRootRequest = ids.try_into().unwrap();
+    let by_root = rt
+        .block_on(nb.request(
+            peer,
+            Protocol::DataColumnSidecarsByRootV1,
+            ssz_encode(&req).unwrap(),
+        ))
+        .unwrap();
+    assert!(by_root.is_empty(), "{by_root:?}");
+    // Garbage: InvalidRequest or a refused stream, and the node still serves blocks.
+    let r = rt.block_on(nb.request(peer, Protocol::DataColumnSidecarsByRangeV1, vec![9; 5]));
+    assert!(r.is_err() || r.unwrap().iter().all(|c| c.code != ResponseCode::Success));
+    assert_eq!(
+        rt.block_on(nb.blocks_by_range(peer, 1, 8)).unwrap().len(),
+        8
+    );
+    for n in [a, b] {
+        rt.block_on(n.net.shutdown());
+        n.chain.shutdown();
+    }
+}
+
 #[test]
 fn quasar_node_runs_until_sigterm() {
     use std::io::{BufRead, BufReader};
