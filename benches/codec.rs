@@ -5,10 +5,9 @@
 //!
 //! cargo bench --bench codec
 
-use std::io::{Read, Write};
-
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use quasar::net::codec::{self, ResponseChunk, ResponseDecoder, Step};
+use quasar::bench::net;
+use quasar::net::codec;
 use quasar::types::mainnet::SignedBeaconBlock;
 use quasar::types::ssz::{ssz_encode, SszDecode};
 use ssz_rs::List;
@@ -48,50 +47,15 @@ fn block_ssz() -> Vec<u8> {
 }
 
 fn decode_ours(wire: &[u8]) -> Vec<u8> {
-    let mut decoder = ResponseDecoder::new(true, |_| Ok((0, codec::MAX_PAYLOAD_SIZE)));
-    let mut input = wire;
-    match decoder.feed(&mut input).unwrap() {
-        Step::Item(ResponseChunk::Success { ssz, .. }) => ssz,
-        other => panic!("{other:?}"),
-    }
+    net::decode_chunk(wire).unwrap()
 }
 
 fn snap_frame_encode(ssz: &[u8]) -> Vec<u8> {
-    let mut out = vec![0u8];
-    out.extend_from_slice(&CONTEXT);
-    codec::encode_varint(ssz.len() as u64, &mut out);
-    let mut w = snap::write::FrameEncoder::new(out);
-    w.write_all(ssz).unwrap();
-    w.into_inner().unwrap()
+    net::snap_frame_encode(CONTEXT, ssz)
 }
 
 fn snap_frame_decode(wire: &[u8]) -> Vec<u8> {
-    // result byte, context, varint (3 bytes for ~100 KB), then frames.
-    let n = ssz_len(&wire[5..]);
-    let frames = &wire[5 + varint_len(n)..];
-    let limit = codec::max_compressed_len(n) as u64;
-    let mut out = vec![0u8; n];
-    snap::read::FrameDecoder::new(Read::take(frames, limit))
-        .read_exact(&mut out)
-        .unwrap();
-    out
-}
-
-fn ssz_len(b: &[u8]) -> usize {
-    let mut v = 0usize;
-    for (i, &byte) in b.iter().enumerate().take(10) {
-        v |= usize::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            break;
-        }
-    }
-    v
-}
-
-fn varint_len(n: usize) -> usize {
-    let mut v = Vec::new();
-    codec::encode_varint(n as u64, &mut v);
-    v.len()
+    net::snap_frame_decode(wire).unwrap()
 }
 
 fn codec_bench(c: &mut Criterion) {

@@ -275,6 +275,36 @@ enum BenchCmd {
     /// Blocks/s importing a generated chain with full verification: batched on the CPU
     /// and the GPU beside per-block verification, in the same run.
     Import(ImportBenchArgs),
+    /// Blocks by range served over libp2p on 127.0.0.1 to one and to several peers from a
+    /// stored chain, and the req/resp codec against plain `snap` framing + SSZ.
+    Net(NetBenchArgs),
+}
+
+#[derive(Args)]
+struct NetBenchArgs {
+    #[arg(long, value_parser = ["mainnet", "minimal"], default_value = "minimal")]
+    preset: String,
+    /// Validators of the generated chain.
+    #[arg(long, default_value_t = 16384)]
+    validators: usize,
+    /// Blocks of the generated chain.
+    #[arg(long, default_value_t = 256)]
+    slots: u64,
+    /// Serve this chain (as `quasar devnet` writes it) instead of generating one.
+    #[arg(long)]
+    chain: Option<PathBuf>,
+    /// Peer counts to measure, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,4")]
+    peers: Vec<usize>,
+    /// Blocks per blocks-by-range request (at most 128).
+    #[arg(long, default_value_t = 64)]
+    request_blocks: u64,
+    /// Seconds each peer count is measured.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Print the report as JSON on stdout instead of the table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -472,6 +502,29 @@ fn run(cli: Cli, signals: &Signals) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         }
+        Command::Bench(BenchCmd::Net(a)) => {
+            let cfg = bench::net::NetBenchConfig {
+                preset: a.preset.parse()?,
+                validators: a.validators,
+                slots: a.slots,
+                chain: a.chain,
+                peers: a.peers,
+                request_blocks: a.request_blocks,
+                seconds: a.seconds,
+            };
+            let json = a.json;
+            let report = bench::net::run(&cfg, &mut |line| {
+                if json {
+                    eprintln!("{line}")
+                } else {
+                    println!("{line}")
+                }
+            })
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            }
+        }
         Command::Bench(BenchCmd::Import(a)) => {
             let cfg = bench::import::ImportBenchConfig {
                 preset: a.preset.parse()?,
@@ -634,7 +687,7 @@ fn run(cli: Cli, signals: &Signals) -> anyhow::Result<ExitCode> {
             let (is_agg, a) = match cmd {
                 BenchCmd::Aggregate(a) => (true, a),
                 BenchCmd::Verify(a) => (false, a),
-                BenchCmd::Hash(_) | BenchCmd::Import(_) => unreachable!(),
+                BenchCmd::Hash(_) | BenchCmd::Import(_) | BenchCmd::Net(_) => unreachable!(),
             };
             let budget = std::time::Duration::from_millis(a.millis);
             let json = a.json;

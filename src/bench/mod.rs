@@ -4,6 +4,7 @@
 pub mod bls;
 pub mod hash;
 pub mod import;
+pub mod net;
 pub mod peers;
 mod plot;
 

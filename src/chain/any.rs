@@ -40,6 +40,19 @@ pub fn genesis_preset(genesis: &[u8]) -> Result<Preset, ImportError> {
     }
 }
 
+/// The preset a genesis state decodes as and its validator count.
+pub fn genesis_preset_and_validators(genesis: &[u8]) -> Result<(Preset, usize), ImportError> {
+    if let Ok(s) = minimal::types::BeaconState::ssz_decode(genesis) {
+        return Ok((Preset::Minimal, s.validators.len()));
+    }
+    match mainnet::types::BeaconState::ssz_decode(genesis) {
+        Ok(s) => Ok((Preset::Mainnet, s.validators.len())),
+        Err(e) => Err(ImportError::Genesis(format!(
+            "not a BeaconState of either preset ({e})"
+        ))),
+    }
+}
+
 /// The built-in chain config of a preset.
 pub fn config_of(preset: Preset) -> ChainConfig {
     match preset {
