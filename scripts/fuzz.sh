@@ -20,7 +20,7 @@ cd "$root/fuzz"
 
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(req_resp_decode ssz_decode)
+    targets=(req_resp_decode ssz_decode gossip_decode)
 fi
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
