@@ -13,5 +13,6 @@ pub mod light_client;
 pub mod merkle;
 pub mod net;
 pub mod store;
+pub mod sync;
 pub mod transition;
 pub mod types;

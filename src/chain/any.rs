@@ -124,6 +124,45 @@ pub fn blob_commitment_count(preset: Preset, ssz: &[u8]) -> Result<usize, String
     .map_err(|e| e.to_string())
 }
 
+/// What sync needs of a `SignedBeaconBlock` before handing it to the chain: its slot,
+/// its parent's root and its own root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockSummary {
+    pub slot: u64,
+    pub parent_root: [u8; 32],
+    pub root: [u8; 32],
+}
+
+/// The [`BlockSummary`] of a preset's `SignedBeaconBlock` SSZ.
+pub fn block_summary(preset: Preset, ssz: &[u8]) -> Result<BlockSummary, String> {
+    match preset {
+        Preset::Minimal => {
+            let b =
+                minimal::types::SignedBeaconBlock::ssz_decode(ssz).map_err(|e| e.to_string())?;
+            Ok(BlockSummary {
+                slot: b.message.slot,
+                parent_root: root32(&b.message.parent_root),
+                root: minimal::t::hash_tree_root(&b.message).map_err(|e| e.to_string())?,
+            })
+        }
+        Preset::Mainnet => {
+            let b =
+                mainnet::types::SignedBeaconBlock::ssz_decode(ssz).map_err(|e| e.to_string())?;
+            Ok(BlockSummary {
+                slot: b.message.slot,
+                parent_root: root32(&b.message.parent_root),
+                root: mainnet::t::hash_tree_root(&b.message).map_err(|e| e.to_string())?,
+            })
+        }
+    }
+}
+
+fn root32(r: &crate::types::primitives::Root) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(r.as_ref());
+    out
+}
+
 /// `SLOTS_PER_EPOCH` of a preset.
 pub fn slots_per_epoch(preset: Preset) -> u64 {
     match preset {

@@ -25,5 +25,6 @@ mod spec_runner;
 mod ssz_static;
 mod state_root;
 mod store;
+mod sync;
 mod transition_ctx;
 mod transition_vectors;

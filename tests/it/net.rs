@@ -23,12 +23,12 @@ fn generate(dir: &Path, validators: usize, slots: u64) -> quasar::devnet::Devnet
     crate::service::generate(Preset::Minimal, dir, validators, slots)
 }
 
-struct Node {
-    chain: ChainService,
-    net: NetworkService,
+pub(super) struct Node {
+    pub(super) chain: ChainService,
+    pub(super) net: NetworkService,
 }
 
-fn start(rt: &tokio::runtime::Runtime, data: &Path, chain_dir: &Path) -> Node {
+pub(super) fn start(rt: &tokio::runtime::Runtime, data: &Path, chain_dir: &Path) -> Node {
     let genesis = read(&devnet::genesis_path(chain_dir));
     let chain = ChainService::open(
         data,
@@ -53,7 +53,7 @@ fn start(rt: &tokio::runtime::Runtime, data: &Path, chain_dir: &Path) -> Node {
     Node { chain, net }
 }
 
-fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+pub(super) fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     let t = Instant::now();
     while !f() {
         assert!(t.elapsed() < limit, "timed out waiting for {what}");
