@@ -125,6 +125,9 @@ struct NodeArgs {
     /// Pubkey aggregation backend for signature batches.
     #[arg(long, value_enum, default_value = "auto")]
     backend: AggBackend,
+    /// Slots per range-sync batch (one blocks-by-range request; at most 128).
+    #[arg(long, default_value_t = 64)]
+    sync_batch_slots: u64,
 }
 
 /// How `quasar import` runs (shared with `bench import`).
@@ -937,10 +940,38 @@ fn node_command(args: NodeArgs, signals: &Signals) -> anyhow::Result<ExitCode> {
     for a in net.listen_addresses() {
         eprintln!("listening on {a}");
     }
+    let sync = {
+        let _runtime = rt.enter();
+        quasar::sync::RangeSync::start(
+            net.clone(),
+            chain.clone(),
+            quasar::sync::SyncConfig {
+                batch_slots: args.sync_batch_slots,
+                ..Default::default()
+            },
+        )
+    };
+    let mut last_report = std::time::Instant::now();
     while !signals.stop.load(std::sync::atomic::Ordering::Relaxed) {
         std::thread::sleep(std::time::Duration::from_millis(100));
+        if last_report.elapsed() >= std::time::Duration::from_secs(10) {
+            last_report = std::time::Instant::now();
+            let s = sync.status();
+            eprintln!(
+                "slot {} of {} ({}), {} peers, {} blocks synced at {:.0} blocks/s",
+                s.head_slot,
+                s.target_slot,
+                if s.syncing { "syncing" } else { "synced" },
+                s.peers,
+                s.imported,
+                s.blocks_per_second
+            );
+        }
     }
     eprintln!("stopping: goodbye to peers, finishing the batch in flight");
+    if let Err(e) = rt.block_on(sync.stop()) {
+        eprintln!("range sync ended with: {e}");
+    }
     rt.block_on(network.shutdown());
     drop(chain);
     service.shutdown();
