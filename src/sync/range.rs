@@ -6,13 +6,13 @@ use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
 use serde::Serialize;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::chain::any::{block_summary, BlockSummary};
-use crate::chain::error::Fault;
+use crate::chain::error::{BlockError, Fault};
 use crate::chain::pipeline::{ImportError, SegmentOutcome};
-use crate::chain::service::{BlockSource, ChainHandle};
-use crate::net::service::{NetworkHandle, PeerInfo};
+use crate::chain::service::{BlockSource, ChainHandle, GossipVerdict};
+use crate::net::service::{NetEvent, NetworkHandle, PeerInfo};
 use crate::types::Preset;
 
 /// How range sync cuts and spreads its work.
@@ -28,6 +28,10 @@ pub struct SyncConfig {
     pub request_timeout: Duration,
     /// How often the peers' Status is looked at again.
     pub tick: Duration,
+    /// How often each peer is asked for a fresh Status (its head moves on).
+    pub status_interval: Duration,
+    /// How many ancestors an unknown-parent lookup fetches by root, at most.
+    pub max_lookup_depth: usize,
 }
 
 impl Default for SyncConfig {
@@ -38,6 +42,8 @@ impl Default for SyncConfig {
             max_per_peer: 2,
             request_timeout: Duration::from_secs(30),
             tick: Duration::from_millis(500),
+            status_interval: Duration::from_secs(30),
+            max_lookup_depth: 8,
         }
     }
 }
@@ -132,7 +138,12 @@ enum Event {
         generation: u64,
         result: Result<SegmentOutcome, ImportError>,
     },
+    /// An unknown-parent lookup ended.
+    LookupDone { root: [u8; 32] },
 }
+
+/// Unknown-parent lookups running at once, at most.
+const MAX_LOOKUPS: usize = 4;
 
 struct Syncer {
     net: NetworkHandle,
@@ -156,6 +167,9 @@ struct Syncer {
     behind_time: Duration,
     retried: u64,
     penalties: u64,
+    /// Parent roots being looked up by root.
+    lookups: std::collections::HashSet<[u8; 32]>,
+    last_status: Instant,
 }
 
 async fn run(
@@ -184,7 +198,10 @@ async fn run(
         behind_time: Duration::ZERO,
         retried: 0,
         penalties: 0,
+        lookups: Default::default(),
+        last_status: Instant::now(),
     };
+    let mut net_events = s.net.subscribe();
     let mut tick = tokio::time::interval(s.cfg.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -192,6 +209,14 @@ async fn run(
             _ = stop.changed() => return Ok(()),
             _ = tick.tick() => s.refresh_peers().await,
             Some(ev) = rx.recv() => s.on_event(ev).await?,
+            ev = net_events.recv() => match ev {
+                Ok(NetEvent::GossipBlock {
+                    from,
+                    verdict: GossipVerdict::Ignore(BlockError::UnknownParent { parent }),
+                }) => s.on_unknown_parent(from, parent),
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return Ok(()),
+            },
         }
         s.schedule().await?;
         s.publish();
@@ -199,7 +224,69 @@ async fn run(
 }
 
 impl Syncer {
+    /// A gossip block from `from` builds on a block we do not have: the peer is ahead.
+    /// Ask it for a fresh Status (range sync then covers the gap) and fetch the missing
+    /// ancestors by root, a bounded number of them.
+    fn on_unknown_parent(&mut self, from: PeerId, parent: [u8; 32]) {
+        let net = self.net.clone();
+        tokio::spawn(async move {
+            let _ = net.status(from).await;
+        });
+        if self.lookups.len() >= MAX_LOOKUPS || !self.lookups.insert(parent) {
+            return;
+        }
+        let net = self.net.clone();
+        let chain = self.chain.clone();
+        let events = self.events.clone();
+        let depth = self.cfg.max_lookup_depth;
+        let preset = self.preset;
+        tokio::spawn(async move {
+            // Walk back until a known block, then import the ancestors oldest first.
+            let mut wanted = parent;
+            let mut found = Vec::new();
+            for _ in 0..depth {
+                match chain.reader().block_by_root(&wanted) {
+                    Ok(Some(_)) | Err(_) => break,
+                    Ok(None) => {}
+                }
+                let Ok(Ok(mut got)) = tokio::time::timeout(
+                    Duration::from_secs(10),
+                    net.blocks_by_root(from, vec![wanted]),
+                )
+                .await
+                else {
+                    break;
+                };
+                let Some(ssz) = got.pop() else { break };
+                match block_summary(preset, &ssz) {
+                    Ok(b) if b.root == wanted => {
+                        wanted = b.parent_root;
+                        found.push(ssz);
+                    }
+                    _ => break,
+                }
+            }
+            found.reverse();
+            if !found.is_empty() {
+                let source = BlockSource::Peer(from.to_string());
+                if let Err(e) = chain.import_segment(found, source).await {
+                    tracing::debug!(%e, "unknown-parent lookup: import failed");
+                }
+            }
+            let _ = events.send(Event::LookupDone { root: parent }).await;
+        });
+    }
+
     async fn refresh_peers(&mut self) {
+        if self.last_status.elapsed() >= self.cfg.status_interval {
+            self.last_status = Instant::now();
+            for peer in self.peers.keys().copied().collect::<Vec<_>>() {
+                let net = self.net.clone();
+                tokio::spawn(async move {
+                    let _ = net.status(peer).await;
+                });
+            }
+        }
         let Ok(peers) = self.net.peers().await else {
             return;
         };
@@ -413,6 +500,9 @@ impl Syncer {
 
     async fn on_event(&mut self, ev: Event) -> Result<(), ImportError> {
         match ev {
+            Event::LookupDone { root } => {
+                self.lookups.remove(&root);
+            }
             Event::Downloaded {
                 start,
                 peer,

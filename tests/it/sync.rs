@@ -2,7 +2,8 @@
 //! blst): a fresh node syncs a chain of more than 1,000 blocks from three peers at once,
 //! while one peer serves corrupted blocks (it is penalised and its batches are fetched
 //! from the others) and another leaves mid-sync; it ends on the serving nodes' head block
-//! and state root.
+//! and state root. Then it follows the head by gossip: a block whose parent it lacks
+//! makes it fetch the missing ancestors by root and the peer's new Status.
 
 use std::path::Path;
 use std::time::Duration;
@@ -15,6 +16,8 @@ use crate::net::{start, wait_for, Node};
 use crate::service::{generate, read, runtime};
 
 const SLOTS: u64 = 1056;
+/// Blocks the serving node gets after the sync, the last one published on gossip.
+const EXTRA: u64 = 5;
 
 fn import_all(rt: &tokio::runtime::Runtime, node: &Node, chain_dir: &Path) {
     let blocks: Vec<Vec<u8>> = (1..=SLOTS)
@@ -36,7 +39,12 @@ fn import_all(rt: &tokio::runtime::Runtime, node: &Node, chain_dir: &Path) {
 fn a_node_syncs_from_three_peers_past_a_corrupt_one_and_a_leaving_one() {
     let dir = tempfile::tempdir().unwrap();
     let chain_dir = dir.path().join("chain");
-    generate(quasar::types::Preset::Minimal, &chain_dir, 64, SLOTS);
+    generate(
+        quasar::types::Preset::Minimal,
+        &chain_dir,
+        64,
+        SLOTS + EXTRA,
+    );
     let rt = runtime();
     let servers: Vec<Node> = ["a", "b", "c"]
         .iter()
@@ -112,6 +120,33 @@ fn a_node_syncs_from_three_peers_past_a_corrupt_one_and_a_leaving_one() {
     );
     assert!(status.retried_batches >= 1, "{status:?}");
     assert!(!status.syncing || status.head_slot >= status.target_slot);
+
+    // Head sync: a imports EXTRA more blocks and publishes the last on gossip; d has no
+    // parent for it, looks the ancestors up by root from a, and asks a for its Status.
+    let a = &servers[0];
+    wait_for("a gossip mesh", Duration::from_secs(30), || {
+        rt.block_on(a.net.handle().gossip_peers()).unwrap() >= 1
+    });
+    let extra: Vec<Vec<u8>> = (SLOTS + 1..=SLOTS + EXTRA)
+        .map(|s| read(&devnet::block_path(&chain_dir, s)))
+        .collect();
+    let out = rt
+        .block_on(
+            a.chain
+                .handle()
+                .import_segment(extra.clone(), BlockSource::Local),
+        )
+        .unwrap();
+    assert!(out.failed.is_none());
+    rt.block_on(a.net.handle().publish_block(extra.last().unwrap().clone()))
+        .unwrap();
+    wait_for("the gossip head", Duration::from_secs(60), || {
+        d.chain.handle().head().head.slot == SLOTS + EXTRA
+    });
+    assert_eq!(
+        d.chain.handle().head().head.root,
+        a.chain.handle().head().head.root
+    );
     rt.block_on(sync.stop()).unwrap();
     for n in servers.into_iter().chain([d]) {
         rt.block_on(n.net.shutdown());
