@@ -281,6 +281,36 @@ enum BenchCmd {
     /// Blocks by range served over libp2p on 127.0.0.1 to one and to several peers from a
     /// stored chain, and the req/resp codec against plain `snap` framing + SSZ.
     Net(NetBenchArgs),
+    /// Range-sync blocks/s from several local peers (batched and per-block, CPU and GPU
+    /// aggregation) beside import of the same chain from files.
+    Sync(SyncBenchArgs),
+}
+
+#[derive(Args)]
+struct SyncBenchArgs {
+    #[arg(long, value_parser = ["mainnet", "minimal"], default_value = "minimal")]
+    preset: String,
+    /// Validators of the generated chain.
+    #[arg(long, default_value_t = 16384)]
+    validators: usize,
+    /// Blocks of the generated chain.
+    #[arg(long, default_value_t = 512)]
+    slots: u64,
+    /// Sync this chain (as `quasar devnet` writes it) instead of generating one.
+    #[arg(long)]
+    chain: Option<PathBuf>,
+    /// Serving peers.
+    #[arg(long, default_value_t = 4)]
+    peers: usize,
+    /// Slots per range-sync batch.
+    #[arg(long, default_value_t = 64)]
+    batch_slots: u64,
+    /// Leave the GPU out.
+    #[arg(long)]
+    no_gpu: bool,
+    /// Print the report as JSON on stdout instead of the table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -505,6 +535,29 @@ fn run(cli: Cli, signals: &Signals) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         }
+        Command::Bench(BenchCmd::Sync(a)) => {
+            let cfg = bench::sync::SyncBenchConfig {
+                preset: a.preset.parse()?,
+                validators: a.validators,
+                slots: a.slots,
+                chain: a.chain,
+                peers: a.peers,
+                batch_slots: a.batch_slots,
+                no_gpu: a.no_gpu,
+            };
+            let json = a.json;
+            let report = bench::sync::run(&cfg, &mut |line| {
+                if json {
+                    eprintln!("{line}")
+                } else {
+                    println!("{line}")
+                }
+            })
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            }
+        }
         Command::Bench(BenchCmd::Net(a)) => {
             let cfg = bench::net::NetBenchConfig {
                 preset: a.preset.parse()?,
@@ -690,7 +743,9 @@ fn run(cli: Cli, signals: &Signals) -> anyhow::Result<ExitCode> {
             let (is_agg, a) = match cmd {
                 BenchCmd::Aggregate(a) => (true, a),
                 BenchCmd::Verify(a) => (false, a),
-                BenchCmd::Hash(_) | BenchCmd::Import(_) | BenchCmd::Net(_) => unreachable!(),
+                BenchCmd::Hash(_) | BenchCmd::Import(_) | BenchCmd::Net(_) | BenchCmd::Sync(_) => {
+                    unreachable!()
+                }
             };
             let budget = std::time::Duration::from_millis(a.millis);
             let json = a.json;

@@ -7,6 +7,7 @@ pub mod import;
 pub mod net;
 pub mod peers;
 mod plot;
+pub mod sync;
 
 use std::time::{Duration, Instant};
 
