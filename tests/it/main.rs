@@ -16,6 +16,7 @@ mod mainnet_vectors;
 mod merkle;
 mod merkle_proof;
 mod net;
+mod net_ops;
 mod networking;
 mod operations;
 mod reference;
