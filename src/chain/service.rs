@@ -685,6 +685,11 @@ impl ChainHandle {
     /// payload timestamp, parent failed validation, slot after the parent's, finalized
     /// ancestor, blob commitment count, expected proposer — then the block is marked seen
     /// and fully verified and imported (REJECT when that fails for its own fault).
+    ///
+    /// The operation topics (`voluntary_exit`, `proposer_slashing`, `attester_slashing`,
+    /// `bls_to_execution_change`) are validated by [`GossipOps`] against the published
+    /// head state on the blocking pool, never behind an import; ACCEPTed ones are marked
+    /// seen and pooled ([`operations`](Self::operations)).
     pub async fn validate_gossip(
         &self,
         topic: GossipTopic,
@@ -695,8 +700,11 @@ impl ChainHandle {
         // The operation topics: against the published head state, off the chain thread
         // (`chain::gossip_ops`), never queued behind an import.
         if let Some(kind) = OperationKind::of_topic(topic) {
-            let _ = &source;
-            return Ok(self.ops.validate(kind, message, self.head(), now).await);
+            let verdict = self.ops.validate(kind, message, self.head(), now).await;
+            if let (GossipVerdict::Reject(e), Some(peer)) = (&verdict, source.peer()) {
+                tracing::debug!(peer, error = %e, "gossip operation rejected");
+            }
+            return Ok(verdict);
         }
         let (reply, rx) = oneshot::channel();
         self.tx

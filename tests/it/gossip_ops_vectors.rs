@@ -3,7 +3,8 @@
 //! (`tests/formats/networking/gossip_validation.md`): each case's `state.ssz_snappy`
 //! anchors a fresh `ChainService` in a temp datadir (with the case's `config.yaml` when it
 //! has one), and its messages go, in order, through `ChainHandle::validate_gossip` at
-//! `current_time_ms + offset_ms`; each verdict is compared with `expected`, and the
+//! `current_time_ms + offset_ms`; each verdict is compared with `expected` (and its typed
+//! refusal with the condition the vector's `reason` names), and the
 //! service's seen-caches and operation pool with what the verdict implies (an accepted
 //! message marks its keys seen and is pooled; an ignored or rejected one changes neither),
 //! so a case's later messages see what its earlier ones left. Cases quasar cannot honour
@@ -13,10 +14,11 @@
 use std::path::Path;
 
 use quasar::accel::aggregate::CpuAggregator;
-use quasar::chain::gossip_ops::{GossipOps, OperationKind};
+use quasar::chain::error::BlockError;
+use quasar::chain::gossip_ops::{GossipOps, OperationError, OperationKind};
 use quasar::chain::pipeline::ImportOptions;
 use quasar::chain::service::{BlockSource, ChainService, GossipClock, GossipTopic, GossipVerdict};
-use quasar::transition::ChainConfig;
+use quasar::transition::{ChainConfig, Check, TransitionError};
 use quasar::types::minimal as ty;
 use quasar::types::ssz::SszDecode;
 use quasar::types::Preset;
@@ -90,6 +92,90 @@ fn seen_keys(kind: OperationKind, ssz: &[u8]) -> Result<Vec<u64>, String> {
             v.dedup();
             v
         }
+    })
+}
+
+/// Whether the typed refusal is the one the spec's `reason` names (the spec functions'
+/// reasons for these four topics; an unknown reason is an error, so a new vector is seen).
+fn reason_matches(reason: &str, verdict: &GossipVerdict) -> Result<bool, String> {
+    use OperationError as E;
+    let Some(BlockError::Operation(e)) = verdict.error() else {
+        return Ok(false);
+    };
+    let check = |c: Check, detail: &str| {
+        matches!(e, E::Invalid { error: TransitionError::Check { check, detail: d }, .. }
+            if *check == c && d == detail)
+    };
+    let signature = |set: &str| {
+        matches!(e, E::Invalid { error: TransitionError::Signature { what, .. }, .. }
+            if *what == set)
+    };
+    let out_of_range = matches!(
+        e,
+        E::Invalid {
+            error: TransitionError::IndexOutOfRange { .. },
+            ..
+        }
+    );
+    Ok(match reason {
+        "already seen voluntary exit for this validator" => {
+            matches!(e, E::ExitAlreadySeen { .. })
+        }
+        "already seen proposer slashing for this proposer" => {
+            matches!(e, E::ProposerSlashingAlreadySeen { .. })
+        }
+        "all attester slashing indices already seen" => {
+            matches!(e, E::NoNewSlashableIndices { .. })
+        }
+        "already seen BLS to execution change for this validator" => {
+            matches!(e, E::BlsChangeAlreadySeen { .. })
+        }
+        "current epoch is pre-capella" => matches!(e, E::PreCapella { .. }),
+        "validator index out of range"
+        | "proposer index out of range"
+        | "validator index out of range in indexed attestation 1"
+        | "validator index out of range in indexed attestation 2" => out_of_range,
+        "validator is not active" => check(Check::VoluntaryExit, "validator is not active"),
+        "validator has already initiated exit" => {
+            check(Check::VoluntaryExit, "validator already exiting")
+        }
+        "voluntary exit epoch is in the future" => {
+            check(Check::VoluntaryExit, "exit epoch is in the future")
+        }
+        "validator has not been active long enough" => check(
+            Check::VoluntaryExit,
+            "validator has not been active long enough",
+        ),
+        "invalid voluntary exit signature" => signature("voluntary exit"),
+        "header slots do not match" => check(Check::ProposerSlashing, "header slots differ"),
+        "header proposer indices do not match" => {
+            check(Check::ProposerSlashing, "header proposer indices differ")
+        }
+        "headers are not different" => check(Check::ProposerSlashing, "headers are equal"),
+        "proposer is not slashable" => check(Check::ProposerSlashing, "proposer is not slashable"),
+        "invalid proposer slashing signature" => signature("proposer slashing header"),
+        "attestation data is not slashable" => check(
+            Check::AttesterSlashing,
+            "attestation data are not slashable",
+        ),
+        "invalid indexed attestation 1" | "invalid indexed attestation 2" => {
+            signature("attestation")
+                || matches!(e, E::Invalid { error: TransitionError::Check { check, .. }, .. }
+                    if *check == Check::IndexedAttestation)
+        }
+        "no slashable validators in intersection" => {
+            check(Check::AttesterSlashing, "attester slashing slashed nobody")
+        }
+        "validator does not have BLS withdrawal credentials" => check(
+            Check::BlsToExecutionChange,
+            "withdrawal credentials are not BLS",
+        ),
+        "pubkey does not match validator withdrawal credentials" => check(
+            Check::BlsToExecutionChange,
+            "from_bls_pubkey does not match the withdrawal credentials",
+        ),
+        "invalid BLS to execution change signature" => signature("bls to execution change"),
+        other => return Err(format!("unknown reason {other:?}")),
     })
 }
 
@@ -184,6 +270,12 @@ fn run_case(
             );
             if spec_result(&verdict) != expected {
                 return Err(line);
+            }
+            // The typed refusal is the condition the vector names.
+            if let Some(reason) = reason {
+                if !reason_matches(reason, &verdict)? {
+                    return Err(format!("{line}: not the refusal the reason names"));
+                }
             }
             // The caches: ACCEPT marks every key seen and pools the message; IGNORE and
             // REJECT leave both as they were.
