@@ -1,5 +1,8 @@
-//! Operation gossip between quasar nodes over real libp2p on 127.0.0.1 (real RocksDB in
-//! temp dirs, real blst), in a line A — B — C: a proposer slashing published by A is
+//! Operation gossip through the chain service and between quasar nodes (real RocksDB in
+//! temp dirs, real blst, real libp2p on 127.0.0.1):
+//! - an operation is validated while a long import runs, and answered before it ends (it
+//!   never queues behind the chain thread);
+//! - in a line A — B — C: a proposer slashing published by A is
 //! validated by B (ACCEPT: marked seen, pooled) and relayed to C, which is connected to B
 //! only and accepts it too; garbage on `attester_slashing` from A is REJECTed by B and
 //! reaches neither pool.
@@ -11,7 +14,7 @@ use quasar::accel::aggregate::CpuAggregator;
 use quasar::chain::error::BlockError;
 use quasar::chain::gossip_ops::OperationError;
 use quasar::chain::pipeline::ImportOptions;
-use quasar::chain::service::{ChainService, GossipVerdict};
+use quasar::chain::service::{BlockSource, ChainService, GossipClock, GossipTopic, GossipVerdict};
 use quasar::devnet;
 use quasar::net::gossip::GossipKind;
 use quasar::net::service::{NetEvent, NetworkConfig, NetworkService};
@@ -212,4 +215,78 @@ fn operation_gossip_is_validated_relayed_and_garbage_rejected() {
         rt.block_on(n.net.shutdown());
         n.chain.shutdown();
     }
+}
+
+#[test]
+fn operations_are_validated_while_an_import_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain_dir = dir.path().join("chain");
+    crate::service::generate(Preset::Minimal, &chain_dir, 64, 256);
+    let genesis_ssz = read(&devnet::genesis_path(&chain_dir));
+    let genesis = ty::BeaconState::ssz_decode(&genesis_ssz).unwrap();
+    let service = ChainService::open(
+        &dir.path().join("data"),
+        Some(&genesis_ssz),
+        ImportOptions::default(),
+        Box::new(CpuAggregator),
+    )
+    .unwrap();
+    let handle = service.handle();
+    let blocks: Vec<Vec<u8>> = (1..=256)
+        .map(|s| read(&devnet::block_path(&chain_dir, s)))
+        .collect();
+    let rt = runtime();
+    let (import_ms, validations) = rt.block_on(async {
+        let started = Instant::now();
+        let import = {
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                let outcome = handle
+                    .import_segment(blocks, BlockSource::Local)
+                    .await
+                    .unwrap();
+                assert_eq!(outcome.imported, 256, "{:?}", outcome.failed);
+                started.elapsed()
+            })
+        };
+        // Give the import a head start, then validate slashings of 8 proposers.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut validations = Vec::new();
+        for proposer in 0..8 {
+            let t = Instant::now();
+            let verdict = handle
+                .validate_gossip(
+                    GossipTopic::ProposerSlashing,
+                    proposer_slashing(&genesis, proposer),
+                    BlockSource::Gossip("test".into()),
+                    GossipClock::from_ms_since_genesis(0),
+                )
+                .await
+                .unwrap();
+            assert_eq!(verdict, GossipVerdict::Accept);
+            validations.push((started.elapsed(), t.elapsed()));
+        }
+        (import.await.unwrap(), validations)
+    });
+    let (last_done, _) = *validations.last().unwrap();
+    let worst = validations.iter().map(|v| v.1).max().unwrap();
+    println!(
+        "import of 256 blocks: {} ms; 8 proposer slashings validated during it, the last \
+         done at {} ms, worst latency {} us",
+        import_ms.as_millis(),
+        last_done.as_millis(),
+        worst.as_micros()
+    );
+    assert!(
+        last_done < import_ms,
+        "the validations ({last_done:?}) waited for the import ({import_ms:?})"
+    );
+    assert_eq!(
+        handle
+            .operations()
+            .with_pool(|p| p.proposer_slashings.len()),
+        8
+    );
+    drop(handle);
+    service.shutdown();
 }
