@@ -3,9 +3,9 @@
 //! - an operation is validated while a long import runs, and answered before it ends (it
 //!   never queues behind the chain thread);
 //! - in a line A — B — C: a proposer slashing published by A is
-//! validated by B (ACCEPT: marked seen, pooled) and relayed to C, which is connected to B
-//! only and accepts it too; garbage on `attester_slashing` from A is REJECTed by B and
-//! reaches neither pool.
+//!   validated by B (ACCEPT: marked seen, pooled) and relayed to C, which is connected to
+//!   B only and accepts it too; garbage on `attester_slashing` from A is REJECTed by B and
+//!   reaches neither pool.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
