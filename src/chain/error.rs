@@ -5,6 +5,7 @@
 //! penalised), or nobody (already known, an unknown parent to fetch, a block from the
 //! future). Sync and gossip act on the variant and the fault, never on a message string.
 
+use crate::chain::gossip_ops::OperationError;
 use crate::transition::{Check, TransitionError};
 
 use crate::chain::pipeline::hex;
@@ -113,6 +114,9 @@ pub enum BlockError {
     /// The node failed while importing the block; the block may be fine.
     #[error("internal: {0}")]
     Internal(String),
+    /// A gossip operation (exit, slashing, BLS change) was not accepted.
+    #[error("{0}")]
+    Operation(OperationError),
 }
 
 impl BlockError {
@@ -133,6 +137,7 @@ impl BlockError {
             | BlockError::StateRootMismatch { .. } => Fault::Peer,
             BlockError::Transition(e) if e.is_input_fault() => Fault::Peer,
             BlockError::Transition(_) | BlockError::Internal(_) => Fault::Node,
+            BlockError::Operation(e) => e.fault(),
             BlockError::AlreadyKnown
             | BlockError::UnknownParent { .. }
             | BlockError::FutureSlot { .. }
@@ -153,7 +158,8 @@ impl BlockError {
             BlockError::Decode(_)
             | BlockError::NonLinearSegment(_)
             | BlockError::ProposerIndexOutOfRange { .. }
-            | BlockError::TooManyBlobCommitments { .. } => false,
+            | BlockError::TooManyBlobCommitments { .. }
+            | BlockError::Operation(_) => false,
             e => e.fault() == Fault::Peer,
         }
     }

@@ -69,6 +69,10 @@ impl PresetChain for Chain {
         self.config().slot_duration_ms
     }
 
+    fn chain_config(&self) -> crate::transition::ChainConfig {
+        self.config().clone()
+    }
+
     fn snapshot(&self) -> Result<HeadSnapshot, ImportError> {
         let state = self.head_state_arc();
         let anchor = self.anchor();

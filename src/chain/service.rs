@@ -33,6 +33,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::error::{BlockError, FailedBlock, Fault};
+use super::gossip_ops::{GossipOps, OperationKind};
 use super::pipeline::{Decoded, ImportError, ImportOptions, SegmentOutcome, Settled};
 use crate::accel::aggregate::PubkeyAggregator;
 use crate::cache::metrics::CacheMetrics;
@@ -342,6 +343,10 @@ impl GossipView<'_> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum GossipTopic {
     BeaconBlock,
+    VoluntaryExit,
+    ProposerSlashing,
+    AttesterSlashing,
+    BlsToExecutionChange,
 }
 
 /// A stored block as reads return it.
@@ -381,6 +386,8 @@ pub trait PresetChain: Send + 'static {
     ) -> Result<Proposal, BlockError>;
     /// The chain config's `SLOT_DURATION_MS`.
     fn slot_duration_ms(&self) -> u64;
+    /// The chain config (the operation gossip checks read it off the chain thread).
+    fn chain_config(&self) -> crate::transition::ChainConfig;
     fn snapshot(&self) -> Result<HeadSnapshot, ImportError>;
     fn store(&self) -> Arc<Store>;
     fn pool(&self) -> BufferPool;
@@ -546,6 +553,8 @@ pub struct ChainHandle {
     metrics: Arc<CacheMetrics>,
     preset: Preset,
     slot_duration_ms: u64,
+    /// The operation topics' seen-caches and pool (see `chain::gossip_ops`).
+    ops: Arc<GossipOps>,
 }
 
 impl ChainHandle {
@@ -587,6 +596,11 @@ impl ChainHandle {
     /// The caches' metrics.
     pub fn metrics(&self) -> &Arc<CacheMetrics> {
         &self.metrics
+    }
+
+    /// The operation topics' seen-caches and the pool of valid gossip operations.
+    pub fn operations(&self) -> &Arc<GossipOps> {
+        &self.ops
     }
 
     fn segment(
@@ -671,6 +685,11 @@ impl ChainHandle {
     /// payload timestamp, parent failed validation, slot after the parent's, finalized
     /// ancestor, blob commitment count, expected proposer — then the block is marked seen
     /// and fully verified and imported (REJECT when that fails for its own fault).
+    ///
+    /// The operation topics (`voluntary_exit`, `proposer_slashing`, `attester_slashing`,
+    /// `bls_to_execution_change`) are validated by [`GossipOps`] against the published
+    /// head state on the blocking pool, never behind an import; ACCEPTed ones are marked
+    /// seen and pooled ([`operations`](Self::operations)).
     pub async fn validate_gossip(
         &self,
         topic: GossipTopic,
@@ -678,6 +697,15 @@ impl ChainHandle {
         source: BlockSource,
         now: GossipClock,
     ) -> Result<GossipVerdict, ImportError> {
+        // The operation topics: against the published head state, off the chain thread
+        // (`chain::gossip_ops`), never queued behind an import.
+        if let Some(kind) = OperationKind::of_topic(topic) {
+            let verdict = self.ops.validate(kind, message, self.head(), now).await;
+            if let (GossipVerdict::Reject(e), Some(peer)) = (&verdict, source.peer()) {
+                tracing::debug!(peer, error = %e, "gossip operation rejected");
+            }
+            return Ok(verdict);
+        }
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Command::Gossip {
@@ -850,6 +878,7 @@ impl ChainService {
             metrics: chain.metrics(),
             preset,
             slot_duration_ms: chain.slot_duration_ms(),
+            ops: Arc::new(GossipOps::new(chain.chain_config())),
         };
         let intake = std::thread::Builder::new()
             .name("quasar-chain-intake".into())
@@ -1180,7 +1209,12 @@ impl<C: PresetChain> ChainThread<C> {
         source: &BlockSource,
         now: GossipClock,
     ) -> Result<GossipVerdict, ImportError> {
-        let GossipTopic::BeaconBlock = topic;
+        if topic != GossipTopic::BeaconBlock {
+            // The handle validates the other topics itself.
+            return Err(ImportError::Internal(format!(
+                "{topic:?} gossip reached the chain thread"
+            )));
+        }
         let block = match block {
             Ok(b) => b,
             Err(e) => return Ok(GossipVerdict::refused(e)),

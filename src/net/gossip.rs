@@ -27,20 +27,53 @@ pub fn max_message_size() -> usize {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum GossipKind {
     BeaconBlock,
+    VoluntaryExit,
+    ProposerSlashing,
+    AttesterSlashing,
+    BlsToExecutionChange,
 }
+
+/// The operation topics (`voluntary_exit`, `proposer_slashing`, `attester_slashing`,
+/// `bls_to_execution_change`), all subscribed to.
+pub const OPERATION_KINDS: [GossipKind; 4] = [
+    GossipKind::VoluntaryExit,
+    GossipKind::ProposerSlashing,
+    GossipKind::AttesterSlashing,
+    GossipKind::BlsToExecutionChange,
+];
 
 impl GossipKind {
     pub fn name(self) -> &'static str {
         match self {
             GossipKind::BeaconBlock => "beacon_block",
+            GossipKind::VoluntaryExit => "voluntary_exit",
+            GossipKind::ProposerSlashing => "proposer_slashing",
+            GossipKind::AttesterSlashing => "attester_slashing",
+            GossipKind::BlsToExecutionChange => "bls_to_execution_change",
         }
     }
 
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
             "beacon_block" => Some(GossipKind::BeaconBlock),
+            "voluntary_exit" => Some(GossipKind::VoluntaryExit),
+            "proposer_slashing" => Some(GossipKind::ProposerSlashing),
+            "attester_slashing" => Some(GossipKind::AttesterSlashing),
+            "bls_to_execution_change" => Some(GossipKind::BlsToExecutionChange),
             _ => None,
         }
+    }
+
+    /// The chain's topic of an operation kind (`None` for the others).
+    pub fn operation_topic(self) -> Option<crate::chain::service::GossipTopic> {
+        use crate::chain::service::GossipTopic;
+        Some(match self {
+            GossipKind::VoluntaryExit => GossipTopic::VoluntaryExit,
+            GossipKind::ProposerSlashing => GossipTopic::ProposerSlashing,
+            GossipKind::AttesterSlashing => GossipTopic::AttesterSlashing,
+            GossipKind::BlsToExecutionChange => GossipTopic::BlsToExecutionChange,
+            _ => return None,
+        })
     }
 }
 
@@ -173,6 +206,22 @@ mod tests {
         ] {
             assert_eq!(parse_topic(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn operation_topics_have_the_spec_names() {
+        for (kind, name) in OPERATION_KINDS.iter().zip([
+            "voluntary_exit",
+            "proposer_slashing",
+            "attester_slashing",
+            "bls_to_execution_change",
+        ]) {
+            let t = topic([1, 2, 3, 4], *kind).to_string();
+            assert_eq!(t, format!("/eth2/01020304/{name}/ssz_snappy"));
+            assert_eq!(parse_topic(&t), Some(([1, 2, 3, 4], *kind)));
+            assert!(kind.operation_topic().is_some());
+        }
+        assert_eq!(GossipKind::BeaconBlock.operation_topic(), None);
     }
 
     #[test]

@@ -155,6 +155,8 @@ enum NetCommand {
         reply: oneshot::Sender<Result<RpcResponse, NetError>>,
     },
     PublishBlock(Vec<u8>, oneshot::Sender<Result<(), NetError>>),
+    /// Publish SSZ on a topic of the current fork digest.
+    Publish(GossipKind, Vec<u8>, oneshot::Sender<Result<(), NetError>>),
     GossipPeers(oneshot::Sender<usize>),
     Shutdown(oneshot::Sender<()>),
 }
@@ -252,6 +254,12 @@ impl NetworkHandle {
     /// Publish a signed block (SSZ) on the `beacon_block` topic.
     pub async fn publish_block(&self, ssz: Vec<u8>) -> Result<(), NetError> {
         self.ask(|r| NetCommand::PublishBlock(ssz, r)).await?
+    }
+
+    /// Publish a message (SSZ, compressed here) on topic `kind` of the current fork
+    /// digest, e.g. a voluntary exit or a slashing.
+    pub async fn publish(&self, kind: GossipKind, ssz: Vec<u8>) -> Result<(), NetError> {
+        self.ask(|r| NetCommand::Publish(kind, ssz, r)).await?
     }
 
     /// Peers subscribed to our `beacon_block` topic.
@@ -563,18 +571,25 @@ impl SwarmTask {
         if self.subscribed_digest == Some(digest) {
             return;
         }
+        let kinds: Vec<GossipKind> = std::iter::once(GossipKind::BeaconBlock)
+            .chain(gossip::OPERATION_KINDS)
+            .collect();
         if let Some(old) = self.subscribed_digest {
-            let _ = self
+            for &kind in &kinds {
+                let _ = self
+                    .behaviour()
+                    .gossipsub
+                    .unsubscribe(&gossip::topic(old, kind));
+            }
+        }
+        for &kind in &kinds {
+            if let Err(e) = self
                 .behaviour()
                 .gossipsub
-                .unsubscribe(&gossip::topic(old, GossipKind::BeaconBlock));
-        }
-        if let Err(e) = self
-            .behaviour()
-            .gossipsub
-            .subscribe(&gossip::topic(digest, GossipKind::BeaconBlock))
-        {
-            tracing::warn!(%e, "gossip subscription failed");
+                .subscribe(&gossip::topic(digest, kind))
+            {
+                tracing::warn!(%e, topic = kind.name(), "gossip subscription failed");
+            }
         }
         self.subscribed_digest = Some(digest);
     }
@@ -757,6 +772,17 @@ impl SwarmTask {
             },
             NetCommand::PublishBlock(ssz, reply) => {
                 let topic = gossip::topic(self.current_digest(), GossipKind::BeaconBlock);
+                let r = gossip::compress(&ssz).and_then(|data| {
+                    self.behaviour()
+                        .gossipsub
+                        .publish(topic, data)
+                        .map(|_| ())
+                        .map_err(|e| NetError::Gossip(e.to_string()))
+                });
+                let _ = reply.send(r);
+            }
+            NetCommand::Publish(kind, ssz, reply) => {
+                let topic = gossip::topic(self.current_digest(), kind);
                 let r = gossip::compress(&ssz).and_then(|data| {
                     self.behaviour()
                         .gossipsub
@@ -1140,19 +1166,15 @@ impl SwarmTask {
                 return;
             }
         };
-        let GossipKind::BeaconBlock = kind;
+        // The operation topics are validated against the head state off the chain thread.
+        let chain_topic = kind.operation_topic().unwrap_or(GossipTopic::BeaconBlock);
         let chain = self.chain.clone();
         let answers = answers.clone();
         let head = chain.head();
         let now = GossipClock::now(head.genesis_time);
         tokio::spawn(async move {
             let verdict = match chain
-                .validate_gossip(
-                    GossipTopic::BeaconBlock,
-                    ssz,
-                    BlockSource::Gossip(from.to_string()),
-                    now,
-                )
+                .validate_gossip(chain_topic, ssz, BlockSource::Gossip(from.to_string()), now)
                 .await
             {
                 Ok(v) => v,

@@ -49,7 +49,7 @@ const PENDING: &[(&str, &str)] = &[
     ),
 ];
 
-fn read_snappy(path: &Path) -> Result<Vec<u8>, String> {
+pub(super) fn read_snappy(path: &Path) -> Result<Vec<u8>, String> {
     let raw = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     decompress_snappy(&raw, MAX_DECOMPRESSED_LEN).map_err(|e| format!("{}: {e}", path.display()))
 }
@@ -86,7 +86,7 @@ fn flag(entry: &Yaml, key: &str) -> Result<bool, String> {
 /// The vector's result of a verdict: what the spec's gossip conditions decided. A block
 /// that meets them all is `valid` there even when its full verification (which the
 /// vectors do not run) refuses it: [`GossipVerdict::Invalid`] says exactly that, typed.
-fn spec_result(v: &GossipVerdict) -> &'static str {
+pub(super) fn spec_result(v: &GossipVerdict) -> &'static str {
     match v {
         GossipVerdict::Accept | GossipVerdict::Invalid(_) => "valid",
         GossipVerdict::Ignore(_) => "ignore",
@@ -94,7 +94,7 @@ fn spec_result(v: &GossipVerdict) -> &'static str {
     }
 }
 
-fn describe(v: &GossipVerdict) -> String {
+pub(super) fn describe(v: &GossipVerdict) -> String {
     match v {
         GossipVerdict::Accept => "valid (imported)".into(),
         GossipVerdict::Invalid(e) => format!(

@@ -6,6 +6,8 @@ mod cli;
 mod devnet;
 mod epoch_processing;
 mod fork;
+mod gossip_ops;
+mod gossip_ops_vectors;
 mod gossip_vectors;
 mod gpu;
 mod heldout;

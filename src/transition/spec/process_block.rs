@@ -6,7 +6,7 @@ use super::helpers::*;
 use super::preset::*;
 use super::types::*;
 use crate::transition::math::{hash, integer_squareroot, xor, SafeArith};
-use crate::transition::{Check, SignatureChecker, TransitionCtx, TransitionError};
+use crate::transition::{ChainConfig, Check, SignatureChecker, TransitionCtx, TransitionError};
 use crate::transition_ensure as ensure;
 
 /// `process_block`. The execution payload is trusted optimistically (no engine).
@@ -412,7 +412,20 @@ pub fn process_proposer_slashing(
     ctx: &TransitionCtx,
     sigs: &mut SignatureChecker,
 ) -> Result<()> {
-    let cfg = ctx.cfg();
+    check_proposer_slashing(state, proposer_slashing, sigs)?;
+    let proposer_index = proposer_slashing.signed_header_1.message.proposer_index;
+    slash_validator(state, proposer_index, None, ctx.cfg())
+}
+
+/// The asserts of `process_proposer_slashing`, in its order, without the slashing: the
+/// header slots and proposer indices match, the headers differ, the proposer is a
+/// slashable validator, and both header signatures verify (also the spec's
+/// `proposer_slashing` gossip conditions after its seen-cache check).
+pub fn check_proposer_slashing(
+    state: &BeaconState,
+    proposer_slashing: &ProposerSlashing,
+    sigs: &mut SignatureChecker,
+) -> Result<()> {
     let header_1 = &proposer_slashing.signed_header_1.message;
     let header_2 = &proposer_slashing.signed_header_2.message;
     ensure!(
@@ -454,7 +467,7 @@ pub fn process_proposer_slashing(
             &signed_header.signature,
         )?;
     }
-    slash_validator(state, header_1.proposer_index, None, cfg)
+    Ok(())
 }
 
 pub fn process_attester_slashing(
@@ -464,6 +477,24 @@ pub fn process_attester_slashing(
     sigs: &mut SignatureChecker,
 ) -> Result<()> {
     let cfg = ctx.cfg();
+    // Slashing one validator changes no other validator's slashability, so the indices
+    // the check finds slashable are exactly those the spec's loop slashes.
+    for index in check_attester_slashing(state, attester_slashing, sigs)? {
+        slash_validator(state, index, None, cfg)?;
+    }
+    Ok(())
+}
+
+/// The asserts of `process_attester_slashing`, without the slashing: the attestation data
+/// are slashable, each indexed attestation's indices are validator indices (checked
+/// before its other properties, as the `attester_slashing` gossip conditions order them)
+/// and `is_valid_indexed_attestation` holds, and at least one index of the intersection is
+/// a slashable validator. `Ok`: the slashable indices of the intersection, ascending.
+pub fn check_attester_slashing(
+    state: &BeaconState,
+    attester_slashing: &AttesterSlashing,
+    sigs: &mut SignatureChecker,
+) -> Result<Vec<u64>> {
     let a1 = &attester_slashing.attestation_1;
     let a2 = &attester_slashing.attestation_2;
     ensure!(
@@ -471,8 +502,12 @@ pub fn process_attester_slashing(
         Check::AttesterSlashing,
         "attestation data are not slashable"
     );
-    is_valid_indexed_attestation(state, a1, sigs)?;
-    is_valid_indexed_attestation(state, a2, sigs)?;
+    for a in [a1, a2] {
+        for &i in a.attesting_indices.iter() {
+            validator(state, i)?;
+        }
+        is_valid_indexed_attestation(state, a, sigs)?;
+    }
     let set2: std::collections::BTreeSet<u64> = a2.attesting_indices.iter().copied().collect();
     let indices: std::collections::BTreeSet<u64> = a1
         .attesting_indices
@@ -480,19 +515,19 @@ pub fn process_attester_slashing(
         .copied()
         .filter(|i| set2.contains(i))
         .collect();
-    let mut slashed_any = false;
+    let current_epoch = get_current_epoch(state);
+    let mut slashable = Vec::new();
     for index in indices {
-        if is_slashable_validator(validator(state, index)?, get_current_epoch(state)) {
-            slash_validator(state, index, None, cfg)?;
-            slashed_any = true;
+        if is_slashable_validator(validator(state, index)?, current_epoch) {
+            slashable.push(index);
         }
     }
     ensure!(
-        slashed_any,
+        !slashable.is_empty(),
         Check::AttesterSlashing,
         "attester slashing slashed nobody"
     );
-    Ok(())
+    Ok(slashable)
 }
 
 pub fn get_attestation_participation_flag_indices(
@@ -659,6 +694,30 @@ pub fn process_voluntary_exit(
 ) -> Result<()> {
     let cfg = ctx.cfg();
     let exit = &signed_voluntary_exit.message;
+    check_voluntary_exit(state, signed_voluntary_exit, cfg, sigs)?;
+    // [New in Electra:EIP7251] (checked after the signature here; either failing makes
+    // the block invalid.)
+    ensure!(
+        get_pending_balance_to_withdraw(state, exit.validator_index)? == 0,
+        Check::VoluntaryExit,
+        "validator has pending withdrawals"
+    );
+    initiate_validator_exit(state, exit.validator_index, cfg)
+}
+
+/// The asserts of `process_voluntary_exit` up to Deneb, in its order: the validator index
+/// is valid, the validator is active and not exiting, the exit's epoch is not in the
+/// future, the validator has been active `SHARD_COMMITTEE_PERIOD` epochs, and the
+/// signature verifies under the Capella fork version (EIP-7044). These are the spec's
+/// `voluntary_exit` gossip conditions after its seen-cache check; `process_voluntary_exit`
+/// adds Electra's pending-withdrawal check.
+pub fn check_voluntary_exit(
+    state: &BeaconState,
+    signed_voluntary_exit: &SignedVoluntaryExit,
+    cfg: &ChainConfig,
+    sigs: &mut SignatureChecker,
+) -> Result<()> {
+    let exit = &signed_voluntary_exit.message;
     let current_epoch = get_current_epoch(state);
     let v = validator(state, exit.validator_index)?;
     ensure!(
@@ -681,11 +740,6 @@ pub fn process_voluntary_exit(
         Check::VoluntaryExit,
         "validator has not been active long enough"
     );
-    ensure!(
-        get_pending_balance_to_withdraw(state, exit.validator_index)? == 0,
-        Check::VoluntaryExit,
-        "validator has pending withdrawals"
-    );
     let domain = compute_domain(
         DOMAIN_VOLUNTARY_EXIT,
         Some(&Version::from(cfg.capella_fork_version)),
@@ -699,8 +753,7 @@ pub fn process_voluntary_exit(
         &[exit.validator_index],
         signing_root,
         &signed_voluntary_exit.signature,
-    )?;
-    initiate_validator_exit(state, exit.validator_index, cfg)
+    )
 }
 
 pub fn process_bls_to_execution_change(
@@ -709,7 +762,25 @@ pub fn process_bls_to_execution_change(
     ctx: &TransitionCtx,
     sigs: &mut SignatureChecker,
 ) -> Result<()> {
-    let cfg = ctx.cfg();
+    let change = &signed_address_change.message;
+    check_bls_to_execution_change(state, signed_address_change, ctx.cfg(), sigs)?;
+    let mut new_wc = [0u8; 32];
+    new_wc[0] = ETH1_ADDRESS_WITHDRAWAL_PREFIX;
+    new_wc[12..].copy_from_slice(change.to_execution_address.as_ref());
+    validator_mut(state, change.validator_index)?.withdrawal_credentials = Bytes32::from(new_wc);
+    Ok(())
+}
+
+/// The asserts of `process_bls_to_execution_change`, in its order: the validator index is
+/// valid, its withdrawal credentials are BLS ones of `from_bls_pubkey`, and the signature
+/// verifies (genesis fork version). Also the spec's `bls_to_execution_change` gossip
+/// conditions after its clock and seen-cache checks.
+pub fn check_bls_to_execution_change(
+    state: &BeaconState,
+    signed_address_change: &SignedBLSToExecutionChange,
+    cfg: &ChainConfig,
+    sigs: &mut SignatureChecker,
+) -> Result<()> {
     let change = &signed_address_change.message;
     let v = validator(state, change.validator_index)?;
     let wc = v.withdrawal_credentials.as_bytes();
@@ -735,12 +806,7 @@ pub fn process_bls_to_execution_change(
         &[&change.from_bls_pubkey],
         signing_root,
         &signed_address_change.signature,
-    )?;
-    let mut new_wc = [0u8; 32];
-    new_wc[0] = ETH1_ADDRESS_WITHDRAWAL_PREFIX;
-    new_wc[12..].copy_from_slice(change.to_execution_address.as_ref());
-    validator_mut(state, change.validator_index)?.withdrawal_credentials = Bytes32::from(new_wc);
-    Ok(())
+    )
 }
 
 // ---- execution requests -----------------------------------------------------------------
