@@ -973,6 +973,7 @@ fn node_command(args: NodeArgs, signals: &Signals) -> anyhow::Result<ExitCode> {
             .then(|| args.quic_port.unwrap_or(args.port.wrapping_add(1))),
         boot_nodes,
         target_peers: args.target_peers,
+        peers: Default::default(),
     };
     let rt = tokio::runtime::Handle::try_current().context("no tokio runtime")?;
     let network = rt.block_on(NetworkService::start(net_cfg, chain.clone(), cfg))?;

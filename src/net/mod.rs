@@ -9,6 +9,8 @@ pub mod fork_digest;
 pub mod gossip;
 pub mod identity;
 pub mod messages;
+pub mod peer_manager;
+pub mod rate_limit;
 pub mod rpc;
 pub mod service;
 

@@ -12,7 +12,9 @@ use std::time::Duration;
 use futures::prelude::*;
 use libp2p::request_response;
 
-use super::codec::{self, RequestDecoder, ResponseChunk, ResponseCode, ResponseDecoder, Step};
+use super::codec::{
+    self, DecodeError, RequestDecoder, ResponseChunk, ResponseCode, ResponseDecoder, Step,
+};
 use super::fork_digest::ForkDigests;
 use super::messages::{ChunkBounds, Protocol};
 
@@ -29,6 +31,38 @@ const READ_PIECE: usize = 16 * 1024;
 pub struct RpcRequest {
     pub protocol: Protocol,
     pub payload: Vec<u8>,
+    /// Set on an inbound request whose bytes were not a valid request (the payload is
+    /// then empty): the service answers it `InvalidRequest` and penalises the peer.
+    /// Always `None` on an outbound one.
+    pub fault: Option<RequestFault>,
+}
+
+impl RpcRequest {
+    pub fn new(protocol: Protocol, payload: Vec<u8>) -> Self {
+        RpcRequest {
+            protocol,
+            payload,
+            fault: None,
+        }
+    }
+
+    fn faulty(protocol: Protocol, fault: RequestFault) -> Self {
+        RpcRequest {
+            protocol,
+            payload: Vec::new(),
+            fault: Some(fault),
+        }
+    }
+}
+
+/// Why an inbound request's bytes were refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestFault {
+    /// Not a valid `ssz_snappy` request: an oversized varint, a length outside the type's
+    /// bounds or one that lies, corrupt snappy, trailing bytes.
+    Malformed(DecodeError),
+    /// The request did not arrive within `TTFB_TIMEOUT`.
+    Timeout,
 }
 
 /// One response chunk: its result code, the context bytes (fork digest) of a successful
@@ -102,34 +136,18 @@ impl request_response::Codec for Eth2Codec {
         T: AsyncRead + Unpin + Send,
     {
         let protocol = protocol.0;
-        let mut buf = vec![0u8; READ_PIECE];
-        let Some(mut dec) = RequestDecoder::for_protocol(protocol) else {
-            // MetaData: no request content; the stream must simply be closed.
-            if timed(TTFB_TIMEOUT, io.read(&mut buf)).await? != 0 {
-                return Err(invalid("bytes on a request that has no content"));
+        match read_request_payload(protocol, io).await {
+            Ok(payload) => Ok(RpcRequest::new(protocol, payload)),
+            // A malformed or late request is still answered (the spec's InvalidRequest):
+            // it reaches the service marked, with no payload.
+            Err(ReadFault::Malformed(e)) => {
+                Ok(RpcRequest::faulty(protocol, RequestFault::Malformed(e)))
             }
-            return Ok(RpcRequest {
-                protocol,
-                payload: Vec::new(),
-            });
-        };
-        let mut payload = None;
-        loop {
-            let n = timed(TTFB_TIMEOUT, io.read(&mut buf)).await?;
-            if n == 0 {
-                dec.finish().map_err(invalid)?;
-                break;
+            Err(ReadFault::Io(e)) if e.kind() == io::ErrorKind::TimedOut => {
+                Ok(RpcRequest::faulty(protocol, RequestFault::Timeout))
             }
-            let mut input = &buf[..n];
-            while !input.is_empty() {
-                match dec.feed(&mut input).map_err(invalid)? {
-                    Step::NeedMore => {}
-                    Step::Item(ssz) => payload = Some(ssz),
-                }
-            }
+            Err(ReadFault::Io(e)) => Err(e),
         }
-        let payload = payload.ok_or_else(|| invalid("request stream closed before the payload"))?;
-        Ok(RpcRequest { protocol, payload })
     }
 
     async fn read_response<T>(
@@ -216,6 +234,53 @@ impl request_response::Codec for Eth2Codec {
         io.close().await
     }
 }
+enum ReadFault {
+    Malformed(DecodeError),
+    Io(io::Error),
+}
+
+impl From<DecodeError> for ReadFault {
+    fn from(e: DecodeError) -> Self {
+        ReadFault::Malformed(e)
+    }
+}
+
+impl From<io::Error> for ReadFault {
+    fn from(e: io::Error) -> Self {
+        ReadFault::Io(e)
+    }
+}
+
+/// Read one request's SSZ payload (empty for MetaData, whose stream must just close).
+async fn read_request_payload<T>(protocol: Protocol, io: &mut T) -> Result<Vec<u8>, ReadFault>
+where
+    T: AsyncRead + Unpin + Send,
+{
+    let mut buf = vec![0u8; READ_PIECE];
+    let Some(mut dec) = RequestDecoder::for_protocol(protocol) else {
+        if timed(TTFB_TIMEOUT, io.read(&mut buf)).await? != 0 {
+            return Err(DecodeError::TrailingBytes.into());
+        }
+        return Ok(Vec::new());
+    };
+    let mut payload = None;
+    loop {
+        let n = timed(TTFB_TIMEOUT, io.read(&mut buf)).await?;
+        if n == 0 {
+            dec.finish()?;
+            break;
+        }
+        let mut input = &buf[..n];
+        while !input.is_empty() {
+            match dec.feed(&mut input)? {
+                Step::NeedMore => {}
+                Step::Item(ssz) => payload = Some(ssz),
+            }
+        }
+    }
+    Ok(payload.ok_or(DecodeError::TruncatedHeader)?)
+}
+
 async fn timed<F: Future<Output = io::Result<usize>>>(limit: Duration, f: F) -> io::Result<usize> {
     match tokio::time::timeout(limit, f).await {
         Ok(r) => r,
@@ -223,6 +288,7 @@ async fn timed<F: Future<Output = io::Result<usize>>>(limit: Duration, f: F) -> 
     }
 }
 
-fn invalid(e: impl std::fmt::Display) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+/// A decode error as an I/O error that still carries it (the peer manager reads it back).
+fn invalid(e: DecodeError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
 }

@@ -32,6 +32,9 @@ use super::codec::ResponseCode;
 use super::fork_digest;
 use super::gossip::{self, GossipKind};
 use super::messages::{self, Protocol};
+use super::peer_manager::{
+    self, Enforce, OutboundFault, PeerAction, PeerManager, PeerManagerConfig,
+};
 use super::rpc::{Eth2Codec, ProtocolName, RpcChunk, RpcRequest, RpcResponse};
 use super::NetError;
 use crate::chain::error::BlockError;
@@ -68,6 +71,8 @@ pub struct NetworkConfig {
     pub boot_nodes: Vec<Multiaddr>,
     /// Connections kept, at most.
     pub target_peers: usize,
+    /// Scores, bans, keep-alive and the inbound rate limits (`peers.rate_limits`).
+    pub peers: PeerManagerConfig,
 }
 
 impl NetworkConfig {
@@ -80,6 +85,7 @@ impl NetworkConfig {
             quic_port: None,
             boot_nodes: Vec::new(),
             target_peers: 50,
+            peers: PeerManagerConfig::default(),
         }
     }
 }
@@ -102,6 +108,12 @@ pub struct PeerInfo {
     pub address: Option<Multiaddr>,
     pub status: Option<PeerStatus>,
     pub outbound: bool,
+    /// The peer manager's score (−100 … 100; see [`peer_manager`]).
+    pub score: f64,
+    /// The `seq_number` of the peer's MetaData we hold, once fetched.
+    pub metadata_seq: Option<u64>,
+    /// Its MetaData v3 `custody_group_count`, once fetched.
+    pub custody_group_count: Option<u64>,
 }
 
 /// What the network announces.
@@ -124,6 +136,14 @@ pub enum NetEvent {
     },
     PeerDisconnected {
         peer: PeerId,
+    },
+    /// The peer's score fell to the ban threshold: it is on the block list.
+    PeerBanned {
+        peer: PeerId,
+    },
+    /// A connection from a banned peer was refused.
+    ConnectionDenied {
+        peer: Option<PeerId>,
     },
     /// A gossip block was validated; ACCEPT ones were imported.
     GossipBlock {
@@ -158,6 +178,7 @@ enum NetCommand {
     /// Publish SSZ on a topic of the current fork digest.
     Publish(GossipKind, Vec<u8>, oneshot::Sender<Result<(), NetError>>),
     GossipPeers(oneshot::Sender<usize>),
+    ReportPeer(PeerId, PeerAction, String),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -267,6 +288,20 @@ impl NetworkHandle {
         self.ask(NetCommand::GossipPeers).await
     }
 
+    /// Penalise a peer (sync: a chain segment refused for the peer's fault, a peer that
+    /// did not deliver); see [`peer_manager::action_for_fault`].
+    pub async fn report_peer(
+        &self,
+        peer: PeerId,
+        action: PeerAction,
+        reason: &str,
+    ) -> Result<(), NetError> {
+        self.tx
+            .send(NetCommand::ReportPeer(peer, action, reason.to_string()))
+            .await
+            .map_err(|_| NetError::Stopped)
+    }
+
     /// Send Goodbye (client shutdown) to every peer and stop the swarm task.
     pub async fn shutdown(&self) {
         let _ = self.ask(NetCommand::Shutdown).await;
@@ -275,6 +310,8 @@ impl NetworkHandle {
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
+    /// Banned peers: their connections closed and refused.
+    blocked: libp2p::allow_block_list::Behaviour<libp2p::allow_block_list::BlockedPeers>,
     /// At most `target_peers` established connections (plus a few for churn), one per
     /// peer; pending ones bounded too.
     limits: libp2p::connection_limits::Behaviour,
@@ -366,6 +403,7 @@ impl NetworkService {
                     .with_max_pending_incoming(Some(32))
                     .with_max_pending_outgoing(Some(32));
                 Ok(Behaviour {
+                    blocked: Default::default(),
                     limits: libp2p::connection_limits::Behaviour::new(limits),
                     identify: identify::Behaviour::new(
                         identify::Config::new("eth2/1.0.0".into(), key.public())
@@ -426,6 +464,7 @@ impl NetworkService {
             metadata_seq: 1,
             peer_id,
             column_window,
+            pm: PeerManager::new(config.peers.clone()),
         };
         state.resubscribe();
         for addr in config.boot_nodes {
@@ -453,8 +492,11 @@ enum Waiter {
     Status(Option<oneshot::Sender<Result<PeerStatus, NetError>>>),
     Blocks(oneshot::Sender<Result<Vec<Vec<u8>>, NetError>>),
     Raw(oneshot::Sender<Result<RpcResponse, NetError>>),
-    /// Goodbye, ping, metadata we sent on our own.
+    /// Goodbye we sent on our own.
     Nothing,
+    /// A keep-alive ping / MetaData request of the peer manager.
+    Pong,
+    MetaData,
 }
 
 /// Inbound requests being answered, per (peer, protocol): the spec allows two at once.
@@ -474,6 +516,7 @@ struct SwarmTask {
     peer_id: PeerId,
     /// What bounds the data-column serve range.
     column_window: super::columns::ServeWindow,
+    pm: PeerManager,
 }
 
 /// Answers computed off the swarm task (store reads on the blocking pool), sent back to it.
@@ -507,8 +550,12 @@ enum Family {
 impl SwarmTask {
     async fn run(mut self, mut rx: mpsc::Receiver<NetCommand>) {
         let (answer_tx, mut answer_rx) = mpsc::channel::<Answer>(256);
+        let mut heartbeat = tokio::time::interval(peer_manager::HEARTBEAT);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            self.enforce();
             tokio::select! {
+                _ = heartbeat.tick() => self.pm.heartbeat(std::time::Instant::now()),
                 event = self.swarm.select_next_some() => self.on_swarm(event, &answer_tx),
                 cmd = rx.recv() => match cmd {
                     Some(NetCommand::Shutdown(reply)) => {
@@ -643,8 +690,9 @@ impl SwarmTask {
         Ok(())
     }
 
-    fn send_request(&mut self, peer: PeerId, family: Family, payload: Vec<u8>, waiter: Waiter) {
-        let protocol = match family {
+    /// The protocol (newest version) a family's requests are made on.
+    fn protocol_of(family: Family) -> Protocol {
+        match family {
             Family::Status => Protocol::StatusV2,
             Family::Goodbye => Protocol::GoodbyeV1,
             Family::Ping => Protocol::PingV1,
@@ -653,8 +701,39 @@ impl SwarmTask {
             Family::BlocksByRoot => Protocol::BeaconBlocksByRootV2,
             Family::ColumnsByRange => Protocol::DataColumnSidecarsByRangeV1,
             Family::ColumnsByRoot => Protocol::DataColumnSidecarsByRootV1,
-        };
+        }
+    }
+
+    fn send_request(&mut self, peer: PeerId, family: Family, payload: Vec<u8>, waiter: Waiter) {
+        let protocol = Self::protocol_of(family);
         self.send_request_on(peer, family, protocol, payload, waiter);
+    }
+
+    /// Carry out what the peer manager decided (goodbyes, disconnections, bans, pings).
+    fn enforce(&mut self) {
+        let actions: Vec<Enforce> = self.pm.take_actions().collect();
+        for a in actions {
+            match a {
+                Enforce::Goodbye { peer, reason } => self.send_goodbye(peer, reason),
+                Enforce::Disconnect(peer) => {
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                }
+                Enforce::Ban(peer) => {
+                    self.behaviour().blocked.block_peer(peer);
+                    let _ = self.events.send(NetEvent::PeerBanned { peer });
+                }
+                Enforce::Unban(peer) => {
+                    self.behaviour().blocked.unblock_peer(peer);
+                }
+                Enforce::Ping(peer) => {
+                    let seq = self.metadata_seq.to_le_bytes().to_vec();
+                    self.send_request(peer, Family::Ping, seq, Waiter::Pong);
+                }
+                Enforce::MetaData(peer) => {
+                    self.send_request(peer, Family::MetaData, Vec::new(), Waiter::MetaData);
+                }
+            }
+        }
     }
 
     fn send_request_on(
@@ -667,7 +746,7 @@ impl SwarmTask {
     ) {
         let id = self
             .rr(family)
-            .send_request(&peer, RpcRequest { protocol, payload });
+            .send_request(&peer, RpcRequest::new(protocol, payload));
         self.pending.insert(id, waiter);
     }
 
@@ -723,7 +802,19 @@ impl SwarmTask {
                 let _ = reply.send(r);
             }
             NetCommand::Peers(reply) => {
-                let _ = reply.send(self.peers.values().cloned().collect());
+                let mut peers: Vec<PeerInfo> = self.peers.values().cloned().collect();
+                for p in &mut peers {
+                    if let Some(v) = self.pm.view(&p.peer_id) {
+                        p.score = v.score;
+                        p.metadata_seq = v.metadata_seq;
+                        p.custody_group_count = v.custody_group_count;
+                    }
+                }
+                let _ = reply.send(peers);
+            }
+            NetCommand::ReportPeer(peer, action, reason) => {
+                self.pm
+                    .report(peer, action, &reason, std::time::Instant::now());
             }
             NetCommand::Status(peer, reply) => {
                 let payload = encode_status(&self.our_status());
@@ -832,6 +923,11 @@ impl SwarmTask {
                 if matches!(verdict, GossipVerdict::Accept) {
                     self.resubscribe();
                 }
+                if let Some(action) = peer_manager::action_for_gossip(&verdict) {
+                    let reason = format!("gossip {verdict:?}");
+                    self.pm
+                        .report(from, action, &reason, std::time::Instant::now());
+                }
                 let _ = self.events.send(NetEvent::GossipBlock { from, verdict });
             }
         }
@@ -859,7 +955,11 @@ impl SwarmTask {
                     address: Some(endpoint.get_remote_address().clone()),
                     status: None,
                     outbound,
+                    score: 0.0,
+                    metadata_seq: None,
+                    custody_group_count: None,
                 });
+                self.pm.on_connected(peer_id, std::time::Instant::now());
                 if num_established.get() == 1 && outbound {
                     // The dialer opens with its Status.
                     let payload = encode_status(&self.our_status());
@@ -873,11 +973,21 @@ impl SwarmTask {
             } => {
                 self.peers.remove(&peer_id);
                 self.inbound.retain(|(p, _), _| *p != peer_id);
+                self.pm.on_disconnected(peer_id);
                 let _ = self
                     .events
                     .send(NetEvent::PeerDisconnected { peer: peer_id });
             }
             SwarmEvent::Behaviour(ev) => self.on_behaviour(ev, answers),
+            SwarmEvent::IncomingConnectionError {
+                error: libp2p::swarm::ListenError::Denied { .. },
+                peer_id,
+                ..
+            } if peer_id.is_some_and(|p| self.pm.is_banned(&p)) => {
+                let _ = self
+                    .events
+                    .send(NetEvent::ConnectionDenied { peer: peer_id });
+            }
             _ => {}
         }
     }
@@ -885,7 +995,9 @@ impl SwarmTask {
     fn on_behaviour(&mut self, ev: BehaviourEvent, answers: &mpsc::Sender<Answer>) {
         use request_response::{Event, Message};
         let (family, ev) = match ev {
-            BehaviourEvent::Identify(_) | BehaviourEvent::Limits(_) => return,
+            BehaviourEvent::Identify(_)
+            | BehaviourEvent::Limits(_)
+            | BehaviourEvent::Blocked(_) => return,
             BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,
                 message_id,
@@ -928,6 +1040,12 @@ impl SwarmTask {
                 error,
                 ..
             } => {
+                self.pm.on_outbound_failure(
+                    peer,
+                    Self::protocol_of(family),
+                    &OutboundFault::of(&error),
+                    std::time::Instant::now(),
+                );
                 let e = NetError::Request(format!("{peer}: {error}"));
                 match self.pending.remove(&request_id) {
                     Some(Waiter::Status(Some(r))) => {
@@ -960,6 +1078,8 @@ impl SwarmTask {
         let protocol = request.protocol;
         let n = self.inbound.entry((peer, protocol)).or_insert(0);
         if *n >= MAX_CONCURRENT_INBOUND {
+            self.pm
+                .on_too_many_concurrent(peer, protocol, std::time::Instant::now());
             let _ = self.rr(family).send_response(
                 channel,
                 vec![RpcChunk::error(
@@ -967,6 +1087,12 @@ impl SwarmTask {
                     "too many concurrent requests",
                 )],
             );
+            return;
+        }
+        // Malformed, over the protocol's bounds, over quota, or from a banned peer: the
+        // peer manager's answer, without touching the store.
+        if let Err(chunk) = self.pm.admit(peer, &request, std::time::Instant::now()) {
+            let _ = self.rr(family).send_response(channel, vec![chunk]);
             return;
         }
         match family {
@@ -998,6 +1124,9 @@ impl SwarmTask {
                 let _ = self.swarm.disconnect_peer_id(peer);
             }
             Family::Ping => {
+                if let Ok(seq) = <[u8; 8]>::try_from(request.payload.as_slice()) {
+                    self.pm.on_seq_number(peer, u64::from_le_bytes(seq), false);
+                }
                 let reply = vec![RpcChunk::success(
                     None,
                     self.metadata_seq.to_le_bytes().to_vec(),
@@ -1127,6 +1256,42 @@ impl SwarmTask {
             }
             Some(Waiter::Raw(reply)) => {
                 let _ = reply.send(Ok(response));
+            }
+            Some(Waiter::Pong) => match response.first() {
+                Some(c) if c.code == ResponseCode::Success && c.payload.len() == 8 => {
+                    let mut seq = [0u8; 8];
+                    seq.copy_from_slice(&c.payload);
+                    self.pm.on_seq_number(peer, u64::from_le_bytes(seq), true);
+                }
+                _ => self.pm.on_outbound_failure(
+                    peer,
+                    Protocol::PingV1,
+                    &OutboundFault::Io,
+                    std::time::Instant::now(),
+                ),
+            },
+            Some(Waiter::MetaData) => {
+                let md = response
+                    .first()
+                    .filter(|c| c.code == ResponseCode::Success)
+                    .and_then(|c| {
+                        messages::MetaDataV3::ssz_decode(&c.payload)
+                            .map(|m| (m.seq_number, Some(m.custody_group_count)))
+                            .or_else(|_| {
+                                messages::MetaDataV2::ssz_decode(&c.payload)
+                                    .map(|m| (m.seq_number, None))
+                            })
+                            .ok()
+                    });
+                match md {
+                    Some((seq, cgc)) => self.pm.on_metadata(peer, seq, cgc),
+                    None => self.pm.on_outbound_failure(
+                        peer,
+                        Protocol::MetaDataV3,
+                        &OutboundFault::Io,
+                        std::time::Instant::now(),
+                    ),
+                }
             }
             Some(Waiter::Nothing) | None => {}
         }

@@ -12,6 +12,7 @@ use crate::chain::any::{block_summary, BlockSummary};
 use crate::chain::error::{BlockError, Fault};
 use crate::chain::pipeline::{ImportError, SegmentOutcome};
 use crate::chain::service::{BlockSource, ChainHandle, GossipVerdict};
+use crate::net::peer_manager::PeerAction;
 use crate::net::service::{NetEvent, NetworkHandle, PeerInfo};
 use crate::types::Preset;
 
@@ -340,7 +341,15 @@ impl Syncer {
     fn penalise(&mut self, peer: PeerId, penalty: Penalty, reason: &str) {
         self.penalties += 1;
         tracing::info!(%peer, ?penalty, reason, "range sync: peer penalised");
-        let _ = (&self.net, penalty);
+        let action = match penalty {
+            Penalty::Invalid => PeerAction::LowToleranceError,
+            Penalty::Timeout => PeerAction::MidToleranceError,
+        };
+        let net = self.net.clone();
+        let reason = format!("range sync: {reason}");
+        tokio::spawn(async move {
+            let _ = net.report_peer(peer, action, &reason).await;
+        });
     }
 
     /// Cut new batches up to the target, hand waiting ones to peers, submit the ready
@@ -426,7 +435,7 @@ impl Syncer {
 
     /// The peer for a batch: one whose head reaches the batch, with spare capacity, that
     /// has not failed it (unless every candidate has); the least loaded first, then the
-    /// one announcing the highest head.
+    /// best scored, then the one announcing the highest head.
     fn pick_peer(&self, start: u64) -> Option<PeerId> {
         let batch = self.batches.get(&start)?;
         let candidates: Vec<&PeerInfo> = self
@@ -448,6 +457,7 @@ impl Syncer {
             .min_by_key(|p| {
                 (
                     self.load.get(&p.peer_id).copied().unwrap_or(0),
+                    std::cmp::Reverse(p.score.round() as i64),
                     std::cmp::Reverse(p.status.map(|s| s.head_slot).unwrap_or(0)),
                     p.peer_id,
                 )

@@ -17,6 +17,7 @@ mod mainnet_vectors;
 mod merkle;
 mod merkle_proof;
 mod net;
+mod net_peers;
 mod networking;
 mod operations;
 mod reference;

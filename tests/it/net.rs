@@ -19,16 +19,26 @@ use quasar::types::Preset;
 
 use crate::service::{read, runtime};
 
-fn generate(dir: &Path, validators: usize, slots: u64) -> quasar::devnet::DevnetSummary {
+pub fn generate(dir: &Path, validators: usize, slots: u64) -> quasar::devnet::DevnetSummary {
     crate::service::generate(Preset::Minimal, dir, validators, slots)
 }
 
-pub(super) struct Node {
-    pub(super) chain: ChainService,
-    pub(super) net: NetworkService,
+pub struct Node {
+    pub chain: ChainService,
+    pub net: NetworkService,
 }
 
-pub(super) fn start(rt: &tokio::runtime::Runtime, data: &Path, chain_dir: &Path) -> Node {
+pub fn start(rt: &tokio::runtime::Runtime, data: &Path, chain_dir: &Path) -> Node {
+    start_with(rt, data, chain_dir, |_| {})
+}
+
+/// A node whose network configuration `configure` adjusted (quotas, ping interval …).
+pub fn start_with(
+    rt: &tokio::runtime::Runtime,
+    data: &Path,
+    chain_dir: &Path,
+    configure: impl FnOnce(&mut NetworkConfig),
+) -> Node {
     let genesis = read(&devnet::genesis_path(chain_dir));
     let chain = ChainService::open(
         data,
@@ -37,9 +47,11 @@ pub(super) fn start(rt: &tokio::runtime::Runtime, data: &Path, chain_dir: &Path)
         Box::new(CpuAggregator),
     )
     .expect("chain opens");
+    let mut config = NetworkConfig::local(data.to_path_buf());
+    configure(&mut config);
     let net = rt
         .block_on(NetworkService::start(
-            NetworkConfig::local(data.to_path_buf()),
+            config,
             chain.handle(),
             ChainConfig::minimal(),
         ))
@@ -53,7 +65,7 @@ pub(super) fn start(rt: &tokio::runtime::Runtime, data: &Path, chain_dir: &Path)
     Node { chain, net }
 }
 
-pub(super) fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+pub fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     let t = Instant::now();
     while !f() {
         assert!(t.elapsed() < limit, "timed out waiting for {what}");

@@ -119,6 +119,17 @@ fn a_node_syncs_from_three_peers_past_a_corrupt_one_and_a_leaving_one() {
         "the corrupt peer was penalised: {status:?}"
     );
     assert!(status.retried_batches >= 1, "{status:?}");
+    let c_id = servers[1].net.handle().local_peer_id();
+    let c_score = rt
+        .block_on(nd.peers())
+        .unwrap()
+        .into_iter()
+        .find(|p| p.peer_id == c_id)
+        .map(|p| p.score);
+    assert!(
+        c_score.is_none_or(|s| s < 0.0),
+        "the corrupt peer's score fell (or it was dropped): {c_score:?}"
+    );
     assert!(!status.syncing || status.head_slot >= status.target_slot);
 
     // Head sync: a imports EXTRA more blocks and publishes the last on gossip; d has no
