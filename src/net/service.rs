@@ -29,6 +29,7 @@ use libp2p::{identify, Multiaddr, PeerId, Swarm};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::codec::ResponseCode;
+use super::discovery::{self, DiscoveryConfig, DiscoveryHandle, Enr};
 use super::fork_digest;
 use super::gossip::{self, GossipKind};
 use super::messages::{self, Protocol};
@@ -68,6 +69,8 @@ pub struct NetworkConfig {
     pub boot_nodes: Vec<Multiaddr>,
     /// Connections kept, at most.
     pub target_peers: usize,
+    /// discv5 discovery; `None`: off (only the boot nodes and dials).
+    pub discovery: Option<DiscoveryConfig>,
 }
 
 impl NetworkConfig {
@@ -80,6 +83,7 @@ impl NetworkConfig {
             quic_port: None,
             boot_nodes: Vec::new(),
             target_peers: 50,
+            discovery: None,
         }
     }
 }
@@ -166,11 +170,22 @@ pub struct NetworkHandle {
     events: broadcast::Sender<NetEvent>,
     peer_id: PeerId,
     listen: Arc<RwLock<Vec<Multiaddr>>>,
+    discovery: Option<DiscoveryHandle>,
 }
 
 impl NetworkHandle {
     pub fn local_peer_id(&self) -> PeerId {
         self.peer_id
+    }
+
+    /// The node's ENR as it is now (`None` with discovery off).
+    pub fn local_enr(&self) -> Option<Enr> {
+        self.discovery.as_ref().map(DiscoveryHandle::local_enr)
+    }
+
+    /// Discovery's routing table and counts (`None` with discovery off).
+    pub fn discovery(&self) -> Option<&DiscoveryHandle> {
+        self.discovery.as_ref()
     }
 
     /// The addresses the node listens on (with `/p2p/<peer id>`), once bound.
@@ -384,6 +399,28 @@ impl NetworkService {
                 .listen_on(quic)
                 .map_err(|e| NetError::Transport(e.to_string()))?;
         }
+        let (link, discovery) = match config.discovery {
+            Some(d) => {
+                let params = discovery::DiscoveryParams {
+                    datadir: &config.datadir,
+                    keypair: &keypair,
+                    listen_address: config.listen_address,
+                    tcp_port: config.tcp_port,
+                    quic_port: config.quic_port,
+                    target_peers,
+                    digests: digests.clone(),
+                    clock: discovery::ForkClock {
+                        genesis_time: head.genesis_time,
+                        slot_duration_ms: chain_cfg.slot_duration_ms,
+                        slots_per_epoch,
+                    },
+                    custody_group_count: CUSTODY_REQUIREMENT,
+                };
+                let (link, handle) = discovery::start(d, params).await?;
+                (Some(link), Some(handle))
+            }
+            None => (None, None),
+        };
         let (tx, rx) = mpsc::channel(256);
         let (events, _) = broadcast::channel(1024);
         let listen = Arc::new(RwLock::new(Vec::new()));
@@ -392,6 +429,7 @@ impl NetworkService {
             events: events.clone(),
             peer_id,
             listen: listen.clone(),
+            discovery,
         };
         let mut state = SwarmTask {
             swarm,
@@ -405,6 +443,7 @@ impl NetworkService {
             subscribed_digest: None,
             metadata_seq: 1,
             peer_id,
+            discovery: link,
         };
         state.resubscribe();
         for addr in config.boot_nodes {
@@ -451,6 +490,8 @@ struct SwarmTask {
     subscribed_digest: Option<[u8; 4]>,
     metadata_seq: u64,
     peer_id: PeerId,
+    /// Found peers in, the peer count out (`None`: discovery off).
+    discovery: Option<discovery::SwarmLink>,
 }
 
 /// Answers computed off the swarm task (store reads on the blocking pool), sent back to it.
@@ -484,7 +525,12 @@ impl SwarmTask {
         let (answer_tx, mut answer_rx) = mpsc::channel::<Answer>(256);
         loop {
             tokio::select! {
-                event = self.swarm.select_next_some() => self.on_swarm(event, &answer_tx),
+                event = self.swarm.select_next_some() => {
+                    self.on_swarm(event, &answer_tx);
+                    if let Some(d) = &self.discovery {
+                        d.peer_count(self.peers.len());
+                    }
+                }
                 cmd = rx.recv() => match cmd {
                     Some(NetCommand::Shutdown(reply)) => {
                         self.goodbye_all(GOODBYE_CLIENT_SHUTDOWN).await;
@@ -498,6 +544,7 @@ impl SwarmTask {
                     }
                 },
                 Some(answer) = answer_rx.recv() => self.on_answer(answer),
+                found = discovery::next_found(&mut self.discovery) => self.on_discovered(found),
             }
         }
     }
@@ -758,6 +805,24 @@ impl SwarmTask {
         }
     }
 
+    /// A relevant peer found by discovery: dialled while below the target.
+    fn on_discovered(&mut self, found: discovery::Found) {
+        let Some(link) = &self.discovery else { return };
+        if self.peers.len() >= link.target_peers
+            || found.peer_id == self.peer_id
+            || self.swarm.is_connected(&found.peer_id)
+        {
+            return;
+        }
+        let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(found.peer_id)
+            .addresses(found.addresses)
+            .condition(libp2p::swarm::dial_opts::PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        if let Err(e) = self.swarm.dial(opts) {
+            tracing::debug!(peer = %found.peer_id, %e, "discovered peer not dialled");
+        }
+    }
+
     fn on_answer(&mut self, answer: Answer) {
         match answer {
             Answer::Respond {
@@ -792,6 +857,9 @@ impl SwarmTask {
     fn on_swarm(&mut self, event: SwarmEvent<BehaviourEvent>, answers: &mpsc::Sender<Answer>) {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
+                if let Some(d) = &self.discovery {
+                    d.local.on_listen(&address);
+                }
                 let full = address.with(MaProtocol::P2p(self.peer_id));
                 tracing::info!(address = %full, "listening");
                 self.listen
