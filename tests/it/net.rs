@@ -23,12 +23,22 @@ fn generate(dir: &Path, validators: usize, slots: u64) -> quasar::devnet::Devnet
     crate::service::generate(Preset::Minimal, dir, validators, slots)
 }
 
-struct Node {
-    chain: ChainService,
-    net: NetworkService,
+pub struct Node {
+    pub chain: ChainService,
+    pub net: NetworkService,
 }
 
 fn start(rt: &tokio::runtime::Runtime, data: &Path, chain_dir: &Path) -> Node {
+    start_with(rt, data, chain_dir, NetworkConfig::local(data.to_path_buf()))
+}
+
+/// A node of the chain in `chain_dir`, its data in `data`, on the network `config` says.
+pub fn start_with(
+    rt: &tokio::runtime::Runtime,
+    data: &Path,
+    chain_dir: &Path,
+    config: NetworkConfig,
+) -> Node {
     let genesis = read(&devnet::genesis_path(chain_dir));
     let chain = ChainService::open(
         data,
@@ -39,7 +49,7 @@ fn start(rt: &tokio::runtime::Runtime, data: &Path, chain_dir: &Path) -> Node {
     .expect("chain opens");
     let net = rt
         .block_on(NetworkService::start(
-            NetworkConfig::local(data.to_path_buf()),
+            config,
             chain.handle(),
             ChainConfig::minimal(),
         ))
@@ -53,7 +63,7 @@ fn start(rt: &tokio::runtime::Runtime, data: &Path, chain_dir: &Path) -> Node {
     Node { chain, net }
 }
 
-fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+pub fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     let t = Instant::now();
     while !f() {
         assert!(t.elapsed() < limit, "timed out waiting for {what}");
