@@ -855,7 +855,12 @@ fn node_command(args: NodeArgs, signals: &Signals) -> anyhow::Result<ExitCode> {
     let genesis = args.genesis.as_deref().map(read_ssz_file).transpose()?;
     let mut boot_nodes = Vec::new();
     let mut boot_enrs = Vec::new();
-    for b in args.boot_nodes.iter().map(|b| b.trim()).filter(|b| !b.is_empty()) {
+    for b in args
+        .boot_nodes
+        .iter()
+        .map(|b| b.trim())
+        .filter(|b| !b.is_empty())
+    {
         if b.starts_with("enr:") {
             boot_enrs.push(
                 b.parse::<quasar::net::discovery::Enr>()
@@ -877,8 +882,8 @@ fn node_command(args: NodeArgs, signals: &Signals) -> anyhow::Result<ExitCode> {
         let mut d = DiscoveryConfig::new(args.discovery_port.unwrap_or(args.port));
         d.boot_enrs = boot_enrs;
         d.enr_address = args.enr_address;
-        d.allow_private = args.enable_private_discovery
-            || (!announced.is_unspecified() && !is_global(announced));
+        d.allow_private =
+            args.enable_private_discovery || (!announced.is_unspecified() && !is_global(announced));
         d
     });
     let agg = aggregator_for(args.backend, 1 << 20)?;

@@ -399,9 +399,12 @@ impl LocalEnr {
     /// differs from what the ENR holds. Returns whether the ENR changed.
     fn set(&self, entries: &[(&str, Vec<u8>)]) -> bool {
         let mut enr = self.enr.write();
-        let changed = entries
-            .iter()
-            .any(|(k, v)| enr.get_decodable::<alloy_rlp::Bytes>(k).and_then(Result::ok).as_deref() != Some(v.as_slice()));
+        let changed = entries.iter().any(|(k, v)| {
+            enr.get_decodable::<alloy_rlp::Bytes>(k)
+                .and_then(Result::ok)
+                .as_deref()
+                != Some(v.as_slice())
+        });
         if !changed {
             return false;
         }
@@ -444,7 +447,9 @@ impl LocalEnr {
     fn persist(&self) {
         let text = self.get().to_base64();
         let tmp = self.path.with_extension("tmp");
-        if let Err(e) = std::fs::write(&tmp, text.as_bytes()).and_then(|()| std::fs::rename(&tmp, &self.path)) {
+        if let Err(e) =
+            std::fs::write(&tmp, text.as_bytes()).and_then(|()| std::fs::rename(&tmp, &self.path))
+        {
             tracing::warn!(path = %self.path.display(), %e, "ENR not saved");
         }
     }
@@ -464,7 +469,8 @@ pub struct SwarmLink {
 impl SwarmLink {
     /// Tell discovery how many peers are connected (cheap when unchanged).
     pub fn peer_count(&self, n: usize) {
-        self.peers.send_if_modified(|old| std::mem::replace(old, n) != n);
+        self.peers
+            .send_if_modified(|old| std::mem::replace(old, n) != n);
     }
 }
 
@@ -499,13 +505,19 @@ impl DiscoveryHandle {
     /// The ENRs in the routing table.
     pub async fn table(&self) -> Result<Vec<Enr>, NetError> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(Command::Table(tx)).await.map_err(|_| NetError::Stopped)?;
+        self.tx
+            .send(Command::Table(tx))
+            .await
+            .map_err(|_| NetError::Stopped)?;
         rx.await.map_err(|_| NetError::Stopped)
     }
 
     pub async fn stats(&self) -> Result<DiscoveryStats, NetError> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(Command::Stats(tx)).await.map_err(|_| NetError::Stopped)?;
+        self.tx
+            .send(Command::Stats(tx))
+            .await
+            .map_err(|_| NetError::Stopped)?;
         rx.await.map_err(|_| NetError::Stopped)
     }
 }
@@ -594,11 +606,16 @@ fn next_seq(saved: Option<&Enr>, fresh: &Enr) -> u64 {
     }
 }
 
+/// The running discovery: the swarm task's link, the node's handle, and the task (it ends
+/// once the link is dropped, after saving the ENR).
+pub struct Started {
+    pub link: SwarmLink,
+    pub handle: DiscoveryHandle,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
 /// Starts discv5 and the discovery task on the current tokio runtime.
-pub async fn start(
-    config: DiscoveryConfig,
-    p: DiscoveryParams<'_>,
-) -> Result<(SwarmLink, DiscoveryHandle), NetError> {
+pub async fn start(config: DiscoveryConfig, p: DiscoveryParams<'_>) -> Result<Started, NetError> {
     let err = |e: String| NetError::Discovery(e);
     let key = combined_key(p.keypair)?;
     let sign_key = combined_key(p.keypair)?;
@@ -687,20 +704,22 @@ pub async fn start(
     };
     // The boot ENRs are known peers: dial the relevant ones at once.
     let boot = config.boot_enrs;
-    tokio::spawn(task.run(boot, cmd_rx, events));
-    Ok((
-        SwarmLink {
+    let task = tokio::spawn(task.run(boot, cmd_rx, events));
+    Ok(Started {
+        link: SwarmLink {
             found: found_rx,
             peers: peers_tx,
             local: local.clone(),
             target_peers: p.target_peers,
             quic,
         },
-        DiscoveryHandle { tx: cmd_tx, local },
-    ))
+        handle: DiscoveryHandle { tx: cmd_tx, local },
+        task,
+    })
 }
 
-type Lookup = Pin<Box<dyn std::future::Future<Output = Result<Vec<Enr>, discv5::QueryError>> + Send>>;
+type Lookup =
+    Pin<Box<dyn std::future::Future<Output = Result<Vec<Enr>, discv5::QueryError>> + Send>>;
 
 struct DiscoveryTask {
     discv5: Discv5,
@@ -799,7 +818,10 @@ impl DiscoveryTask {
         let now = unix_ms_now();
         let cap = Duration::from_secs(3600);
         match self.digests.next_after(self.clock.epoch_at(now)) {
-            Some(next) => Duration::from_millis(self.clock.epoch_start_ms(next.epoch).saturating_sub(now)).min(cap),
+            Some(next) => {
+                Duration::from_millis(self.clock.epoch_start_ms(next.epoch).saturating_sub(now))
+                    .min(cap)
+            }
             None => cap,
         }
     }
@@ -889,6 +911,18 @@ mod tests {
     use super::*;
     use crate::transition::ChainConfig;
 
+    /// The minimal config with every fork before Fulu at genesis and Fulu at `fulu`.
+    fn fulu_at(fulu: Epoch) -> ChainConfig {
+        let mut cfg = ChainConfig::minimal();
+        cfg.altair_fork_epoch = 0;
+        cfg.bellatrix_fork_epoch = 0;
+        cfg.capella_fork_epoch = 0;
+        cfg.deneb_fork_epoch = 0;
+        cfg.electra_fork_epoch = 0;
+        cfg.fulu_fork_epoch = fulu;
+        cfg
+    }
+
     fn key_pair() -> libp2p::identity::Keypair {
         libp2p::identity::Keypair::generate_secp256k1()
     }
@@ -906,7 +940,7 @@ mod tests {
     fn the_local_enr_carries_the_eth2_entries_and_the_node_key() {
         let kp = key_pair();
         let key = combined_key(&kp).unwrap();
-        let cfg = ChainConfig::minimal();
+        let cfg = fulu_at(0);
         let digests = ForkDigests::new([7; 32], &cfg);
         let epoch = 3;
         let cgc = 4;
@@ -918,12 +952,18 @@ mod tests {
         assert_eq!(enr.ip4(), Some(Ipv4Addr::LOCALHOST));
         assert_eq!(enr.udp4(), Some(9100));
         assert_eq!(enr.tcp4(), Some(9000));
-        assert_eq!(enr.get_decodable::<u16>(QUIC_ENR_KEY).unwrap().unwrap(), 9001);
+        assert_eq!(
+            enr.get_decodable::<u16>(QUIC_ENR_KEY).unwrap().unwrap(),
+            9001
+        );
         assert_eq!(peer_id_of(&enr), Some(kp.public().to_peer_id()));
         let f = decode_eth2(&enr).unwrap();
         let fork_id = f.fork_id.unwrap();
         assert_eq!(fork_id, digests.enr_fork_id(epoch));
-        assert_eq!(*fork_id.fork_digest.as_bytes(), digests.digest_at_epoch(epoch));
+        assert_eq!(
+            *fork_id.fork_digest.as_bytes(),
+            digests.digest_at_epoch(epoch)
+        );
         assert_eq!(f.custody_group_count, Some(cgc));
         assert_eq!(f.next_fork_digest, Some(digests.next_fork_digest(epoch)));
         assert_eq!(f.attnets, Some(Attnets::default()));
@@ -937,21 +977,37 @@ mod tests {
         assert_eq!(raw(NFD_ENR_KEY).len(), 4);
         let addrs = multiaddrs_of(&enr, kp.public().to_peer_id(), true);
         assert_eq!(addrs.len(), 2, "{addrs:?}");
-        assert!(addrs[0].to_string().starts_with("/ip4/127.0.0.1/udp/9001/quic-v1/p2p/"));
-        assert!(addrs[1].to_string().starts_with("/ip4/127.0.0.1/tcp/9000/p2p/"));
-        assert_eq!(multiaddrs_of(&enr, kp.public().to_peer_id(), false).len(), 1);
+        assert!(addrs[0]
+            .to_string()
+            .starts_with("/ip4/127.0.0.1/udp/9001/quic-v1/p2p/"));
+        assert!(addrs[1]
+            .to_string()
+            .starts_with("/ip4/127.0.0.1/tcp/9000/p2p/"));
+        assert_eq!(
+            multiaddrs_of(&enr, kp.public().to_peer_id(), false).len(),
+            1
+        );
     }
 
     #[test]
     fn fork_updates_bump_the_sequence_once_and_bad_entries_are_refused() {
         let kp = key_pair();
-        let mut cfg = ChainConfig::minimal();
-        cfg.fulu_fork_epoch = 10;
+        let cfg = fulu_at(10);
         let digests = ForkDigests::new([9; 32], &cfg);
         let before = eth2_entries(&digests, 9, 4);
         let after = eth2_entries(&digests, 10, 4);
         assert_ne!(before, after);
-        let enr = build_local_enr(&combined_key(&kp).unwrap(), None, false, 1, 2, None, &before, 1).unwrap();
+        let enr = build_local_enr(
+            &combined_key(&kp).unwrap(),
+            None,
+            false,
+            1,
+            2,
+            None,
+            &before,
+            1,
+        )
+        .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let local = LocalEnr {
             enr: Arc::new(parking_lot::RwLock::new(enr)),
@@ -964,23 +1020,42 @@ mod tests {
         assert_eq!(local.get().seq(), 2, "one bump for all entries");
         let f = decode_eth2(&local.get()).unwrap();
         assert_eq!(f.fork_id, Some(digests.enr_fork_id(10)));
-        assert_eq!(*f.fork_id.unwrap().fork_digest.as_bytes(), digests.digest_at_epoch(10));
+        assert_eq!(
+            *f.fork_id.unwrap().fork_digest.as_bytes(),
+            digests.digest_at_epoch(10)
+        );
         // The listen port lands in `tcp`.
         local.on_listen(&"/ip4/127.0.0.1/tcp/4242".parse().unwrap());
         assert_eq!(local.get().tcp4(), Some(4242));
         assert_eq!(local.get().seq(), 3);
         // Saved, and the sequence number survives a restart.
-        let saved: Enr = std::fs::read_to_string(dir.path().join("enr")).unwrap().parse().unwrap();
+        let saved: Enr = std::fs::read_to_string(dir.path().join("enr"))
+            .unwrap()
+            .parse()
+            .unwrap();
         assert_eq!(saved.seq(), 3);
         assert_eq!(next_seq(Some(&saved), &saved), 3);
-        let other = build_local_enr(&combined_key(&kp).unwrap(), None, false, 1, 2, None, &after, 1).unwrap();
+        let other = build_local_enr(
+            &combined_key(&kp).unwrap(),
+            None,
+            false,
+            1,
+            2,
+            None,
+            &after,
+            1,
+        )
+        .unwrap();
         assert_eq!(next_seq(Some(&saved), &other), 4);
         assert_eq!(next_seq(None, &other), 1);
         // A malformed eth2 or cgc entry (leading zero) is an error, not a panic.
         let bad = [(ETH2_ENR_KEY, vec![1, 2, 3])];
         assert!(local.set(&bad));
         assert!(decode_eth2(&local.get()).is_err());
-        let bad_cgc = [(ETH2_ENR_KEY, after[0].1.clone()), (CGC_ENR_KEY, vec![0, 4])];
+        let bad_cgc = [
+            (ETH2_ENR_KEY, after[0].1.clone()),
+            (CGC_ENR_KEY, vec![0, 4]),
+        ];
         assert!(local.set(&bad_cgc));
         assert!(decode_eth2(&local.get()).is_err());
     }
@@ -990,13 +1065,28 @@ mod tests {
         let mut cfg = ChainConfig::minimal();
         cfg.fulu_fork_epoch = crate::net::fork_digest::FAR_FUTURE_EPOCH;
         let digests = ForkDigests::new([1; 32], &cfg);
-        let keys: Vec<&str> = eth2_entries(&digests, 0, 4).iter().map(|(k, _)| *k).collect();
+        let keys: Vec<&str> = eth2_entries(&digests, 0, 4)
+            .iter()
+            .map(|(k, _)| *k)
+            .collect();
         assert_eq!(keys, vec![ETH2_ENR_KEY, ATTNETS_ENR_KEY, SYNCNETS_ENR_KEY]);
     }
 
     #[test]
     fn global_addresses() {
-        for ip in ["127.0.0.1", "10.1.2.3", "192.168.0.1", "172.16.0.1", "169.254.1.1", "100.64.0.1", "0.0.0.0", "::1", "fe80::1", "fd00::1", "::ffff:10.0.0.1"] {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "172.16.0.1",
+            "169.254.1.1",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:10.0.0.1",
+        ] {
             assert!(!is_global(ip.parse().unwrap()), "{ip}");
         }
         for ip in ["8.8.8.8", "1.1.1.1", "2a00:1450::1"] {

@@ -299,6 +299,8 @@ struct Behaviour {
 pub struct NetworkService {
     handle: NetworkHandle,
     task: tokio::task::JoinHandle<()>,
+    /// Ends after the swarm task (it drops the discovery link).
+    discovery_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl NetworkService {
@@ -399,7 +401,7 @@ impl NetworkService {
                 .listen_on(quic)
                 .map_err(|e| NetError::Transport(e.to_string()))?;
         }
-        let (link, discovery) = match config.discovery {
+        let (link, discovery, discovery_task) = match config.discovery {
             Some(d) => {
                 let params = discovery::DiscoveryParams {
                     datadir: &config.datadir,
@@ -416,10 +418,10 @@ impl NetworkService {
                     },
                     custody_group_count: CUSTODY_REQUIREMENT,
                 };
-                let (link, handle) = discovery::start(d, params).await?;
-                (Some(link), Some(handle))
+                let d = discovery::start(d, params).await?;
+                (Some(d.link), Some(d.handle), Some(d.task))
             }
-            None => (None, None),
+            None => (None, None, None),
         };
         let (tx, rx) = mpsc::channel(256);
         let (events, _) = broadcast::channel(1024);
@@ -452,7 +454,11 @@ impl NetworkService {
             }
         }
         let task = tokio::spawn(state.run(rx));
-        Ok(NetworkService { handle, task })
+        Ok(NetworkService {
+            handle,
+            task,
+            discovery_task,
+        })
     }
 
     pub fn handle(&self) -> NetworkHandle {
@@ -463,6 +469,9 @@ impl NetworkService {
     pub async fn shutdown(self) {
         self.handle.shutdown().await;
         let _ = self.task.await;
+        if let Some(t) = self.discovery_task {
+            let _ = t.await;
+        }
     }
 }
 

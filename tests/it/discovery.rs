@@ -77,9 +77,11 @@ fn nodes_find_a_peer_they_were_not_told_about_and_skip_another_fork() {
         connected(&rt, &nb, pc) || connected(&rt, &nc, pb)
     });
     eprintln!("B and C connected after {:?}", t.elapsed());
-    wait_for("the B–C status exchange on both sides", Duration::from_secs(20), || {
-        connected(&rt, &nb, pc) && connected(&rt, &nc, pb)
-    });
+    wait_for(
+        "the B–C status exchange on both sides",
+        Duration::from_secs(20),
+        || connected(&rt, &nb, pc) && connected(&rt, &nc, pb),
+    );
     // And both reached A, the boot node.
     wait_for("B and C to connect to A", Duration::from_secs(30), || {
         connected(&rt, &nb, na.local_peer_id()) && connected(&rt, &nc, na.local_peer_id())
@@ -99,7 +101,10 @@ fn nodes_find_a_peer_they_were_not_told_about_and_skip_another_fork() {
     // D found A (its boot node) and whoever A returned, all on another digest.
     let stats_d = rt.block_on(nd.discovery().unwrap().stats()).unwrap();
     assert!(stats_d.wrong_fork >= 1, "{stats_d:?}");
-    assert_eq!(stats_d.handed, 0, "D dials no one of another chain: {stats_d:?}");
+    assert_eq!(
+        stats_d.handed, 0,
+        "D dials no one of another chain: {stats_d:?}"
+    );
     // Give any dial a moment, then: nobody is connected to D.
     std::thread::sleep(Duration::from_secs(3));
     assert!(rt.block_on(nd.peers()).unwrap().is_empty(), "D has peers");
@@ -113,7 +118,10 @@ fn nodes_find_a_peer_they_were_not_told_about_and_skip_another_fork() {
         assert!(stats.lookups >= 1, "{name}: {stats:?}");
     }
     let stats_b = rt.block_on(nb.discovery().unwrap().stats()).unwrap();
-    assert!(stats_b.handed >= 2, "B handed A and C to its swarm: {stats_b:?}");
+    assert!(
+        stats_b.handed >= 2,
+        "B handed A and C to its swarm: {stats_b:?}"
+    );
 
     for n in [a, b, c, d] {
         rt.block_on(n.net.shutdown());
@@ -149,7 +157,10 @@ fn the_enr_says_what_the_node_is() {
         enr.tcp4()
     );
     assert!(enr.udp4().is_some_and(|p| p != 0));
-    assert!(enr.get_decodable::<u16>("quic").is_none(), "no QUIC listener, no quic entry");
+    assert!(
+        enr.get_decodable::<u16>("quic").is_none(),
+        "no QUIC listener, no quic entry"
+    );
 
     // eth2: the ENRForkID of the chain's digests at the wall-clock epoch.
     let head = a.chain.handle().head();
@@ -164,11 +175,15 @@ fn the_enr_says_what_the_node_is() {
     let f = discovery::decode_eth2(&enr).unwrap();
     let fork_id = f.fork_id.clone().unwrap();
     assert_eq!(fork_id, digests.enr_fork_id(epoch));
-    assert_eq!(*fork_id.fork_digest.as_bytes(), digests.digest_at_epoch(epoch));
+    assert_eq!(
+        *fork_id.fork_digest.as_bytes(),
+        digests.digest_at_epoch(epoch)
+    );
     assert_eq!(f.next_fork_digest, Some(digests.next_fork_digest(epoch)));
 
     // cgc, attnets and syncnets: what the node's MetaData v3 says.
-    rt.block_on(nb.dial(na.listen_addresses()[0].clone())).unwrap();
+    rt.block_on(nb.dial(na.listen_addresses()[0].clone()))
+        .unwrap();
     wait_for("the status exchange", Duration::from_secs(20), || {
         connected(&rt, &nb, na.local_peer_id())
     });
@@ -190,7 +205,11 @@ fn the_enr_says_what_the_node_is() {
     assert_eq!(raw("eth2").len(), 16);
     let cgc = md.custody_group_count.to_be_bytes();
     let first = cgc.iter().position(|&x| x != 0).unwrap_or(8);
-    assert_eq!(raw("cgc"), cgc[first..].to_vec(), "big-endian, no leading zeros");
+    assert_eq!(
+        raw("cgc"),
+        cgc[first..].to_vec(),
+        "big-endian, no leading zeros"
+    );
 
     // The ENR is kept: a restart keeps the node id and does not lower the sequence number.
     let seq = enr.seq();
@@ -206,7 +225,11 @@ fn the_enr_says_what_the_node_is() {
     let a2 = start(&rt, &data_a, &chain_dir, Vec::new());
     let enr2 = a2.net.handle().local_enr().unwrap();
     assert_eq!(enr2.node_id(), enr.node_id());
-    assert!(enr2.seq() > seq, "new ports, a higher sequence number: {} vs {seq}", enr2.seq());
+    assert!(
+        enr2.seq() > seq,
+        "new ports, a higher sequence number: {} vs {seq}",
+        enr2.seq()
+    );
     for n in [a2, b] {
         rt.block_on(n.net.shutdown());
         n.chain.shutdown();
@@ -265,7 +288,11 @@ fn quasar_node_logs_an_enr_another_node_boots_from() {
         "{listen} vs {enr_text}"
     );
     let peer = discovery::peer_id_of(&enr).unwrap().to_string();
-    assert!(seen.iter().any(|l| l.contains(&format!("peer id {peer}"))), "{}", seen.join("\n"));
+    assert!(
+        seen.iter().any(|l| l.contains(&format!("peer id {peer}"))),
+        "{}",
+        seen.join("\n")
+    );
 
     // A second node boots from that ENR text (an ENR and a bad entry are told apart).
     let bad = Command::new(env!("CARGO_BIN_EXE_quasar"))
@@ -288,6 +315,16 @@ fn quasar_node_logs_an_enr_another_node_boots_from() {
     // Drain both logs so neither blocks on a full pipe, then both exit 0.
     let rest1: Vec<String> = lines1.map_while(Result::ok).collect();
     let rest2: Vec<String> = lines2.map_while(Result::ok).collect();
-    assert_eq!(first.wait().unwrap().code(), Some(0), "{}", rest1.join("\n"));
-    assert_eq!(second.wait().unwrap().code(), Some(0), "{}", rest2.join("\n"));
+    assert_eq!(
+        first.wait().unwrap().code(),
+        Some(0),
+        "{}",
+        rest1.join("\n")
+    );
+    assert_eq!(
+        second.wait().unwrap().code(),
+        Some(0),
+        "{}",
+        rest2.join("\n")
+    );
 }

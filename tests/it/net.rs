@@ -29,7 +29,12 @@ pub struct Node {
 }
 
 fn start(rt: &tokio::runtime::Runtime, data: &Path, chain_dir: &Path) -> Node {
-    start_with(rt, data, chain_dir, NetworkConfig::local(data.to_path_buf()))
+    start_with(
+        rt,
+        data,
+        chain_dir,
+        NetworkConfig::local(data.to_path_buf()),
+    )
 }
 
 /// A node of the chain in `chain_dir`, its data in `data`, on the network `config` says.
