@@ -116,9 +116,24 @@ struct NodeArgs {
     /// Do not listen on QUIC.
     #[arg(long)]
     disable_quic: bool,
-    /// Peers to dial at start: multiaddrs, comma-separated.
+    /// Boot nodes, comma-separated: ENRs (`enr:-…`, added to discovery and dialled when
+    /// relevant) or multiaddrs (dialled at start).
     #[arg(long, value_delimiter = ',')]
     boot_nodes: Vec<String>,
+    /// discv5 UDP port; default: --port.
+    #[arg(long)]
+    discovery_port: Option<u16>,
+    /// Do not run discv5 discovery (only the boot multiaddrs are dialled).
+    #[arg(long)]
+    disable_discovery: bool,
+    /// The IP address the ENR announces; default: --listen-address unless it is 0.0.0.0 / ::
+    /// (then learnt from peers).
+    #[arg(long)]
+    enr_address: Option<std::net::IpAddr>,
+    /// Discover and dial peers at loopback, private and link-local addresses (local
+    /// devnets); on by default when --listen-address / --enr-address is such an address.
+    #[arg(long)]
+    enable_private_discovery: bool,
     /// Connections kept, at most.
     #[arg(long, default_value_t = 50)]
     target_peers: usize,
@@ -950,12 +965,38 @@ fn node_command(args: NodeArgs, signals: &Signals) -> anyhow::Result<ExitCode> {
         .store(true, std::sync::atomic::Ordering::SeqCst);
     let genesis = args.genesis.as_deref().map(read_ssz_file).transpose()?;
     let mut boot_nodes = Vec::new();
-    for b in &args.boot_nodes {
-        boot_nodes.push(
-            b.parse::<libp2p::Multiaddr>()
-                .with_context(|| format!("--boot-nodes: {b} is not a multiaddr"))?,
-        );
+    let mut boot_enrs = Vec::new();
+    for b in args
+        .boot_nodes
+        .iter()
+        .map(|b| b.trim())
+        .filter(|b| !b.is_empty())
+    {
+        if b.starts_with("enr:") {
+            boot_enrs.push(
+                b.parse::<quasar::net::discovery::Enr>()
+                    .map_err(|e| anyhow::anyhow!("--boot-nodes: {b} is not an ENR: {e}"))?,
+            );
+        } else {
+            boot_nodes.push(
+                b.parse::<libp2p::Multiaddr>()
+                    .with_context(|| format!("--boot-nodes: {b} is not a multiaddr or ENR"))?,
+            );
+        }
     }
+    if args.disable_discovery && !boot_enrs.is_empty() {
+        anyhow::bail!("--boot-nodes has ENRs but --disable-discovery is set");
+    }
+    let discovery = (!args.disable_discovery).then(|| {
+        use quasar::net::discovery::{is_global, DiscoveryConfig};
+        let announced = args.enr_address.unwrap_or(args.listen_address);
+        let mut d = DiscoveryConfig::new(args.discovery_port.unwrap_or(args.port));
+        d.boot_enrs = boot_enrs;
+        d.enr_address = args.enr_address;
+        d.allow_private =
+            args.enable_private_discovery || (!announced.is_unspecified() && !is_global(announced));
+        d
+    });
     let agg = aggregator_for(args.backend, 1 << 20)?;
     let service = ChainService::open(
         &args.datadir,
@@ -974,6 +1015,7 @@ fn node_command(args: NodeArgs, signals: &Signals) -> anyhow::Result<ExitCode> {
         boot_nodes,
         target_peers: args.target_peers,
         peers: Default::default(),
+        discovery,
     };
     let rt = tokio::runtime::Handle::try_current().context("no tokio runtime")?;
     let network = rt.block_on(NetworkService::start(net_cfg, chain.clone(), cfg))?;
@@ -995,6 +1037,10 @@ fn node_command(args: NodeArgs, signals: &Signals) -> anyhow::Result<ExitCode> {
     }
     for a in net.listen_addresses() {
         eprintln!("listening on {a}");
+    }
+    match net.local_enr() {
+        Some(enr) => eprintln!("enr {}", enr.to_base64()),
+        None => eprintln!("discovery off"),
     }
     let sync = {
         let _runtime = rt.enter();

@@ -1,7 +1,7 @@
 //! `quasar bench net`: blocks by range served over real libp2p on 127.0.0.1 from a stored
 //! chain, to one peer and to several peers at once (each peer a full quasar node with its
 //! own chain service, asking for the whole chain again and again in requests of
-//! `request_blocks`), and the req/resp codec's encode/decode throughput on the chain's own
+//! `request_blocks`; the serving node's block quotas lifted), and the req/resp codec's encode/decode throughput on the chain's own
 //! blocks against plain `snap` framing + SSZ, in the same run.
 
 use std::io::{Read, Write};
@@ -311,6 +311,11 @@ pub(crate) fn start_network(
 ) -> Result<NetworkService, Error> {
     let mut cfg = NetworkConfig::local(datadir.to_path_buf());
     cfg.target_peers = target_peers;
+    // The benchmarks measure serving and syncing capacity, not the quotas: block requests
+    // are not rate-limited here (the default is Lighthouse's 1024 blocks / 10 s per peer).
+    let unlimited = crate::net::rate_limit::Quota::n_every(1 << 40, 1);
+    cfg.peers.rate_limits.blocks_by_range = unlimited;
+    cfg.peers.rate_limits.blocks_by_root = unlimited;
     let net = rt.block_on(NetworkService::start(
         cfg,
         chain.handle(),

@@ -20,6 +20,9 @@ pub enum NetError {
     /// A request failed (timeout, refused, closed connection) or was answered with an error.
     #[error("request: {0}")]
     Request(String),
+    /// Discovery (discv5, the local ENR) could not start or be configured.
+    #[error("discovery: {0}")]
+    Discovery(String),
     /// The network service is not running.
     #[error("the network service is not running")]
     Stopped,

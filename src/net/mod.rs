@@ -1,9 +1,10 @@
-//! Networking: the eth2 wire protocol on libp2p — req/resp (`ssz_snappy`), gossipsub, the
-//! node identity — and the Fulu data-availability helpers (custody groups and columns).
+//! Networking: the eth2 wire protocol on libp2p — req/resp (`ssz_snappy`), gossipsub, discv5
+//! discovery, the node identity — and the Fulu data-availability helpers (custody groups and columns).
 
 pub mod codec;
 pub mod columns;
 pub mod custody;
+pub mod discovery;
 mod error;
 pub mod fork_digest;
 pub mod gossip;

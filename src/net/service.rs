@@ -29,6 +29,7 @@ use libp2p::{identify, Multiaddr, PeerId, Swarm};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::codec::ResponseCode;
+use super::discovery::{self, DiscoveryConfig, DiscoveryHandle, Enr};
 use super::fork_digest;
 use super::gossip::{self, GossipKind};
 use super::messages::{self, Protocol};
@@ -73,6 +74,8 @@ pub struct NetworkConfig {
     pub target_peers: usize,
     /// Scores, bans, keep-alive and the inbound rate limits (`peers.rate_limits`).
     pub peers: PeerManagerConfig,
+    /// discv5 discovery; `None`: off (only the boot nodes and dials).
+    pub discovery: Option<DiscoveryConfig>,
 }
 
 impl NetworkConfig {
@@ -86,6 +89,7 @@ impl NetworkConfig {
             boot_nodes: Vec::new(),
             target_peers: 50,
             peers: PeerManagerConfig::default(),
+            discovery: None,
         }
     }
 }
@@ -189,11 +193,22 @@ pub struct NetworkHandle {
     events: broadcast::Sender<NetEvent>,
     peer_id: PeerId,
     listen: Arc<RwLock<Vec<Multiaddr>>>,
+    discovery: Option<DiscoveryHandle>,
 }
 
 impl NetworkHandle {
     pub fn local_peer_id(&self) -> PeerId {
         self.peer_id
+    }
+
+    /// The node's ENR as it is now (`None` with discovery off).
+    pub fn local_enr(&self) -> Option<Enr> {
+        self.discovery.as_ref().map(DiscoveryHandle::local_enr)
+    }
+
+    /// Discovery's routing table and counts (`None` with discovery off).
+    pub fn discovery(&self) -> Option<&DiscoveryHandle> {
+        self.discovery.as_ref()
     }
 
     /// The addresses the node listens on (with `/p2p/<peer id>`), once bound.
@@ -331,6 +346,8 @@ struct Behaviour {
 pub struct NetworkService {
     handle: NetworkHandle,
     task: tokio::task::JoinHandle<()>,
+    /// Ends after the swarm task (it drops the discovery link).
+    discovery_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl NetworkService {
@@ -442,6 +459,28 @@ impl NetworkService {
                 .listen_on(quic)
                 .map_err(|e| NetError::Transport(e.to_string()))?;
         }
+        let (link, discovery, discovery_task) = match config.discovery {
+            Some(d) => {
+                let params = discovery::DiscoveryParams {
+                    datadir: &config.datadir,
+                    keypair: &keypair,
+                    listen_address: config.listen_address,
+                    tcp_port: config.tcp_port,
+                    quic_port: config.quic_port,
+                    target_peers,
+                    digests: digests.clone(),
+                    clock: discovery::ForkClock {
+                        genesis_time: head.genesis_time,
+                        slot_duration_ms: chain_cfg.slot_duration_ms,
+                        slots_per_epoch,
+                    },
+                    custody_group_count: CUSTODY_REQUIREMENT,
+                };
+                let d = discovery::start(d, params).await?;
+                (Some(d.link), Some(d.handle), Some(d.task))
+            }
+            None => (None, None, None),
+        };
         let (tx, rx) = mpsc::channel(256);
         let (events, _) = broadcast::channel(1024);
         let listen = Arc::new(RwLock::new(Vec::new()));
@@ -450,6 +489,7 @@ impl NetworkService {
             events: events.clone(),
             peer_id,
             listen: listen.clone(),
+            discovery,
         };
         let mut state = SwarmTask {
             swarm,
@@ -465,6 +505,7 @@ impl NetworkService {
             peer_id,
             column_window,
             pm: PeerManager::new(config.peers.clone()),
+            discovery: link,
         };
         state.resubscribe();
         for addr in config.boot_nodes {
@@ -473,7 +514,11 @@ impl NetworkService {
             }
         }
         let task = tokio::spawn(state.run(rx));
-        Ok(NetworkService { handle, task })
+        Ok(NetworkService {
+            handle,
+            task,
+            discovery_task,
+        })
     }
 
     pub fn handle(&self) -> NetworkHandle {
@@ -484,6 +529,9 @@ impl NetworkService {
     pub async fn shutdown(self) {
         self.handle.shutdown().await;
         let _ = self.task.await;
+        if let Some(t) = self.discovery_task {
+            let _ = t.await;
+        }
     }
 }
 
@@ -517,6 +565,8 @@ struct SwarmTask {
     /// What bounds the data-column serve range.
     column_window: super::columns::ServeWindow,
     pm: PeerManager,
+    /// Found peers in, the peer count out (`None`: discovery off).
+    discovery: Option<discovery::SwarmLink>,
 }
 
 /// Answers computed off the swarm task (store reads on the blocking pool), sent back to it.
@@ -556,7 +606,12 @@ impl SwarmTask {
             self.enforce();
             tokio::select! {
                 _ = heartbeat.tick() => self.pm.heartbeat(std::time::Instant::now()),
-                event = self.swarm.select_next_some() => self.on_swarm(event, &answer_tx),
+                event = self.swarm.select_next_some() => {
+                    self.on_swarm(event, &answer_tx);
+                    if let Some(d) = &self.discovery {
+                        d.peer_count(self.peers.len());
+                    }
+                }
                 cmd = rx.recv() => match cmd {
                     Some(NetCommand::Shutdown(reply)) => {
                         self.goodbye_all(GOODBYE_CLIENT_SHUTDOWN).await;
@@ -570,6 +625,7 @@ impl SwarmTask {
                     }
                 },
                 Some(answer) = answer_rx.recv() => self.on_answer(answer),
+                found = discovery::next_found(&mut self.discovery) => self.on_discovered(found),
             }
         }
     }
@@ -897,6 +953,24 @@ impl SwarmTask {
         }
     }
 
+    /// A relevant peer found by discovery: dialled while below the target.
+    fn on_discovered(&mut self, found: discovery::Found) {
+        let Some(link) = &self.discovery else { return };
+        if self.peers.len() >= link.target_peers
+            || found.peer_id == self.peer_id
+            || self.swarm.is_connected(&found.peer_id)
+        {
+            return;
+        }
+        let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(found.peer_id)
+            .addresses(found.addresses)
+            .condition(libp2p::swarm::dial_opts::PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        if let Err(e) = self.swarm.dial(opts) {
+            tracing::debug!(peer = %found.peer_id, %e, "discovered peer not dialled");
+        }
+    }
+
     fn on_answer(&mut self, answer: Answer) {
         match answer {
             Answer::Respond {
@@ -936,6 +1010,9 @@ impl SwarmTask {
     fn on_swarm(&mut self, event: SwarmEvent<BehaviourEvent>, answers: &mpsc::Sender<Answer>) {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
+                if let Some(d) = &self.discovery {
+                    d.local.on_listen(&address);
+                }
                 let full = address.with(MaProtocol::P2p(self.peer_id));
                 tracing::info!(address = %full, "listening");
                 self.listen

@@ -4,6 +4,7 @@ mod bls_cli;
 mod chain_config;
 mod cli;
 mod devnet;
+mod discovery;
 mod epoch_processing;
 mod fork;
 mod gossip_ops;
