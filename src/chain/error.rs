@@ -113,6 +113,10 @@ pub enum BlockError {
     /// The node failed while importing the block; the block may be fine.
     #[error("internal: {0}")]
     Internal(String),
+    /// An attestation or sync-committee gossip message was refused (its own fault says
+    /// whose it is).
+    #[error("{0}")]
+    Attestation(crate::chain::gossip_attestation::AttestationError),
 }
 
 impl BlockError {
@@ -138,6 +142,7 @@ impl BlockError {
             | BlockError::FutureSlot { .. }
             | BlockError::WouldRevertFinalized { .. }
             | BlockError::RepeatProposal { .. } => Fault::Nobody,
+            BlockError::Attestation(e) => e.fault(),
         }
     }
 
@@ -154,6 +159,8 @@ impl BlockError {
             | BlockError::NonLinearSegment(_)
             | BlockError::ProposerIndexOutOfRange { .. }
             | BlockError::TooManyBlobCommitments { .. } => false,
+            // Not a block: no root to condemn.
+            BlockError::Attestation(_) => false,
             e => e.fault() == Fault::Peer,
         }
     }

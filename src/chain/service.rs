@@ -33,6 +33,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::error::{BlockError, FailedBlock, Fault};
+use super::gossip_attestation::{AttestationGossip, BlockTree, GossipMessage, Vote};
 use super::pipeline::{Decoded, ImportError, ImportOptions, SegmentOutcome, Settled};
 use crate::accel::aggregate::PubkeyAggregator;
 use crate::cache::metrics::CacheMetrics;
@@ -342,6 +343,26 @@ impl GossipView<'_> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum GossipTopic {
     BeaconBlock,
+    /// `beacon_aggregate_and_proof` (validated off the chain thread, see
+    /// [`gossip_attestation`](super::gossip_attestation)).
+    BeaconAggregateAndProof,
+    /// `beacon_attestation_{subnet_id}`.
+    BeaconAttestation {
+        subnet: u64,
+    },
+    /// `sync_committee_contribution_and_proof`.
+    SyncCommitteeContributionAndProof,
+    /// `sync_committee_{subnet_id}`.
+    SyncCommittee {
+        subnet: u64,
+    },
+}
+
+impl GossipTopic {
+    /// Whether the topic is validated by [`AttestationGossip`] (off the chain thread).
+    pub fn is_attestation_topic(&self) -> bool {
+        !matches!(self, GossipTopic::BeaconBlock)
+    }
 }
 
 /// A stored block as reads return it.
@@ -383,6 +404,13 @@ pub trait PresetChain: Send + 'static {
     fn slot_duration_ms(&self) -> u64;
     fn snapshot(&self) -> Result<HeadSnapshot, ImportError>;
     fn store(&self) -> Arc<Store>;
+    /// A transition context sharing the chain's caches (shufflings), for gossip workers.
+    fn gossip_ctx(&self) -> crate::transition::TransitionCtx;
+    /// The fork-choice facts gossip validation reads (refused roots and the finality
+    /// override are the service's to add).
+    fn block_tree(&self) -> BlockTree;
+    /// Apply latest messages from gossip to fork choice.
+    fn on_gossip_votes(&mut self, votes: &[Vote]);
     fn pool(&self) -> BufferPool;
     fn metrics(&self) -> Arc<CacheMetrics>;
     /// Reads that rebuild states from the store, for [`ChainReader`].
@@ -546,6 +574,8 @@ pub struct ChainHandle {
     metrics: Arc<CacheMetrics>,
     preset: Preset,
     slot_duration_ms: u64,
+    /// Attestation and sync-committee gossip validation (seen-caches, block tree, keys).
+    attestations: Arc<AttestationGossip>,
 }
 
 impl ChainHandle {
@@ -678,6 +708,19 @@ impl ChainHandle {
         source: BlockSource,
         now: GossipClock,
     ) -> Result<GossipVerdict, ImportError> {
+        if topic.is_attestation_topic() {
+            let _ = source;
+            let mut v = self
+                .validate_gossip_batch(vec![GossipMessage {
+                    topic,
+                    message,
+                    now,
+                }])
+                .await?;
+            return v
+                .pop()
+                .ok_or_else(|| ImportError::Internal("no verdict for the message".into()));
+        }
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Command::Gossip {
@@ -690,6 +733,30 @@ impl ChainHandle {
             .await
             .map_err(|_| ImportError::ServiceStopped)?;
         Reply(rx).wait().await
+    }
+
+    /// Validate attestation and sync-committee gossip messages as one batch, on a blocking
+    /// thread against the published head (never behind block import): the spec's verdict
+    /// of each, in order, every signature of the batch in one blst verification (bisected
+    /// on failure). Accepted attestations become fork-choice votes.
+    pub async fn validate_gossip_batch(
+        &self,
+        msgs: Vec<GossipMessage>,
+    ) -> Result<Vec<GossipVerdict>, ImportError> {
+        let att = self.attestations.clone();
+        let head = self.head();
+        blocking(move || Ok(att.validate_batch(&head, &msgs))).await
+    }
+
+    /// [`validate_gossip_batch`](Self::validate_gossip_batch) on the calling thread (a
+    /// worker outside the async runtime).
+    pub fn validate_gossip_batch_blocking(&self, msgs: &[GossipMessage]) -> Vec<GossipVerdict> {
+        self.attestations.validate_batch(&self.head(), msgs)
+    }
+
+    /// The attestation gossip validator (its counters, its seen-cache size).
+    pub fn attestation_gossip(&self) -> &Arc<AttestationGossip> {
+        &self.attestations
     }
 
     /// Remember block `root` as invalid without importing it (an operator's list of
@@ -842,6 +909,13 @@ impl ChainService {
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let (work_tx, work_rx) = sync_channel::<Work<C::Block>>(DECODED_QUEUE);
         let pool = chain.pool();
+        let (attestations, votes) = AttestationGossip::new(
+            chain.gossip_ctx(),
+            chain.store(),
+            chain.slot_duration_ms(),
+            chain.block_tree(),
+        );
+        let attestations = Arc::new(attestations);
         let handle = ChainHandle {
             tx,
             reader,
@@ -850,6 +924,7 @@ impl ChainService {
             metrics: chain.metrics(),
             preset,
             slot_duration_ms: chain.slot_duration_ms(),
+            attestations: attestations.clone(),
         };
         let intake = std::thread::Builder::new()
             .name("quasar-chain-intake".into())
@@ -867,6 +942,8 @@ impl ChainService {
                     refused: RefusedBlocks::default(),
                     finality_override: None,
                     next_id: 0,
+                    attestations,
+                    votes,
                 }
                 .run(work_rx)
             })
@@ -1037,6 +1114,10 @@ struct ChainThread<C: PresetChain> {
     /// See [`ChainHandle::override_gossip_finality`].
     finality_override: Option<Checkpoint>,
     next_id: u64,
+    /// Where the block tree is published for attestation gossip.
+    attestations: Arc<AttestationGossip>,
+    /// Votes from attestation gossip, applied before each command.
+    votes: Receiver<Vec<Vote>>,
 }
 
 impl<C: PresetChain> ChainThread<C> {
@@ -1055,6 +1136,9 @@ impl<C: PresetChain> ChainThread<C> {
             } else {
                 rx.recv().unwrap_or(Work::Shutdown)
             };
+            while let Ok(votes) = self.votes.try_recv() {
+                self.chain.on_gossip_votes(&votes);
+            }
             match work {
                 Work::Segment {
                     blocks,
@@ -1082,10 +1166,12 @@ impl<C: PresetChain> ChainThread<C> {
                 }
                 Work::MarkInvalid { root, reply } => {
                     self.refused.insert(root, BlockError::MarkedInvalid);
+                    self.publish_tree();
                     let _ = reply.send(Ok(()));
                 }
                 Work::GossipFinality { checkpoint, reply } => {
                     self.finality_override = checkpoint;
+                    self.publish_tree();
                     let _ = reply.send(Ok(()));
                 }
                 Work::Flush { reply } => {
@@ -1109,6 +1195,17 @@ impl<C: PresetChain> ChainThread<C> {
 
     fn chain_has_pending(&self) -> bool {
         !self.waiting.is_empty()
+    }
+
+    /// Publish the fork-choice facts attestation gossip reads: fork choice's blocks, the
+    /// refused roots, the finalized checkpoint (or its override).
+    fn publish_tree(&self) {
+        let mut tree = self.chain.block_tree();
+        tree.refused = self.refused.errors.keys().copied().collect();
+        if let Some(cp) = self.finality_override {
+            tree.finalized = cp;
+        }
+        self.attestations.publish_tree(tree);
     }
 
     /// Publish the new head, announce what changed, and answer the settled segments.
@@ -1148,6 +1245,16 @@ impl<C: PresetChain> ChainThread<C> {
             }
             Err(e) => tracing::error!(%e, "publishing the head"),
         }
+        // The block tree attestation gossip reads, before any reply announces the import.
+        for s in &settled {
+            if let Ok(SegmentOutcome {
+                failed: Some(f), ..
+            }) = &s.result
+            {
+                self.refused.note(f.root, &f.error);
+            }
+        }
+        self.publish_tree();
         for s in settled {
             if let Ok(SegmentOutcome {
                 failed: Some(f), ..
@@ -1180,7 +1287,11 @@ impl<C: PresetChain> ChainThread<C> {
         source: &BlockSource,
         now: GossipClock,
     ) -> Result<GossipVerdict, ImportError> {
-        let GossipTopic::BeaconBlock = topic;
+        if topic.is_attestation_topic() {
+            return Err(ImportError::Internal(format!(
+                "{topic:?} is validated off the chain thread"
+            )));
+        }
         let block = match block {
             Ok(b) => b,
             Err(e) => return Ok(GossipVerdict::refused(e)),
