@@ -467,6 +467,9 @@ impl Seen {
 
 // ---- the published block tree -----------------------------------------------------------
 
+/// Reads a stored block's (slot, parent root) by its root (`None`: not stored).
+pub type StoredBlocks<'a> = &'a dyn Fn(&Root) -> Result<Option<(u64, Root)>, String>;
+
 /// A block of the [`BlockTree`]: its slot and parent (`None` for the tree's root).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TreeBlock {
@@ -496,7 +499,7 @@ impl BlockTree {
         &self,
         root: Root,
         start_slot: u64,
-        stored: &dyn Fn(&Root) -> Result<Option<(u64, Root)>, String>,
+        stored: StoredBlocks<'_>,
     ) -> Result<Option<Root>, AttestationError> {
         let mut r = root;
         // Bounded by the chain's length: every step goes to a lower slot.
@@ -538,7 +541,7 @@ pub fn vote_block_checks(
     block_root: Root,
     target: Checkpoint,
     start_slot: impl Fn(u64) -> u64,
-    stored: &dyn Fn(&Root) -> Result<Option<(u64, Root)>, String>,
+    stored: StoredBlocks<'_>,
 ) -> Result<(), AttestationError> {
     let imported = tree.blocks.contains_key(&block_root)
         || block_root == tree.anchor
@@ -1033,8 +1036,10 @@ pub fn compute_subscribed_subnets(
     node_id: &[u8; 32],
     epoch: u64,
 ) -> Vec<u64> {
+    // Every index shares the permutated prefix: computed once.
+    let first = compute_subscribed_subnet(preset, node_id, epoch, 0);
     (0..SUBNETS_PER_NODE)
-        .map(|i| compute_subscribed_subnet(preset, node_id, epoch, i))
+        .map(|i| (first + i) % ATTESTATION_SUBNET_COUNT)
         .collect()
 }
 

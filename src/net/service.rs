@@ -36,7 +36,7 @@ use super::rpc::{Eth2Codec, ProtocolName, RpcChunk, RpcRequest, RpcResponse};
 use super::NetError;
 use crate::chain::error::BlockError;
 use crate::chain::service::{
-    BlockSource, ChainHandle, GossipAcceptance, GossipClock, GossipTopic, GossipVerdict,
+    BlockSource, ChainHandle, GossipAcceptance, GossipClock, GossipVerdict,
 };
 use crate::transition::ChainConfig;
 use crate::types::ssz::{ssz_encode, SszDecode};
@@ -537,24 +537,65 @@ impl SwarmTask {
         self.digests.digest_at_epoch(epoch)
     }
 
-    /// Subscribe to the topics of the current fork digest (again when it changed).
+    /// Subscribe to the topics of the current fork digest (again when it changed):
+    /// `beacon_block`, `beacon_aggregate_and_proof`, `sync_committee_contribution_and_proof`,
+    /// and the attestation subnets of `compute_subscribed_subnets(node_id, epoch)` (which
+    /// rotate: the set is recomputed on every call); the topics of an old digest, and
+    /// attestation subnets no longer ours, are left.
     fn resubscribe(&mut self) {
         let digest = self.current_digest();
-        if self.subscribed_digest == Some(digest) {
-            return;
+        let preset = self.chain.preset();
+        let head = self.chain.head();
+        let spe = crate::chain::any::slots_per_epoch(preset);
+        let slot_ms = self.chain.slot_duration_ms().max(1);
+        let clock_epoch = GossipClock::now(head.genesis_time).ms_since_genesis() / slot_ms / spe;
+        let epoch = clock_epoch.max(head.head.slot / spe);
+        let mut wanted = vec![GossipKind::BeaconBlock];
+        match gossip::node_id_of_peer(&self.peer_id) {
+            Some(node_id) => {
+                wanted.extend(gossip::attestation_subscriptions(preset, &node_id, epoch))
+            }
+            None => wanted.extend([
+                GossipKind::BeaconAggregateAndProof,
+                GossipKind::SyncCommitteeContributionAndProof,
+            ]),
         }
-        if let Some(old) = self.subscribed_digest {
-            let _ = self
+        let wanted: HashMap<gossipsub::TopicHash, GossipKind> = wanted
+            .into_iter()
+            .map(|k| (gossip::topic(digest, k).hash(), k))
+            .collect();
+        let subscribed: Vec<gossipsub::TopicHash> =
+            self.behaviour().gossipsub.topics().cloned().collect();
+        for t in &subscribed {
+            if wanted.contains_key(t) {
+                continue;
+            }
+            let leave = match gossip::parse_topic(t.as_str()) {
+                Some((d, _)) if d != digest => true,
+                Some((
+                    _,
+                    GossipKind::BeaconAttestation { .. } | GossipKind::SyncCommittee { .. },
+                )) => true,
+                _ => false,
+            };
+            if leave {
+                let _ = self
+                    .behaviour()
+                    .gossipsub
+                    .unsubscribe(&gossipsub::IdentTopic::new(t.as_str()));
+            }
+        }
+        for (hash, kind) in wanted {
+            if subscribed.contains(&hash) {
+                continue;
+            }
+            if let Err(e) = self
                 .behaviour()
                 .gossipsub
-                .unsubscribe(&gossip::topic(old, GossipKind::BeaconBlock));
-        }
-        if let Err(e) = self
-            .behaviour()
-            .gossipsub
-            .subscribe(&gossip::topic(digest, GossipKind::BeaconBlock))
-        {
-            tracing::warn!(%e, "gossip subscription failed");
+                .subscribe(&gossip::topic(digest, kind))
+            {
+                tracing::warn!(%e, topic = kind.topic_name(), "gossip subscription failed");
+            }
         }
         self.subscribed_digest = Some(digest);
     }
@@ -1090,19 +1131,16 @@ impl SwarmTask {
                 return;
             }
         };
-        let GossipKind::BeaconBlock = kind;
+        // Every kind the node speaks goes to the chain handle: blocks to the chain thread,
+        // attestations and sync-committee messages to the blocking pool, against the head.
+        let chain_topic = kind.chain_topic();
         let chain = self.chain.clone();
         let answers = answers.clone();
         let head = chain.head();
         let now = GossipClock::now(head.genesis_time);
         tokio::spawn(async move {
             let verdict = match chain
-                .validate_gossip(
-                    GossipTopic::BeaconBlock,
-                    ssz,
-                    BlockSource::Gossip(from.to_string()),
-                    now,
-                )
+                .validate_gossip(chain_topic, ssz, BlockSource::Gossip(from.to_string()), now)
                 .await
             {
                 Ok(v) => v,
