@@ -6,6 +6,7 @@ mod cli;
 mod devnet;
 mod epoch_processing;
 mod fork;
+mod gossip_att_pool;
 mod gossip_att_vectors;
 mod gossip_vectors;
 mod gpu;
