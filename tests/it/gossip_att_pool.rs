@@ -345,3 +345,61 @@ fn mixed_aggregates_get_exact_verdicts_in_one_batch_and_through_the_pool() {
     drop(handle);
     service.shutdown();
 }
+
+/// Every selected aggregator of the slot's four committees, each aggregating its
+/// committee less one member (a different one each, so no aggregate's bits cover
+/// another's): validated as one batch on one service and one message at a time on another.
+/// Both accept every one; the times are printed (ratios only, per the design: run with
+/// `--nocapture`).
+#[test]
+fn one_batch_accepts_what_single_validation_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (batched, f) = setup(&dir.path().join("a"));
+    let (single, _) = setup(&dir.path().join("b"));
+    let mut msgs = Vec::new();
+    for index in 0..4 {
+        let committee = f.committee(index);
+        let selected: Vec<u64> = committee
+            .iter()
+            .copied()
+            .filter(|&v| f.selected(v))
+            .collect();
+        for (k, &v) in selected.iter().enumerate() {
+            let positions: Vec<usize> = (0..committee.len()).filter(|&p| p != k).collect();
+            msgs.push(GossipMessage {
+                topic: GossipTopic::BeaconAggregateAndProof,
+                message: f.aggregate(index, v, &positions, None),
+                now: batched.handle().slot_start(SLOT).plus_ms(500),
+            });
+        }
+    }
+    let rt = runtime();
+    let t0 = std::time::Instant::now();
+    let one = rt
+        .block_on(batched.handle().validate_gossip_batch(msgs.clone()))
+        .unwrap();
+    let batch_time = t0.elapsed();
+    let t0 = std::time::Instant::now();
+    let mut each = Vec::new();
+    for m in &msgs {
+        each.extend(
+            rt.block_on(single.handle().validate_gossip_batch(vec![m.clone()]))
+                .unwrap(),
+        );
+    }
+    let single_time = t0.elapsed();
+    let a: Vec<String> = one.iter().map(kind).collect();
+    let b: Vec<String> = each.iter().map(kind).collect();
+    assert_eq!(a, b);
+    assert!(msgs.len() >= 16, "{} aggregators", msgs.len());
+    assert!(a.iter().all(|v| v == "accept"), "{a:?}");
+    println!(
+        "{} aggregates (3 sets each): one batch {:?}, one at a time {:?} ({:.2}x)",
+        msgs.len(),
+        batch_time,
+        single_time,
+        single_time.as_secs_f64() / batch_time.as_secs_f64()
+    );
+    batched.shutdown();
+    single.shutdown();
+}
