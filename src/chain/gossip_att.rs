@@ -27,10 +27,6 @@ const DOMAIN_SYNC_COMMITTEE_SELECTION_PROOF: [u8; 4] = [8, 0, 0, 0];
 const DOMAIN_CONTRIBUTION_AND_PROOF: [u8; 4] = [9, 0, 0, 0];
 
 const SLOTS_PER_EPOCH: u64 = types::SLOTS_PER_EPOCH as u64;
-/// `ATTESTATION_PROPAGATION_SLOT_RANGE` (phase0; Deneb's epoch window replaced its use
-/// for attestations, kept for reference).
-#[allow(dead_code)]
-const ATTESTATION_PROPAGATION_SLOT_RANGE: u64 = 32;
 
 /// What one message's checks read.
 struct Env<'a> {

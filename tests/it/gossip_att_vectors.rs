@@ -146,7 +146,7 @@ fn run_handler(handler: &str) {
     let cases = sorted_subdirs(&dir).unwrap_or_else(|e| panic!("{e}"));
     assert!(!cases.is_empty(), "no cases under {}", dir.display());
     for (name, _) in PENDING {
-        if name.starts_with(handler.trim_start_matches("gossip_")) {
+        if name.starts_with(&format!("{handler}__")) {
             assert!(
                 cases.iter().any(|c| file_name(c) == *name),
                 "PENDING names {name}, which is not a case under {}",
