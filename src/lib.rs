@@ -12,6 +12,7 @@ pub mod devnet;
 pub mod light_client;
 pub mod merkle;
 pub mod net;
+pub mod pool;
 pub mod store;
 pub mod sync;
 pub mod transition;

@@ -117,6 +117,10 @@ pub enum BlockError {
     /// A gossip operation (exit, slashing, BLS change) was not accepted.
     #[error("{0}")]
     Operation(OperationError),
+    /// An attestation or sync-committee gossip message was refused (its own fault says
+    /// whose it is).
+    #[error("{0}")]
+    Attestation(crate::chain::gossip_attestation::AttestationError),
 }
 
 impl BlockError {
@@ -143,6 +147,7 @@ impl BlockError {
             | BlockError::FutureSlot { .. }
             | BlockError::WouldRevertFinalized { .. }
             | BlockError::RepeatProposal { .. } => Fault::Nobody,
+            BlockError::Attestation(e) => e.fault(),
         }
     }
 
@@ -160,6 +165,8 @@ impl BlockError {
             | BlockError::ProposerIndexOutOfRange { .. }
             | BlockError::TooManyBlobCommitments { .. }
             | BlockError::Operation(_) => false,
+            // Not a block: no root to condemn.
+            BlockError::Attestation(_) => false,
             e => e.fault() == Fault::Peer,
         }
     }

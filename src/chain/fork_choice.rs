@@ -408,6 +408,11 @@ impl ForkChoice {
         self.nodes.is_empty()
     }
 
+    /// Every block fork choice holds: (root, slot, parent root; `None` for the anchor).
+    pub fn blocks(&self) -> impl Iterator<Item = (Root, u64, Option<Root>)> + '_ {
+        self.nodes.iter().map(|n| (n.root, n.slot, n.parent_root))
+    }
+
     /// A known block's slot.
     pub fn block_slot(&self, root: &Root) -> Option<u64> {
         self.node(root).map(|node| node.slot)

@@ -468,6 +468,14 @@ impl Chain {
         self.fork_choice.finalized_checkpoint()
     }
 
+    /// Latest messages from gossip (validator, block root, target epoch): fork choice's
+    /// `on_attestation` for each; the weights move at the next head computation.
+    pub(crate) fn on_gossip_votes(&mut self, votes: &[(u64, Root, u64)]) {
+        for &(v, root, epoch) in votes {
+            self.fork_choice.on_attestation(v, root, epoch);
+        }
+    }
+
     /// The caches' metrics (OpenMetrics text through `encode_text`).
     pub fn metrics(&self) -> &Arc<CacheMetrics> {
         &self.metrics

@@ -22,6 +22,9 @@ pub use dbcheck::*;
 #[path = "serve.rs"]
 mod serve;
 
+#[path = "gossip_att.rs"]
+pub(crate) mod gossip_att;
+
 /// The preset's head state as the chain service's preset-free [`AnyState`].
 ///
 /// [`AnyState`]: crate::chain::service::AnyState

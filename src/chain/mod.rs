@@ -13,6 +13,7 @@ pub mod any;
 pub mod error;
 pub mod files;
 pub mod fork_choice;
+pub mod gossip_attestation;
 pub mod gossip_ops;
 pub mod pipeline;
 pub mod resolve;

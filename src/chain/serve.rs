@@ -9,6 +9,7 @@ use super::{t, types};
 use crate::cache::metrics::CacheMetrics;
 use crate::cache::pool::BufferPool;
 use crate::chain::error::BlockError;
+use crate::chain::gossip_attestation::{BlockTree, TreeBlock, Vote};
 use crate::chain::pipeline::{Decoded, ImportError, Settled};
 use crate::chain::service::{
     GossipView, HeadSnapshot, PresetChain, Proposal, StateReader, MAXIMUM_GOSSIP_CLOCK_DISPARITY_MS,
@@ -94,6 +95,29 @@ impl PresetChain for Chain {
 
     fn store(&self) -> Arc<Store> {
         self.store_arc()
+    }
+
+    fn gossip_ctx(&self) -> TransitionCtx {
+        self.transition_ctx().sibling()
+    }
+
+    fn block_tree(&self) -> BlockTree {
+        let anchor = self.anchor();
+        BlockTree {
+            blocks: self
+                .fork_choice()
+                .blocks()
+                .map(|(root, slot, parent)| (root, TreeBlock { slot, parent }))
+                .collect(),
+            anchor: anchor.root,
+            anchor_slot: anchor.slot,
+            refused: Default::default(),
+            finalized: self.finalized_checkpoint(),
+        }
+    }
+
+    fn on_gossip_votes(&mut self, votes: &[Vote]) {
+        Chain::on_gossip_votes(self, votes)
     }
 
     fn pool(&self) -> BufferPool {

@@ -33,6 +33,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::error::{BlockError, FailedBlock, Fault};
+use super::gossip_attestation::{AttestationGossip, BlockTree, GossipMessage, Vote};
 use super::gossip_ops::{GossipOps, OperationKind};
 use super::pipeline::{Decoded, ImportError, ImportOptions, SegmentOutcome, Settled};
 use crate::accel::aggregate::PubkeyAggregator;
@@ -347,6 +348,32 @@ pub enum GossipTopic {
     ProposerSlashing,
     AttesterSlashing,
     BlsToExecutionChange,
+    /// `beacon_aggregate_and_proof` (validated off the chain thread, see
+    /// [`gossip_attestation`](super::gossip_attestation)).
+    BeaconAggregateAndProof,
+    /// `beacon_attestation_{subnet_id}`.
+    BeaconAttestation {
+        subnet: u64,
+    },
+    /// `sync_committee_contribution_and_proof`.
+    SyncCommitteeContributionAndProof,
+    /// `sync_committee_{subnet_id}`.
+    SyncCommittee {
+        subnet: u64,
+    },
+}
+
+impl GossipTopic {
+    /// Whether the topic is validated by [`AttestationGossip`] (off the chain thread).
+    pub fn is_attestation_topic(&self) -> bool {
+        matches!(
+            self,
+            GossipTopic::BeaconAggregateAndProof
+                | GossipTopic::BeaconAttestation { .. }
+                | GossipTopic::SyncCommitteeContributionAndProof
+                | GossipTopic::SyncCommittee { .. }
+        )
+    }
 }
 
 /// A stored block as reads return it.
@@ -390,6 +417,13 @@ pub trait PresetChain: Send + 'static {
     fn chain_config(&self) -> crate::transition::ChainConfig;
     fn snapshot(&self) -> Result<HeadSnapshot, ImportError>;
     fn store(&self) -> Arc<Store>;
+    /// A transition context sharing the chain's caches (shufflings), for gossip workers.
+    fn gossip_ctx(&self) -> crate::transition::TransitionCtx;
+    /// The fork-choice facts gossip validation reads (refused roots and the finality
+    /// override are the service's to add).
+    fn block_tree(&self) -> BlockTree;
+    /// Apply latest messages from gossip to fork choice.
+    fn on_gossip_votes(&mut self, votes: &[Vote]);
     fn pool(&self) -> BufferPool;
     fn metrics(&self) -> Arc<CacheMetrics>;
     /// Reads that rebuild states from the store, for [`ChainReader`].
@@ -555,6 +589,8 @@ pub struct ChainHandle {
     slot_duration_ms: u64,
     /// The operation topics' seen-caches and pool (see `chain::gossip_ops`).
     ops: Arc<GossipOps>,
+    /// Attestation and sync-committee gossip validation (seen-caches, block tree, keys).
+    attestations: Arc<AttestationGossip>,
 }
 
 impl ChainHandle {
@@ -706,6 +742,19 @@ impl ChainHandle {
             }
             return Ok(verdict);
         }
+        if topic.is_attestation_topic() {
+            let _ = source;
+            let mut v = self
+                .validate_gossip_batch(vec![GossipMessage {
+                    topic,
+                    message,
+                    now,
+                }])
+                .await?;
+            return v
+                .pop()
+                .ok_or_else(|| ImportError::Internal("no verdict for the message".into()));
+        }
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Command::Gossip {
@@ -718,6 +767,30 @@ impl ChainHandle {
             .await
             .map_err(|_| ImportError::ServiceStopped)?;
         Reply(rx).wait().await
+    }
+
+    /// Validate attestation and sync-committee gossip messages as one batch, on a blocking
+    /// thread against the published head (never behind block import): the spec's verdict
+    /// of each, in order, every signature of the batch in one blst verification (bisected
+    /// on failure). Accepted attestations become fork-choice votes.
+    pub async fn validate_gossip_batch(
+        &self,
+        msgs: Vec<GossipMessage>,
+    ) -> Result<Vec<GossipVerdict>, ImportError> {
+        let att = self.attestations.clone();
+        let head = self.head();
+        blocking(move || Ok(att.validate_batch(&head, &msgs))).await
+    }
+
+    /// [`validate_gossip_batch`](Self::validate_gossip_batch) on the calling thread (a
+    /// worker outside the async runtime).
+    pub fn validate_gossip_batch_blocking(&self, msgs: &[GossipMessage]) -> Vec<GossipVerdict> {
+        self.attestations.validate_batch(&self.head(), msgs)
+    }
+
+    /// The attestation gossip validator (its counters, its seen-cache size).
+    pub fn attestation_gossip(&self) -> &Arc<AttestationGossip> {
+        &self.attestations
     }
 
     /// Remember block `root` as invalid without importing it (an operator's list of
@@ -870,6 +943,13 @@ impl ChainService {
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let (work_tx, work_rx) = sync_channel::<Work<C::Block>>(DECODED_QUEUE);
         let pool = chain.pool();
+        let (attestations, votes) = AttestationGossip::new(
+            chain.gossip_ctx(),
+            chain.store(),
+            chain.slot_duration_ms(),
+            chain.block_tree(),
+        );
+        let attestations = Arc::new(attestations);
         let handle = ChainHandle {
             tx,
             reader,
@@ -879,6 +959,7 @@ impl ChainService {
             preset,
             slot_duration_ms: chain.slot_duration_ms(),
             ops: Arc::new(GossipOps::new(chain.chain_config())),
+            attestations: attestations.clone(),
         };
         let intake = std::thread::Builder::new()
             .name("quasar-chain-intake".into())
@@ -896,6 +977,8 @@ impl ChainService {
                     refused: RefusedBlocks::default(),
                     finality_override: None,
                     next_id: 0,
+                    attestations,
+                    votes,
                 }
                 .run(work_rx)
             })
@@ -1066,6 +1149,10 @@ struct ChainThread<C: PresetChain> {
     /// See [`ChainHandle::override_gossip_finality`].
     finality_override: Option<Checkpoint>,
     next_id: u64,
+    /// Where the block tree is published for attestation gossip.
+    attestations: Arc<AttestationGossip>,
+    /// Votes from attestation gossip, applied before each command.
+    votes: Receiver<Vec<Vote>>,
 }
 
 impl<C: PresetChain> ChainThread<C> {
@@ -1084,6 +1171,9 @@ impl<C: PresetChain> ChainThread<C> {
             } else {
                 rx.recv().unwrap_or(Work::Shutdown)
             };
+            while let Ok(votes) = self.votes.try_recv() {
+                self.chain.on_gossip_votes(&votes);
+            }
             match work {
                 Work::Segment {
                     blocks,
@@ -1111,10 +1201,12 @@ impl<C: PresetChain> ChainThread<C> {
                 }
                 Work::MarkInvalid { root, reply } => {
                     self.refused.insert(root, BlockError::MarkedInvalid);
+                    self.publish_tree();
                     let _ = reply.send(Ok(()));
                 }
                 Work::GossipFinality { checkpoint, reply } => {
                     self.finality_override = checkpoint;
+                    self.publish_tree();
                     let _ = reply.send(Ok(()));
                 }
                 Work::Flush { reply } => {
@@ -1138,6 +1230,17 @@ impl<C: PresetChain> ChainThread<C> {
 
     fn chain_has_pending(&self) -> bool {
         !self.waiting.is_empty()
+    }
+
+    /// Publish the fork-choice facts attestation gossip reads: fork choice's blocks, the
+    /// refused roots, the finalized checkpoint (or its override).
+    fn publish_tree(&self) {
+        let mut tree = self.chain.block_tree();
+        tree.refused = self.refused.errors.keys().copied().collect();
+        if let Some(cp) = self.finality_override {
+            tree.finalized = cp;
+        }
+        self.attestations.publish_tree(tree);
     }
 
     /// Publish the new head, announce what changed, and answer the settled segments.
@@ -1177,6 +1280,16 @@ impl<C: PresetChain> ChainThread<C> {
             }
             Err(e) => tracing::error!(%e, "publishing the head"),
         }
+        // The block tree attestation gossip reads, before any reply announces the import.
+        for s in &settled {
+            if let Ok(SegmentOutcome {
+                failed: Some(f), ..
+            }) = &s.result
+            {
+                self.refused.note(f.root, &f.error);
+            }
+        }
+        self.publish_tree();
         for s in settled {
             if let Ok(SegmentOutcome {
                 failed: Some(f), ..

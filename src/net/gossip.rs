@@ -31,6 +31,16 @@ pub enum GossipKind {
     ProposerSlashing,
     AttesterSlashing,
     BlsToExecutionChange,
+    BeaconAggregateAndProof,
+    /// `beacon_attestation_{subnet_id}`, `subnet < ATTESTATION_SUBNET_COUNT`.
+    BeaconAttestation {
+        subnet: u64,
+    },
+    SyncCommitteeContributionAndProof,
+    /// `sync_committee_{subnet_id}`, `subnet < SYNC_COMMITTEE_SUBNET_COUNT`.
+    SyncCommittee {
+        subnet: u64,
+    },
 }
 
 /// The operation topics (`voluntary_exit`, `proposer_slashing`, `attester_slashing`,
@@ -43,6 +53,7 @@ pub const OPERATION_KINDS: [GossipKind; 4] = [
 ];
 
 impl GossipKind {
+    /// The topic's name without its subnet (`beacon_attestation` for every subnet).
     pub fn name(self) -> &'static str {
         match self {
             GossipKind::BeaconBlock => "beacon_block",
@@ -50,16 +61,39 @@ impl GossipKind {
             GossipKind::ProposerSlashing => "proposer_slashing",
             GossipKind::AttesterSlashing => "attester_slashing",
             GossipKind::BlsToExecutionChange => "bls_to_execution_change",
+            GossipKind::BeaconAggregateAndProof => "beacon_aggregate_and_proof",
+            GossipKind::BeaconAttestation { .. } => "beacon_attestation",
+            GossipKind::SyncCommitteeContributionAndProof => {
+                "sync_committee_contribution_and_proof"
+            }
+            GossipKind::SyncCommittee { .. } => "sync_committee",
+        }
+    }
+
+    /// The name in the topic string: [`name`](Self::name), `_{subnet_id}` for a subnet.
+    pub fn topic_name(self) -> String {
+        match self {
+            GossipKind::BeaconAttestation { subnet } | GossipKind::SyncCommittee { subnet } => {
+                format!("{}_{subnet}", self.name())
+            }
+            _ => self.name().to_string(),
         }
     }
 
     pub fn from_name(name: &str) -> Option<Self> {
+        if let Some(kind) = Self::subnet_from_name(name) {
+            return Some(kind);
+        }
         match name {
             "beacon_block" => Some(GossipKind::BeaconBlock),
             "voluntary_exit" => Some(GossipKind::VoluntaryExit),
             "proposer_slashing" => Some(GossipKind::ProposerSlashing),
             "attester_slashing" => Some(GossipKind::AttesterSlashing),
             "bls_to_execution_change" => Some(GossipKind::BlsToExecutionChange),
+            "beacon_aggregate_and_proof" => Some(GossipKind::BeaconAggregateAndProof),
+            "sync_committee_contribution_and_proof" => {
+                Some(GossipKind::SyncCommitteeContributionAndProof)
+            }
             _ => None,
         }
     }
@@ -75,6 +109,95 @@ impl GossipKind {
             _ => return None,
         })
     }
+    /// `beacon_attestation_{n}` / `sync_committee_{n}` with `n` a subnet id in range,
+    /// written canonically (no sign, no leading zero).
+    fn subnet_from_name(name: &str) -> Option<Self> {
+        use crate::chain::gossip_attestation::{
+            ATTESTATION_SUBNET_COUNT, SYNC_COMMITTEE_SUBNET_COUNT,
+        };
+        let parse = |digits: &str, count: u64| -> Option<u64> {
+            if digits.is_empty()
+                || !digits.bytes().all(|b| b.is_ascii_digit())
+                || (digits.len() > 1 && digits.starts_with('0'))
+            {
+                return None;
+            }
+            digits.parse::<u64>().ok().filter(|&n| n < count)
+        };
+        if let Some(d) = name.strip_prefix("beacon_attestation_") {
+            return parse(d, ATTESTATION_SUBNET_COUNT)
+                .map(|subnet| GossipKind::BeaconAttestation { subnet });
+        }
+        // (`sync_committee_contribution_and_proof` does not parse as a subnet.)
+        if let Some(d) = name.strip_prefix("sync_committee_") {
+            return parse(d, SYNC_COMMITTEE_SUBNET_COUNT)
+                .map(|subnet| GossipKind::SyncCommittee { subnet });
+        }
+        None
+    }
+
+    /// The chain's topic of a message of this kind.
+    pub fn chain_topic(self) -> crate::chain::service::GossipTopic {
+        use crate::chain::service::GossipTopic;
+        match self {
+            GossipKind::BeaconBlock => GossipTopic::BeaconBlock,
+            GossipKind::BeaconAggregateAndProof => GossipTopic::BeaconAggregateAndProof,
+            GossipKind::BeaconAttestation { subnet } => GossipTopic::BeaconAttestation { subnet },
+            GossipKind::SyncCommitteeContributionAndProof => {
+                GossipTopic::SyncCommitteeContributionAndProof
+            }
+            GossipKind::SyncCommittee { subnet } => GossipTopic::SyncCommittee { subnet },
+            GossipKind::VoluntaryExit => GossipTopic::VoluntaryExit,
+            GossipKind::ProposerSlashing => GossipTopic::ProposerSlashing,
+            GossipKind::AttesterSlashing => GossipTopic::AttesterSlashing,
+            GossipKind::BlsToExecutionChange => GossipTopic::BlsToExecutionChange,
+        }
+    }
+}
+
+/// The attestation and sync-committee topics the node subscribes to at `epoch`: the
+/// aggregate and contribution topics always, the attestation subnets of
+/// `compute_subscribed_subnets(node_id, epoch)`. (A node without validators has no sync
+/// committee duties: it joins no `sync_committee_{subnet_id}` subnet.)
+pub fn attestation_subscriptions(
+    preset: crate::types::Preset,
+    node_id: &[u8; 32],
+    epoch: u64,
+) -> Vec<GossipKind> {
+    let mut kinds = vec![
+        GossipKind::BeaconAggregateAndProof,
+        GossipKind::SyncCommitteeContributionAndProof,
+    ];
+    kinds.extend(
+        crate::chain::gossip_attestation::compute_subscribed_subnets(preset, node_id, epoch)
+            .into_iter()
+            .map(|subnet| GossipKind::BeaconAttestation { subnet }),
+    );
+    kinds
+}
+
+/// The discv5 `NodeID` of a secp256k1 key, `keccak256(x ++ y)` of its uncompressed point,
+/// as the uint256's 32 little-endian bytes (`None` for another key type).
+pub fn node_id_of(key: &libp2p::identity::PublicKey) -> Option<[u8; 32]> {
+    use sha3::Digest as _;
+    let pk = key.clone().try_into_secp256k1().ok()?;
+    let uncompressed = pk.to_bytes_uncompressed();
+    let digest = sha3::Keccak256::digest(&uncompressed[1..]);
+    let mut le = [0u8; 32];
+    for (i, b) in digest.iter().enumerate() {
+        le[31 - i] = *b;
+    }
+    Some(le)
+}
+
+/// The node id of a peer id that embeds its secp256k1 key (eth2 peer ids do).
+pub fn node_id_of_peer(peer: &libp2p::PeerId) -> Option<[u8; 32]> {
+    let mh: &libp2p::multihash::Multihash<64> = peer.as_ref();
+    if mh.code() != 0 {
+        return None;
+    }
+    let key = libp2p::identity::PublicKey::try_decode_protobuf(mh.digest()).ok()?;
+    node_id_of(&key)
 }
 
 /// `/eth2/{fork_digest as lowercase hex}/{name}/ssz_snappy`.
@@ -82,7 +205,7 @@ pub fn topic(fork_digest: [u8; 4], kind: GossipKind) -> IdentTopic {
     IdentTopic::new(format!(
         "/eth2/{}/{}/ssz_snappy",
         hex(&fork_digest),
-        kind.name()
+        kind.topic_name()
     ))
 }
 
@@ -222,6 +345,52 @@ mod tests {
             assert!(kind.operation_topic().is_some());
         }
         assert_eq!(GossipKind::BeaconBlock.operation_topic(), None);
+    }
+
+    #[test]
+    fn attestation_topics_round_trip() {
+        let d = [1, 2, 3, 4];
+        for kind in [
+            GossipKind::BeaconAggregateAndProof,
+            GossipKind::BeaconAttestation { subnet: 0 },
+            GossipKind::BeaconAttestation { subnet: 63 },
+            GossipKind::SyncCommitteeContributionAndProof,
+            GossipKind::SyncCommittee { subnet: 3 },
+        ] {
+            let t = topic(d, kind).to_string();
+            assert_eq!(parse_topic(&t), Some((d, kind)), "{t}");
+        }
+        assert_eq!(
+            topic(d, GossipKind::BeaconAttestation { subnet: 7 }).to_string(),
+            "/eth2/01020304/beacon_attestation_7/ssz_snappy"
+        );
+        for bad in [
+            "beacon_attestation_64",
+            "beacon_attestation_07",
+            "beacon_attestation_",
+            "beacon_attestation_+1",
+            "sync_committee_4",
+            "beacon_attestation",
+            "sync_committee",
+        ] {
+            assert_eq!(GossipKind::from_name(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn node_ids_are_keccak_of_the_uncompressed_key() {
+        use sha3::Digest as _;
+        // keccak256("") (the Keccak, not SHA3, padding).
+        assert_eq!(
+            hex(&sha3::Keccak256::digest(b"")),
+            "c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"
+        );
+        let kp = libp2p::identity::Keypair::generate_secp256k1();
+        let id = node_id_of(&kp.public()).unwrap();
+        assert_eq!(node_id_of_peer(&kp.public().to_peer_id()), Some(id));
+        let subs = attestation_subscriptions(crate::types::Preset::Minimal, &id, 0);
+        assert_eq!(subs.len(), 4);
+        assert!(subs.contains(&GossipKind::BeaconAggregateAndProof));
     }
 
     #[test]

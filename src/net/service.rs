@@ -40,7 +40,7 @@ use super::rpc::{Eth2Codec, ProtocolName, RpcChunk, RpcRequest, RpcResponse};
 use super::NetError;
 use crate::chain::error::BlockError;
 use crate::chain::service::{
-    BlockSource, ChainHandle, GossipAcceptance, GossipClock, GossipTopic, GossipVerdict,
+    BlockSource, ChainHandle, GossipAcceptance, GossipClock, GossipVerdict,
 };
 use crate::transition::ChainConfig;
 use crate::types::ssz::{ssz_encode, SszDecode};
@@ -152,6 +152,12 @@ pub enum NetEvent {
     /// A gossip block was validated; ACCEPT ones were imported.
     GossipBlock {
         from: PeerId,
+        verdict: GossipVerdict,
+    },
+    /// A gossip message of another topic was validated (`kind: None`: an unknown topic).
+    Gossip {
+        from: PeerId,
+        kind: Option<GossipKind>,
         verdict: GossipVerdict,
     },
 }
@@ -581,6 +587,7 @@ enum Answer {
     Gossip {
         from: PeerId,
         id: gossipsub::MessageId,
+        kind: Option<GossipKind>,
         verdict: GossipVerdict,
     },
 }
@@ -668,30 +675,65 @@ impl SwarmTask {
         self.digests.digest_at_epoch(epoch)
     }
 
-    /// Subscribe to the topics of the current fork digest (again when it changed).
+    /// Subscribe to the topics of the current fork digest (again when it changed):
+    /// `beacon_block`, `beacon_aggregate_and_proof`, `sync_committee_contribution_and_proof`,
+    /// and the attestation subnets of `compute_subscribed_subnets(node_id, epoch)` (which
+    /// rotate: the set is recomputed on every call); the topics of an old digest, and
+    /// attestation subnets no longer ours, are left.
     fn resubscribe(&mut self) {
         let digest = self.current_digest();
-        if self.subscribed_digest == Some(digest) {
-            return;
+        let preset = self.chain.preset();
+        let head = self.chain.head();
+        let spe = crate::chain::any::slots_per_epoch(preset);
+        let slot_ms = self.chain.slot_duration_ms().max(1);
+        let clock_epoch = GossipClock::now(head.genesis_time).ms_since_genesis() / slot_ms / spe;
+        let epoch = clock_epoch.max(head.head.slot / spe);
+        let mut wanted = vec![GossipKind::BeaconBlock];
+        match gossip::node_id_of_peer(&self.peer_id) {
+            Some(node_id) => {
+                wanted.extend(gossip::attestation_subscriptions(preset, &node_id, epoch))
+            }
+            None => wanted.extend([
+                GossipKind::BeaconAggregateAndProof,
+                GossipKind::SyncCommitteeContributionAndProof,
+            ]),
         }
-        let kinds: Vec<GossipKind> = std::iter::once(GossipKind::BeaconBlock)
-            .chain(gossip::OPERATION_KINDS)
+        wanted.extend(gossip::OPERATION_KINDS);
+        let wanted: HashMap<gossipsub::TopicHash, GossipKind> = wanted
+            .into_iter()
+            .map(|k| (gossip::topic(digest, k).hash(), k))
             .collect();
-        if let Some(old) = self.subscribed_digest {
-            for &kind in &kinds {
+        let subscribed: Vec<gossipsub::TopicHash> =
+            self.behaviour().gossipsub.topics().cloned().collect();
+        for t in &subscribed {
+            if wanted.contains_key(t) {
+                continue;
+            }
+            let leave = match gossip::parse_topic(t.as_str()) {
+                Some((d, _)) if d != digest => true,
+                Some((
+                    _,
+                    GossipKind::BeaconAttestation { .. } | GossipKind::SyncCommittee { .. },
+                )) => true,
+                _ => false,
+            };
+            if leave {
                 let _ = self
                     .behaviour()
                     .gossipsub
-                    .unsubscribe(&gossip::topic(old, kind));
+                    .unsubscribe(&gossipsub::IdentTopic::new(t.as_str()));
             }
         }
-        for &kind in &kinds {
+        for (hash, kind) in wanted {
+            if subscribed.contains(&hash) {
+                continue;
+            }
             if let Err(e) = self
                 .behaviour()
                 .gossipsub
                 .subscribe(&gossip::topic(digest, kind))
             {
-                tracing::warn!(%e, topic = kind.name(), "gossip subscription failed");
+                tracing::warn!(%e, topic = kind.topic_name(), "gossip subscription failed");
             }
         }
         self.subscribed_digest = Some(digest);
@@ -985,7 +1027,12 @@ impl SwarmTask {
                 }
                 let _ = self.rr(family).send_response(channel, chunks);
             }
-            Answer::Gossip { from, id, verdict } => {
+            Answer::Gossip {
+                from,
+                id,
+                kind,
+                verdict,
+            } => {
                 let acceptance = match verdict.acceptance() {
                     GossipAcceptance::Accept => MessageAcceptance::Accept,
                     GossipAcceptance::Ignore => MessageAcceptance::Ignore,
@@ -994,7 +1041,9 @@ impl SwarmTask {
                 self.behaviour()
                     .gossipsub
                     .report_message_validation_result(&id, &from, acceptance);
-                if matches!(verdict, GossipVerdict::Accept) {
+                let block = kind == Some(GossipKind::BeaconBlock);
+                // A new head block may start a new fork digest (or epoch of subnets).
+                if block && matches!(verdict, GossipVerdict::Accept) {
                     self.resubscribe();
                 }
                 if let Some(action) = peer_manager::action_for_gossip(&verdict) {
@@ -1002,7 +1051,15 @@ impl SwarmTask {
                     self.pm
                         .report(from, action, &reason, std::time::Instant::now());
                 }
-                let _ = self.events.send(NetEvent::GossipBlock { from, verdict });
+                let event = match kind {
+                    Some(GossipKind::BeaconBlock) => NetEvent::GossipBlock { from, verdict },
+                    kind => NetEvent::Gossip {
+                        from,
+                        kind,
+                        verdict,
+                    },
+                };
+                let _ = self.events.send(event);
             }
         }
     }
@@ -1382,34 +1439,43 @@ impl SwarmTask {
         answers: &mpsc::Sender<Answer>,
     ) {
         let topic = message.topic.as_str().to_string();
-        let verdict_now = |v| {
+        let verdict_now = |kind, v| {
             let _ = answers.try_send(Answer::Gossip {
                 from,
                 id: id.clone(),
+                kind,
                 verdict: v,
             });
         };
         let Some((digest, kind)) = gossip::parse_topic(&topic) else {
-            verdict_now(GossipVerdict::Reject(BlockError::Decode(format!(
-                "unknown topic {topic}"
-            ))));
+            verdict_now(
+                None,
+                GossipVerdict::Reject(BlockError::Decode(format!("unknown topic {topic}"))),
+            );
             return;
         };
         if self.digests.by_digest(digest).is_none() {
-            verdict_now(GossipVerdict::Reject(BlockError::Decode(format!(
-                "unknown fork digest on {topic}"
-            ))));
+            verdict_now(
+                Some(kind),
+                GossipVerdict::Reject(BlockError::Decode(format!(
+                    "unknown fork digest on {topic}"
+                ))),
+            );
             return;
         }
         let ssz = match gossip::decompress(&message.data) {
             Ok(s) => s,
             Err(e) => {
-                verdict_now(GossipVerdict::Reject(BlockError::Decode(e.to_string())));
+                verdict_now(
+                    Some(kind),
+                    GossipVerdict::Reject(BlockError::Decode(e.to_string())),
+                );
                 return;
             }
         };
-        // The operation topics are validated against the head state off the chain thread.
-        let chain_topic = kind.operation_topic().unwrap_or(GossipTopic::BeaconBlock);
+        // Every kind the node speaks goes to the chain handle: blocks to the chain thread,
+        // attestations and sync-committee messages to the blocking pool, against the head.
+        let chain_topic = kind.chain_topic();
         let chain = self.chain.clone();
         let answers = answers.clone();
         let head = chain.head();
@@ -1422,7 +1488,14 @@ impl SwarmTask {
                 Ok(v) => v,
                 Err(e) => GossipVerdict::Ignore(BlockError::Internal(e.to_string())),
             };
-            let _ = answers.send(Answer::Gossip { from, id, verdict }).await;
+            let _ = answers
+                .send(Answer::Gossip {
+                    from,
+                    id,
+                    kind: Some(kind),
+                    verdict,
+                })
+                .await;
         });
     }
 }

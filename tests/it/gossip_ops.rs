@@ -157,7 +157,7 @@ fn operation_gossip_is_validated_relayed_and_garbage_rejected() {
     }
     // B told gossipsub ACCEPT for A's message.
     let from_a = |e: &NetEvent| match e {
-        NetEvent::GossipBlock { from, verdict } if *from == na.local_peer_id() => {
+        NetEvent::Gossip { from, verdict, .. } if *from == na.local_peer_id() => {
             Some(verdict.clone())
         }
         _ => None,

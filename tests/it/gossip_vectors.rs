@@ -55,24 +55,24 @@ pub(super) fn read_snappy(path: &Path) -> Result<Vec<u8>, String> {
 }
 
 /// A block file of the case: its SSZ and root.
-fn block_file(case: &Path, name: &str) -> Result<(Vec<u8>, [u8; 32]), String> {
+pub(super) fn block_file(case: &Path, name: &str) -> Result<(Vec<u8>, [u8; 32]), String> {
     let bytes = read_snappy(&case.join(format!("{name}.ssz_snappy")))?;
     let block = ty::SignedBeaconBlock::ssz_decode(&bytes).map_err(|e| format!("{name}: {e}"))?;
     let root = t::hash_tree_root(&block.message).map_err(|e| format!("{name}: {e}"))?;
     Ok((bytes, root))
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn root_of(s: &str) -> Result<[u8; 32], String> {
+pub(super) fn root_of(s: &str) -> Result<[u8; 32], String> {
     yaml::hex(s)?
         .try_into()
         .map_err(|_| format!("{s:?} is not a 32-byte root"))
 }
 
-fn flag(entry: &Yaml, key: &str) -> Result<bool, String> {
+pub(super) fn flag(entry: &Yaml, key: &str) -> Result<bool, String> {
     match entry.get(key) {
         None => Ok(false),
         Some(v) => match v.as_str()? {
@@ -108,7 +108,7 @@ pub(super) fn describe(v: &GossipVerdict) -> String {
 }
 
 /// Import the case's `blocks` after the anchor, and apply its `finalized_checkpoint`.
-async fn prepare(case: &Path, meta: &Yaml, handle: &ChainHandle) -> Result<(), String> {
+pub(super) async fn prepare(case: &Path, meta: &Yaml, handle: &ChainHandle) -> Result<(), String> {
     let blocks = meta.req("blocks")?.as_list()?;
     let (anchor, rest) = blocks
         .split_first()

@@ -7,6 +7,8 @@ mod devnet;
 mod discovery;
 mod epoch_processing;
 mod fork;
+mod gossip_att_pool;
+mod gossip_att_vectors;
 mod gossip_ops;
 mod gossip_ops_vectors;
 mod gossip_vectors;
