@@ -690,7 +690,9 @@ mod tests {
     #[test]
     fn requests_are_judged_before_the_store_is_touched() {
         use crate::types::ssz::ssz_encode;
-        let mut m = pm();
+        let mut cfg = PeerManagerConfig::default();
+        cfg.rate_limits.blocks_by_range = super::super::rate_limit::Quota::n_every(128, 10);
+        let mut m = PeerManager::new(cfg);
         let p = PeerId::random();
         let t0 = Instant::now();
         m.on_connected(p, t0);
