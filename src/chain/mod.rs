@@ -13,9 +13,11 @@ pub mod any;
 pub mod error;
 pub mod files;
 pub mod fork_choice;
+pub mod metrics;
 pub mod pipeline;
 pub mod resolve;
 pub mod service;
+pub mod views;
 
 /// Metadata key of the chain's preset name.
 pub const META_PRESET: &[u8] = b"preset";

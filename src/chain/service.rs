@@ -35,6 +35,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use super::error::{BlockError, FailedBlock, Fault};
 use super::pipeline::{Decoded, ImportError, ImportOptions, SegmentOutcome, Settled};
 use crate::accel::aggregate::PubkeyAggregator;
+use super::metrics::ChainMetrics;
 use crate::cache::metrics::CacheMetrics;
 use crate::cache::pool::BufferPool;
 use crate::store::{Checkpoint, Head, Store};
@@ -99,6 +100,8 @@ pub struct HeadSnapshot {
     pub earliest_available_slot: u64,
     /// The head state itself, of the chain's preset.
     pub state: AnyState,
+    /// Fork choice's blocks, as of this commit.
+    pub fork_choice: Arc<[super::fork_choice::ForkChoiceNode]>,
 }
 
 /// A state of either preset, shared.
@@ -544,6 +547,7 @@ pub struct ChainHandle {
     events: broadcast::Sender<ChainEvent>,
     pool: BufferPool,
     metrics: Arc<CacheMetrics>,
+    chain_metrics: ChainMetrics,
     preset: Preset,
     slot_duration_ms: u64,
 }
@@ -587,6 +591,11 @@ impl ChainHandle {
     /// The caches' metrics.
     pub fn metrics(&self) -> &Arc<CacheMetrics> {
         &self.metrics
+    }
+
+    /// The import metrics (`quasar_chain_*`).
+    pub fn chain_metrics(&self) -> &ChainMetrics {
+        &self.chain_metrics
     }
 
     fn segment(
@@ -842,12 +851,14 @@ impl ChainService {
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let (work_tx, work_rx) = sync_channel::<Work<C::Block>>(DECODED_QUEUE);
         let pool = chain.pool();
+        let chain_metrics = ChainMetrics::default();
         let handle = ChainHandle {
             tx,
             reader,
             events: events.clone(),
             pool: pool.clone(),
             metrics: chain.metrics(),
+            chain_metrics: chain_metrics.clone(),
             preset,
             slot_duration_ms: chain.slot_duration_ms(),
         };
@@ -867,6 +878,7 @@ impl ChainService {
                     refused: RefusedBlocks::default(),
                     finality_override: None,
                     next_id: 0,
+                    metrics: chain_metrics,
                 }
                 .run(work_rx)
             })
@@ -1037,6 +1049,7 @@ struct ChainThread<C: PresetChain> {
     /// See [`ChainHandle::override_gossip_finality`].
     finality_override: Option<Checkpoint>,
     next_id: u64,
+    metrics: ChainMetrics,
 }
 
 impl<C: PresetChain> ChainThread<C> {
@@ -1115,6 +1128,11 @@ impl<C: PresetChain> ChainThread<C> {
     fn deliver(&mut self, settled: Vec<Settled>) {
         if settled.is_empty() {
             return;
+        }
+        for s in &settled {
+            if let Ok(o) = &s.result {
+                self.metrics.settled(&o.stats, o.failed.is_some());
+            }
         }
         let before = self.head.read().unwrap_or_else(|e| e.into_inner()).clone();
         match self.chain.snapshot() {
