@@ -290,13 +290,16 @@ pub(super) async fn headers(ctx: Ctx, RawQuery(q): RawQuery) -> Response {
             let pairs = query_pairs(q.as_deref())?;
             let slot = match values_of(&pairs, "slot").as_slice() {
                 [] => None,
-                [s] => Some(parse_u64(s).ok_or_else(|| ApiError::bad(format!("invalid slot: {s}")))?),
+                [s] => {
+                    Some(parse_u64(s).ok_or_else(|| ApiError::bad(format!("invalid slot: {s}")))?)
+                }
                 _ => return Err(ApiError::bad("more than one slot")),
             };
             let parent = match values_of(&pairs, "parent_root").as_slice() {
                 [] => None,
                 [p] => Some(
-                    parse_root(p).ok_or_else(|| ApiError::bad(format!("invalid parent_root: {p}")))?,
+                    parse_root(p)
+                        .ok_or_else(|| ApiError::bad(format!("invalid parent_root: {p}")))?,
                 ),
                 _ => return Err(ApiError::bad("more than one parent_root")),
             };
@@ -455,7 +458,11 @@ const STATUSES: [&str; 9] = [
 const GENERAL_STATUSES: [&str; 4] = ["pending", "active", "exited", "withdrawal"];
 
 /// A validator's status at `epoch` (the beacon-APIs validator status flow).
-pub fn validator_status(v: &crate::types::common::Validator, balance: u64, epoch: u64) -> &'static str {
+pub fn validator_status(
+    v: &crate::types::common::Validator,
+    balance: u64,
+    epoch: u64,
+) -> &'static str {
     if v.activation_epoch > epoch {
         if v.activation_eligibility_epoch == FAR_FUTURE_EPOCH {
             "pending_initialized"

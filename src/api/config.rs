@@ -56,17 +56,44 @@ pub(super) async fn spec(ctx: Ctx) -> Response {
     // The values the chain runs with override the file's.
     let forks = [
         ("GENESIS_FORK_VERSION", cfg.genesis_fork_version, None),
-        ("ALTAIR_FORK_VERSION", cfg.altair_fork_version, Some(cfg.altair_fork_epoch)),
-        ("BELLATRIX_FORK_VERSION", cfg.bellatrix_fork_version, Some(cfg.bellatrix_fork_epoch)),
-        ("CAPELLA_FORK_VERSION", cfg.capella_fork_version, Some(cfg.capella_fork_epoch)),
-        ("DENEB_FORK_VERSION", cfg.deneb_fork_version, Some(cfg.deneb_fork_epoch)),
-        ("ELECTRA_FORK_VERSION", cfg.electra_fork_version, Some(cfg.electra_fork_epoch)),
-        ("FULU_FORK_VERSION", cfg.fulu_fork_version, Some(cfg.fulu_fork_epoch)),
+        (
+            "ALTAIR_FORK_VERSION",
+            cfg.altair_fork_version,
+            Some(cfg.altair_fork_epoch),
+        ),
+        (
+            "BELLATRIX_FORK_VERSION",
+            cfg.bellatrix_fork_version,
+            Some(cfg.bellatrix_fork_epoch),
+        ),
+        (
+            "CAPELLA_FORK_VERSION",
+            cfg.capella_fork_version,
+            Some(cfg.capella_fork_epoch),
+        ),
+        (
+            "DENEB_FORK_VERSION",
+            cfg.deneb_fork_version,
+            Some(cfg.deneb_fork_epoch),
+        ),
+        (
+            "ELECTRA_FORK_VERSION",
+            cfg.electra_fork_version,
+            Some(cfg.electra_fork_epoch),
+        ),
+        (
+            "FULU_FORK_VERSION",
+            cfg.fulu_fork_version,
+            Some(cfg.fulu_fork_epoch),
+        ),
     ];
     for (name, version, epoch) in forks {
         m.insert(name.into(), Value::String(hex(&version)));
         if let Some(e) = epoch {
-            m.insert(name.replace("_VERSION", "_EPOCH"), Value::String(e.to_string()));
+            m.insert(
+                name.replace("_VERSION", "_EPOCH"),
+                Value::String(e.to_string()),
+            );
         }
     }
     m.insert(

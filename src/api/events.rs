@@ -47,7 +47,11 @@ fn event_stream(
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     stream::unfold((ctx, rx, topics), |(ctx, mut rx, topics)| async move {
         loop {
-            match rx.recv().await {
+            let next = tokio::select! {
+                r = rx.recv() => r,
+                _ = ctx.stopped() => return None,
+            };
+            match next {
                 Ok(ev) => {
                     if let Some(event) = to_sse(&ctx, &ev, &topics).await {
                         return Some((Ok(event), (ctx, rx, topics)));

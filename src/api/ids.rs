@@ -136,7 +136,17 @@ mod tests {
             Id::parse(&format!("0x{}", "0a".repeat(32)), "block_id"),
             Ok(Id::Root([10; 32]))
         );
-        for bad in ["", "-1", "+1", "1 ", "0x", "0x12", "18446744073709551616", "Head", "0xzz"] {
+        for bad in [
+            "",
+            "-1",
+            "+1",
+            "1 ",
+            "0x",
+            "0x12",
+            "18446744073709551616",
+            "Head",
+            "0xzz",
+        ] {
             assert!(
                 matches!(Id::parse(bad, "block_id"), Err(ApiError::BadRequest(_))),
                 "{bad:?}"

@@ -36,7 +36,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::chain::service::ChainHandle;
@@ -59,6 +59,8 @@ pub struct ApiContext {
     pub network: Option<NetworkHandle>,
     /// The chain config the chain runs with.
     pub config: Arc<ChainConfig>,
+    /// Set by the server: changes when it stops (event streams end then).
+    stop: Option<watch::Receiver<bool>>,
 }
 
 impl ApiContext {
@@ -67,6 +69,17 @@ impl ApiContext {
             chain,
             network,
             config: Arc::new(config),
+            stop: None,
+        }
+    }
+
+    /// Resolves when the server this context serves in stops (never, outside a server).
+    pub(crate) async fn stopped(&self) {
+        match self.stop.clone() {
+            Some(mut rx) => {
+                let _ = rx.wait_for(|stopped| *stopped).await;
+            }
+            None => std::future::pending().await,
         }
     }
 }
@@ -75,7 +88,7 @@ impl ApiContext {
 /// when dropped, without waiting).
 pub struct HttpServer {
     local_addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
+    stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -86,9 +99,7 @@ impl HttpServer {
 
     /// Stop accepting, let the requests in flight finish (event streams end), and wait.
     pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        let _ = self.stop.send(true);
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
@@ -97,9 +108,7 @@ impl HttpServer {
 
 impl Drop for HttpServer {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        let _ = self.stop.send(true);
     }
 }
 
@@ -113,18 +122,22 @@ pub enum ServeError {
     },
 }
 
-/// Bind `addr` and serve `router` on the current tokio runtime.
-async fn serve(router: Router, addr: SocketAddr) -> Result<HttpServer, ServeError> {
+/// Bind `addr` and serve `router` on the current tokio runtime until `stop` is sent `true`.
+async fn serve(
+    router: Router,
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+) -> Result<HttpServer, ServeError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Bind { addr, source })?;
     let local_addr = listener
         .local_addr()
         .map_err(|source| ServeError::Bind { addr, source })?;
-    let (stop, stopped) = oneshot::channel::<()>();
+    let mut stopped = stop.subscribe();
     let task = tokio::spawn(async move {
         let shutdown = async move {
-            let _ = stopped.await;
+            let _ = stopped.wait_for(|s| *s).await;
         };
         if let Err(e) = axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
@@ -135,14 +148,16 @@ async fn serve(router: Router, addr: SocketAddr) -> Result<HttpServer, ServeErro
     });
     Ok(HttpServer {
         local_addr,
-        stop: Some(stop),
+        stop,
         task: Some(task),
     })
 }
 
 /// Start the Beacon API on `addr` (port 0: any free port; see [`HttpServer::local_addr`]).
-pub async fn serve_api(ctx: ApiContext, addr: SocketAddr) -> Result<HttpServer, ServeError> {
-    serve(router(ctx), addr).await
+pub async fn serve_api(mut ctx: ApiContext, addr: SocketAddr) -> Result<HttpServer, ServeError> {
+    let (stop, stopped) = watch::channel(false);
+    ctx.stop = Some(stopped);
+    serve(router(ctx), addr, stop).await
 }
 
 /// Start `/metrics` on `addr`.
@@ -150,7 +165,7 @@ pub async fn serve_metrics(
     metrics: Arc<metrics::NodeMetrics>,
     addr: SocketAddr,
 ) -> Result<HttpServer, ServeError> {
-    serve(metrics::router(metrics), addr).await
+    serve(metrics::router(metrics), addr, watch::channel(false).0).await
 }
 
 /// The Beacon API's routes.
@@ -166,9 +181,18 @@ pub fn router(ctx: ApiContext) -> Router {
         .route("/eth/v1/beacon/headers", get(beacon::headers))
         .route("/eth/v1/beacon/headers/{block_id}", get(beacon::header))
         .route("/eth/v2/beacon/blocks/{block_id}", get(beacon::block))
-        .route("/eth/v1/beacon/blocks/{block_id}/root", get(beacon::block_root))
-        .route("/eth/v1/beacon/states/{state_id}/root", get(beacon::state_root))
-        .route("/eth/v1/beacon/states/{state_id}/fork", get(beacon::state_fork))
+        .route(
+            "/eth/v1/beacon/blocks/{block_id}/root",
+            get(beacon::block_root),
+        )
+        .route(
+            "/eth/v1/beacon/states/{state_id}/root",
+            get(beacon::state_root),
+        )
+        .route(
+            "/eth/v1/beacon/states/{state_id}/fork",
+            get(beacon::state_fork),
+        )
         .route(
             "/eth/v1/beacon/states/{state_id}/finality_checkpoints",
             get(beacon::finality_checkpoints),
@@ -181,7 +205,10 @@ pub fn router(ctx: ApiContext) -> Router {
         .route("/eth/v1/debug/fork_choice", get(debug::fork_choice))
         .route("/eth/v1/config/spec", get(config::spec))
         .route("/eth/v1/config/fork_schedule", get(config::fork_schedule))
-        .route("/eth/v1/config/deposit_contract", get(config::deposit_contract))
+        .route(
+            "/eth/v1/config/deposit_contract",
+            get(config::deposit_contract),
+        )
         .route("/eth/v1/events", get(events::events))
         .fallback(not_found_route)
         .with_state(ctx)
@@ -237,7 +264,10 @@ fn wants_ssz(headers: &HeaderMap) -> bool {
 fn json_response(body: String, versioned: bool) -> Response {
     let mut resp = (StatusCode::OK, body).into_response();
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     if versioned {
         h.insert(
             CONSENSUS_VERSION_HEADER,
@@ -251,7 +281,10 @@ fn json_response(body: String, versioned: bool) -> Response {
 fn ssz_response(body: Vec<u8>) -> Response {
     let mut resp = (StatusCode::OK, body).into_response();
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(SSZ_MEDIA_TYPE));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(SSZ_MEDIA_TYPE),
+    );
     h.insert(
         CONSENSUS_VERSION_HEADER,
         HeaderValue::from_static(CONSENSUS_VERSION),

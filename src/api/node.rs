@@ -22,7 +22,11 @@ pub(super) async fn identity(ctx: Ctx) -> Response {
         // ENR: `NetworkHandle::local_enr()` is being added with discovery; until then the
         // node has no ENR to show. When it lands: `let enr = net.local_enr().map(|e| e.to_base64());`
         let enr: Option<String> = None;
-        let p2p: Vec<String> = net.listen_addresses().iter().map(|a| a.to_string()).collect();
+        let p2p: Vec<String> = net
+            .listen_addresses()
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
         Ok(data(json!({
             "peer_id": net.local_peer_id().to_string(),
             "enr": enr,
@@ -100,7 +104,9 @@ const SYNC_TOLERANCE_SLOTS: u64 = 1;
 pub(super) async fn syncing(ctx: Ctx) -> Response {
     let (head_slot, distance) = sync_distance(&ctx);
     let head = ctx.chain.head();
-    let anchor = super::beacon::anchor(&ctx).map(|a| a.root).unwrap_or_default();
+    let anchor = super::beacon::anchor(&ctx)
+        .map(|a| a.root)
+        .unwrap_or_default();
     data(json!({
         "head_slot": head_slot.to_string(),
         "sync_distance": distance.to_string(),

@@ -33,9 +33,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::error::{BlockError, FailedBlock, Fault};
+use super::metrics::ChainMetrics;
 use super::pipeline::{Decoded, ImportError, ImportOptions, SegmentOutcome, Settled};
 use crate::accel::aggregate::PubkeyAggregator;
-use super::metrics::ChainMetrics;
 use crate::cache::metrics::CacheMetrics;
 use crate::cache::pool::BufferPool;
 use crate::store::{Checkpoint, Head, Store};

@@ -7,7 +7,9 @@ use ssz_rs::List;
 
 use super::pipeline::ImportError;
 use super::service::AnyState;
-use crate::types::common::{BeaconBlockHeader, Checkpoint, Fork, SignedBeaconBlockHeader, Validator};
+use crate::types::common::{
+    BeaconBlockHeader, Checkpoint, Fork, SignedBeaconBlockHeader, Validator,
+};
 use crate::types::json::ApiJson;
 use crate::types::primitives::{Gwei, VALIDATOR_REGISTRY_LIMIT};
 use crate::types::ssz::{hash_tree_root, ssz_encode, ByteVector, SszDecode};
@@ -72,7 +74,11 @@ pub fn execution_block_hash(preset: Preset, ssz: &[u8]) -> Result<Root, ImportEr
 /// The spec's genesis block for a genesis state with root `state_root` (slot `slot`, every
 /// other field empty, no signature) and its root: the anchor block, which the store does
 /// not hold. A caller serves it only when the root matches the anchor's.
-pub fn genesis_block(preset: Preset, slot: u64, state_root: Root) -> Result<(Vec<u8>, Root), ImportError> {
+pub fn genesis_block(
+    preset: Preset,
+    slot: u64,
+    state_root: Root,
+) -> Result<(Vec<u8>, Root), ImportError> {
     with_preset!(preset, ty => {
         let mut b = ty::SignedBeaconBlock::default();
         b.message.slot = slot;

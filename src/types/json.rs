@@ -17,7 +17,10 @@ use ssz_rs::{Bitlist, Bitvector, List, Serialize, Vector, U256};
 use super::ssz::ByteVector;
 
 /// Container fields of type `List[uint8, N]` (`ParticipationFlags`), not byte lists.
-pub const UINT8_LIST_FIELDS: &[&str] = &["previous_epoch_participation", "current_epoch_participation"];
+pub const UINT8_LIST_FIELDS: &[&str] = &[
+    "previous_epoch_participation",
+    "current_epoch_participation",
+];
 
 /// A value's Beacon API JSON, written into `out`.
 pub trait ApiJson {
