@@ -683,3 +683,80 @@ fn events_stream_heads_and_metrics_are_named_and_parse() {
     // The event stream ends with the server.
     rt.block_on(server.shutdown());
 }
+
+/// `quasar node --http --metrics` (ports 0: any free one) serves both until SIGTERM.
+#[test]
+fn quasar_node_serves_the_api_and_metrics() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let chain_dir = dir.path().join("chain");
+    generate(Preset::Minimal, &chain_dir, 64, 4);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quasar"))
+        .args([
+            "node",
+            "--port",
+            "0",
+            "--disable-quic",
+            "--listen-address",
+            "127.0.0.1",
+            "--http",
+            "--http-port",
+            "0",
+            "--metrics",
+            "--metrics-address",
+            "127.0.0.1",
+            "--metrics-port",
+            "0",
+        ])
+        .arg("--datadir")
+        .arg(dir.path().join("data"))
+        .arg("--genesis")
+        .arg(devnet::genesis_path(&chain_dir))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (mut api, mut metrics, mut seen) = (None, None, Vec::new());
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push(line.clone());
+        if let Some(a) = line.strip_prefix("Beacon API on ") {
+            api = Some(a.to_string());
+        }
+        if let Some(m) = line.strip_prefix("metrics on ") {
+            metrics = Some(m.to_string());
+            break;
+        }
+    }
+    let (Some(api), Some(metrics)) = (api, metrics) else {
+        let _ = child.kill();
+        panic!("no server addresses logged:\n{}", seen.join("\n"));
+    };
+    assert!(api.starts_with("http://127.0.0.1:"), "{api}");
+    let a = agent();
+    let v = get_with(&a, &format!("{api}/eth/v1/node/version"), None).json();
+    assert!(v["data"]["version"]
+        .as_str()
+        .unwrap()
+        .starts_with("quasar/"));
+    let id = get_with(&a, &format!("{api}/eth/v1/node/identity"), None).json();
+    assert!(
+        id["data"]["peer_id"].as_str().unwrap().starts_with("16U"),
+        "{id}"
+    );
+    let root = get_with(&a, &format!("{api}/eth/v1/beacon/blocks/head/root"), None).json();
+    assert!(root["data"]["root"].as_str().unwrap().starts_with("0x"));
+    let m = get_with(&a, &metrics, None);
+    let text = String::from_utf8(m.body).unwrap();
+    assert!(text.contains("quasar_chain_head_slot 0"), "{text}");
+    assert!(text.contains("quasar_net_peers_connected 0"), "{text}");
+    assert!(
+        text.contains("quasar_accel_backend_info{backend="),
+        "{text}"
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert_eq!(child.wait().unwrap().code(), Some(0), "{}", rest.join("\n"));
+}
