@@ -75,16 +75,26 @@ async fn to_sse(ctx: &ApiContext, ev: &ChainEvent, topics: &[String]) -> Option<
             root,
             state_root,
             epoch_transition,
-        } if wanted("head") => (
-            "head",
-            json!({
-                "slot": slot.to_string(),
-                "block": hex(root),
-                "state": hex(state_root),
-                "epoch_transition": epoch_transition,
-                "execution_optimistic": true,
-            }),
-        ),
+        } if wanted("head") => {
+            let c = ctx.clone();
+            let slot = *slot;
+            let (previous, current) =
+                tokio::task::spawn_blocking(move || duty_dependent_roots(&c, slot))
+                    .await
+                    .unwrap_or_default();
+            (
+                "head",
+                json!({
+                    "slot": slot.to_string(),
+                    "block": hex(root),
+                    "state": hex(state_root),
+                    "epoch_transition": epoch_transition,
+                    "previous_duty_dependent_root": hex(&previous),
+                    "current_duty_dependent_root": hex(&current),
+                    "execution_optimistic": true,
+                }),
+            )
+        }
         ChainEvent::Block { slot, root } if wanted("block") => (
             "block",
             json!({
@@ -120,4 +130,34 @@ async fn to_sse(ctx: &ApiContext, ev: &ChainEvent, topics: &[String]) -> Option<
         _ => return None,
     };
     Some(Event::default().event(name).data(body.to_string()))
+}
+
+/// The duty dependent roots of a head at `slot`: the canonical block roots at the last
+/// slot before the previous and the current epoch (the anchor's before the chain starts).
+fn duty_dependent_roots(ctx: &ApiContext, slot: u64) -> ([u8; 32], [u8; 32]) {
+    let spe = crate::chain::any::slots_per_epoch(ctx.chain.preset()).max(1);
+    let epoch = slot / spe;
+    let current = dependent_root(ctx, epoch.saturating_mul(spe));
+    let previous = dependent_root(ctx, epoch.saturating_sub(1).saturating_mul(spe));
+    (previous, current)
+}
+
+/// The canonical block root at the latest slot before `epoch_start` (the anchor's when
+/// there is none).
+fn dependent_root(ctx: &ApiContext, epoch_start: u64) -> [u8; 32] {
+    let reader = ctx.chain.reader();
+    let head = reader.head();
+    let anchor = super::beacon::anchor(ctx)
+        .map(|a| a.root)
+        .unwrap_or_default();
+    let mut s = epoch_start;
+    while s > head.earliest_available_slot {
+        s -= 1;
+        match reader.block_root_at_slot(s) {
+            Ok(Some(root)) => return root,
+            Ok(None) => continue,
+            Err(_) => break,
+        }
+    }
+    anchor
 }

@@ -631,6 +631,11 @@ fn events_stream_heads_and_metrics_are_named_and_parse() {
     assert_eq!(head_event["slot"], "20");
     assert_eq!(head_event["block"], hex(&head.head.root));
     assert_eq!(head_event["state"], hex(&head.head_state_root));
+    // Epoch 2's duties depend on the block at slot 15, epoch 1's on slot 7's.
+    let root_at = |s: u64| hex(&chain.reader().block_root_at_slot(s).unwrap().unwrap());
+    assert_eq!(head_event["current_duty_dependent_root"], root_at(15));
+    assert_eq!(head_event["previous_duty_dependent_root"], root_at(7));
+    assert_eq!(head_event["epoch_transition"], false);
 
     // Metrics: OpenMetrics text, every family quasar_…, values equal to the handles'.
     let m = get_with(
