@@ -64,7 +64,8 @@ pub(super) async fn fork_choice(ctx: Ctx) -> Response {
                     nodes.push(json!({
                         "slot": n.slot.to_string(),
                         "block_root": hex(&n.root),
-                        "parent_root": n.parent_root.map(|p| hex(&p)),
+                        // The anchor's parent is not held: the zero root (genesis's own).
+                        "parent_root": hex(&n.parent_root.unwrap_or_default()),
                         "justified_epoch": n.justified_epoch.to_string(),
                         "finalized_epoch": n.finalized_epoch.to_string(),
                         "weight": n.weight.to_string(),
