@@ -4,6 +4,7 @@
 //! CPU SIMD kernels live in the `quasar-kernels` crate (the only place with `unsafe`).
 
 pub mod accel;
+pub mod api;
 pub mod bench;
 pub mod bls;
 pub mod cache;

@@ -143,6 +143,31 @@ struct NodeArgs {
     /// Slots per range-sync batch (one blocks-by-range request; at most 128).
     #[arg(long, default_value_t = 64)]
     sync_batch_slots: u64,
+    #[command(flatten)]
+    http: HttpArgs,
+}
+
+/// The Beacon API and metrics servers of `quasar node` (Lighthouse's flags).
+#[derive(Args)]
+struct HttpArgs {
+    /// Serve the Beacon API.
+    #[arg(long)]
+    http: bool,
+    /// Address of the Beacon API.
+    #[arg(long, default_value = "127.0.0.1")]
+    http_address: std::net::IpAddr,
+    /// Port of the Beacon API (0: any free port).
+    #[arg(long, default_value_t = 5052)]
+    http_port: u16,
+    /// Serve Prometheus metrics at /metrics.
+    #[arg(long)]
+    metrics: bool,
+    /// Address of the metrics server.
+    #[arg(long, default_value = "127.0.0.1")]
+    metrics_address: std::net::IpAddr,
+    /// Port of the metrics server (0: any free port).
+    #[arg(long, default_value_t = 5054)]
+    metrics_port: u16,
 }
 
 /// How `quasar import` runs (shared with `bench import`).
@@ -998,6 +1023,7 @@ fn node_command(args: NodeArgs, signals: &Signals) -> anyhow::Result<ExitCode> {
         d
     });
     let agg = aggregator_for(args.backend, 1 << 20)?;
+    let backend = agg.name();
     let service = ChainService::open(
         &args.datadir,
         genesis.as_deref(),
@@ -1018,7 +1044,7 @@ fn node_command(args: NodeArgs, signals: &Signals) -> anyhow::Result<ExitCode> {
         discovery,
     };
     let rt = tokio::runtime::Handle::try_current().context("no tokio runtime")?;
-    let network = rt.block_on(NetworkService::start(net_cfg, chain.clone(), cfg))?;
+    let network = rt.block_on(NetworkService::start(net_cfg, chain.clone(), cfg.clone()))?;
     let net = network.handle();
     let head = chain.head();
     eprintln!(
@@ -1054,6 +1080,7 @@ fn node_command(args: NodeArgs, signals: &Signals) -> anyhow::Result<ExitCode> {
         )
     };
     let mut last_report = std::time::Instant::now();
+    let servers = rt.block_on(start_http(&args.http, &chain, &net, cfg, &backend))?;
     while !signals.stop.load(std::sync::atomic::Ordering::Relaxed) {
         std::thread::sleep(std::time::Duration::from_millis(100));
         if last_report.elapsed() >= std::time::Duration::from_secs(10) {
@@ -1074,10 +1101,42 @@ fn node_command(args: NodeArgs, signals: &Signals) -> anyhow::Result<ExitCode> {
     if let Err(e) = rt.block_on(sync.stop()) {
         eprintln!("range sync ended with: {e}");
     }
+    for server in servers {
+        rt.block_on(server.shutdown());
+    }
     rt.block_on(network.shutdown());
     drop(chain);
     service.shutdown();
     Ok(ExitCode::SUCCESS)
+}
+
+/// Start the Beacon API and the metrics server as `--http` / `--metrics` ask.
+async fn start_http(
+    args: &HttpArgs,
+    chain: &quasar::chain::service::ChainHandle,
+    net: &quasar::net::service::NetworkHandle,
+    cfg: quasar::transition::ChainConfig,
+    backend: &str,
+) -> anyhow::Result<Vec<quasar::api::HttpServer>> {
+    use quasar::api::{metrics::NodeMetrics, serve_api, serve_metrics, ApiContext};
+    let mut servers = Vec::new();
+    if args.http {
+        let ctx = ApiContext::new(chain.clone(), Some(net.clone()), cfg);
+        let addr = std::net::SocketAddr::new(args.http_address, args.http_port);
+        let server = serve_api(ctx, addr).await.context("--http")?;
+        eprintln!("Beacon API on http://{}", server.local_addr());
+        servers.push(server);
+    }
+    if args.metrics {
+        let metrics = NodeMetrics::new(chain.clone(), Some(net.clone()), backend);
+        let addr = std::net::SocketAddr::new(args.metrics_address, args.metrics_port);
+        let server = serve_metrics(std::sync::Arc::new(metrics), addr)
+            .await
+            .context("--metrics")?;
+        eprintln!("metrics on http://{}/metrics", server.local_addr());
+        servers.push(server);
+    }
+    Ok(servers)
 }
 
 /// What SIGINT / SIGTERM do: a command that can stop cleanly sets `graceful`, and a signal

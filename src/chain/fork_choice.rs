@@ -143,6 +143,19 @@ struct ProtoNode {
     best_descendant: Option<usize>,
 }
 
+/// One block in fork choice, as readers see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForkChoiceNode {
+    pub slot: u64,
+    pub root: Root,
+    /// `None` for the anchor.
+    pub parent_root: Option<Root>,
+    pub justified_epoch: u64,
+    pub finalized_epoch: u64,
+    /// Summed balances of the votes on this block and its descendants.
+    pub weight: u64,
+}
+
 /// A validator's votes: where its weight sits now, and its latest message.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct VoteTracker {
@@ -448,6 +461,22 @@ impl ForkChoice {
                 None => return false,
             }
         }
+    }
+
+    /// Every block fork choice holds, in insertion order (parents before children), as of
+    /// the last [`ForkChoice::find_head`] (the Beacon API's `debug/fork_choice`).
+    pub fn nodes(&self) -> Vec<ForkChoiceNode> {
+        self.nodes
+            .iter()
+            .map(|n| ForkChoiceNode {
+                slot: n.slot,
+                root: n.root,
+                parent_root: n.parent_root,
+                justified_epoch: n.justified.epoch,
+                finalized_epoch: n.finalized.epoch,
+                weight: n.weight,
+            })
+            .collect()
     }
 
     /// Weight of a node as of the last [`ForkChoice::find_head`] (for tests / db info).

@@ -15,9 +15,11 @@ pub mod files;
 pub mod fork_choice;
 pub mod gossip_attestation;
 pub mod gossip_ops;
+pub mod metrics;
 pub mod pipeline;
 pub mod resolve;
 pub mod service;
+pub mod views;
 
 /// Metadata key of the chain's preset name.
 pub const META_PRESET: &[u8] = b"preset";

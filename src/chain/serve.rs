@@ -90,6 +90,7 @@ impl PresetChain for Chain {
             validators: state.validators.len(),
             earliest_available_slot: anchor.slot,
             state: super::any_state(state),
+            fork_choice: self.fork_choice().nodes().into(),
         })
     }
 

@@ -35,6 +35,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use super::error::{BlockError, FailedBlock, Fault};
 use super::gossip_attestation::{AttestationGossip, BlockTree, GossipMessage, Vote};
 use super::gossip_ops::{GossipOps, OperationKind};
+use super::metrics::ChainMetrics;
 use super::pipeline::{Decoded, ImportError, ImportOptions, SegmentOutcome, Settled};
 use crate::accel::aggregate::PubkeyAggregator;
 use crate::cache::metrics::CacheMetrics;
@@ -101,6 +102,8 @@ pub struct HeadSnapshot {
     pub earliest_available_slot: u64,
     /// The head state itself, of the chain's preset.
     pub state: AnyState,
+    /// Fork choice's blocks, as of this commit.
+    pub fork_choice: Arc<[super::fork_choice::ForkChoiceNode]>,
 }
 
 /// A state of either preset, shared.
@@ -585,6 +588,7 @@ pub struct ChainHandle {
     events: broadcast::Sender<ChainEvent>,
     pool: BufferPool,
     metrics: Arc<CacheMetrics>,
+    chain_metrics: ChainMetrics,
     preset: Preset,
     slot_duration_ms: u64,
     /// The operation topics' seen-caches and pool (see `chain::gossip_ops`).
@@ -637,6 +641,11 @@ impl ChainHandle {
     /// The operation topics' seen-caches and the pool of valid gossip operations.
     pub fn operations(&self) -> &Arc<GossipOps> {
         &self.ops
+    }
+
+    /// The import metrics (`quasar_chain_*`).
+    pub fn chain_metrics(&self) -> &ChainMetrics {
+        &self.chain_metrics
     }
 
     fn segment(
@@ -950,12 +959,14 @@ impl ChainService {
             chain.block_tree(),
         );
         let attestations = Arc::new(attestations);
+        let chain_metrics = ChainMetrics::default();
         let handle = ChainHandle {
             tx,
             reader,
             events: events.clone(),
             pool: pool.clone(),
             metrics: chain.metrics(),
+            chain_metrics: chain_metrics.clone(),
             preset,
             slot_duration_ms: chain.slot_duration_ms(),
             ops: Arc::new(GossipOps::new(chain.chain_config())),
@@ -979,6 +990,7 @@ impl ChainService {
                     next_id: 0,
                     attestations,
                     votes,
+                    metrics: chain_metrics,
                 }
                 .run(work_rx)
             })
@@ -1153,6 +1165,7 @@ struct ChainThread<C: PresetChain> {
     attestations: Arc<AttestationGossip>,
     /// Votes from attestation gossip, applied before each command.
     votes: Receiver<Vec<Vote>>,
+    metrics: ChainMetrics,
 }
 
 impl<C: PresetChain> ChainThread<C> {
@@ -1247,6 +1260,11 @@ impl<C: PresetChain> ChainThread<C> {
     fn deliver(&mut self, settled: Vec<Settled>) {
         if settled.is_empty() {
             return;
+        }
+        for s in &settled {
+            if let Ok(o) = &s.result {
+                self.metrics.settled(&o.stats, o.failed.is_some());
+            }
         }
         let before = self.head.read().unwrap_or_else(|e| e.into_inner()).clone();
         match self.chain.snapshot() {

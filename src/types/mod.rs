@@ -8,12 +8,14 @@
 //! - [`common`]: containers whose shape does not depend on the preset.
 //! - [`minimal`], [`mainnet`]: the preset constants and, for each, every container
 //!   (the preset-independent ones re-exported, the others instantiated from one macro).
+//! - [`json`]: the Beacon API's JSON of every container (decimal strings, 0x-hex).
 //! - [`ssz_static`]: type name → type dispatch (decode, re-encode, root) for the
 //!   conformance runner and `quasar tool hash-tree-root`.
 
 pub mod common;
 mod error;
 mod fulu;
+pub mod json;
 pub mod mainnet;
 pub mod minimal;
 pub mod primitives;

@@ -640,6 +640,18 @@ macro_rules! ssz_container {
         }
 
         impl ::ssz_rs::SimpleSerialize for $name {}
+
+        impl $crate::types::json::ApiJson for $name {
+            fn write_json(&self, out: &mut String) {
+                out.push('{');
+                let mut _first = true;
+                $(
+                    $crate::types::json::write_field(stringify!($field), &self.$field, _first, out);
+                    _first = false;
+                )*
+                out.push('}');
+            }
+        }
     };
 }
 

@@ -1,5 +1,6 @@
 //! One integration-test binary, so the workspace links once.
 mod aggregate;
+mod api;
 mod bls_cli;
 mod chain_config;
 mod cli;
