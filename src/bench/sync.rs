@@ -194,6 +194,8 @@ pub fn run(
                 chain.handle(),
                 SyncConfig {
                     batch_slots: cfg.batch_slots,
+                    // The serving nodes' quotas are lifted too (see `start_network`).
+                    pacing: unlimited_pacing(),
                     ..SyncConfig::default()
                 },
             )
@@ -250,6 +252,12 @@ pub fn run(
         gpu: gpu.map(|g| g.adapter_name().to_string()),
         rows,
     })
+}
+
+fn unlimited_pacing() -> crate::net::rate_limit::RateLimitConfig {
+    let mut q = crate::net::rate_limit::RateLimitConfig::default();
+    q.blocks_by_range = crate::net::rate_limit::Quota::n_every(1 << 40, 1);
+    q
 }
 
 /// Copy a (closed) datadir.

@@ -20,6 +20,12 @@ pub enum NetError {
     /// A request failed (timeout, refused, closed connection) or was answered with an error.
     #[error("request: {0}")]
     Request(String),
+    /// The peer answered with an error response chunk (its result code and message).
+    #[error("{code:?}: {message}")]
+    Response {
+        code: super::codec::ResponseCode,
+        message: String,
+    },
     /// Discovery (discv5, the local ENR) could not start or be configured.
     #[error("discovery: {0}")]
     Discovery(String),

@@ -1382,7 +1382,10 @@ impl SwarmTask {
                         if c.code == ResponseCode::Success {
                             Ok(c.payload)
                         } else {
-                            Err(NetError::Request(format!("{:?}: {}", c.code, c.message())))
+                            Err(NetError::Response {
+                                code: c.code,
+                                message: c.message(),
+                            })
                         }
                     })
                     .collect();

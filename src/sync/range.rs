@@ -12,8 +12,10 @@ use crate::chain::any::{block_summary, BlockSummary};
 use crate::chain::error::{BlockError, Fault};
 use crate::chain::pipeline::{ImportError, SegmentOutcome};
 use crate::chain::service::{BlockSource, ChainHandle, GossipVerdict};
+use crate::net::codec::ResponseCode;
 use crate::net::peer_manager::PeerAction;
 use crate::net::service::{NetEvent, NetworkHandle, PeerInfo};
+use crate::net::NetError;
 use crate::types::Preset;
 
 /// How range sync cuts and spreads its work.
@@ -33,6 +35,9 @@ pub struct SyncConfig {
     pub status_interval: Duration,
     /// How many ancestors an unknown-parent lookup fetches by root, at most.
     pub max_lookup_depth: usize,
+    /// The request quotas kept to per peer, so that no peer has to rate-limit us (by
+    /// default the default inbound quotas — Lighthouse's — with a margin).
+    pub pacing: crate::net::rate_limit::RateLimitConfig,
 }
 
 impl Default for SyncConfig {
@@ -45,6 +50,7 @@ impl Default for SyncConfig {
             tick: Duration::from_millis(500),
             status_interval: Duration::from_secs(30),
             max_lookup_depth: 8,
+            pacing: pacing_quotas(),
         }
     }
 }
@@ -132,7 +138,7 @@ enum Event {
     Downloaded {
         start: u64,
         peer: PeerId,
-        result: Result<Vec<Vec<u8>>, (Option<Penalty>, String)>,
+        result: Result<Vec<Vec<u8>>, DownloadError>,
     },
     Processed {
         start: u64,
@@ -141,6 +147,29 @@ enum Event {
     },
     /// An unknown-parent lookup ended.
     LookupDone { root: [u8; 32] },
+}
+
+/// Why a download brought no batch.
+struct DownloadError {
+    /// What the peer is charged.
+    penalty: Option<Penalty>,
+    /// The peer said it is over our quota (`ResourceUnavailable`): leave it alone a while.
+    rate_limited: bool,
+    reason: String,
+}
+
+/// How long a peer that answered `ResourceUnavailable` is left alone, at first (doubling
+/// up to [`MAX_BACKOFF`] while it keeps refusing).
+const FIRST_BACKOFF: Duration = Duration::from_secs(2);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// The quotas range sync keeps to per peer: the default inbound quotas with a margin
+/// (requests arrive with jitter, so a peer's bucket may see them closer together than we
+/// sent them).
+fn pacing_quotas() -> crate::net::rate_limit::RateLimitConfig {
+    let mut q = crate::net::rate_limit::RateLimitConfig::default();
+    q.blocks_by_range.max_tokens = q.blocks_by_range.max_tokens * 7 / 8;
+    q
 }
 
 /// Unknown-parent lookups running at once, at most.
@@ -171,6 +200,11 @@ struct Syncer {
     /// Parent roots being looked up by root.
     lookups: std::collections::HashSet<[u8; 32]>,
     last_status: Instant,
+    /// Our own pacing of block requests per peer: the default inbound quotas (Lighthouse's
+    /// and ours), so that a peer never has to rate-limit us.
+    pacing: crate::net::rate_limit::RateLimiter,
+    /// Peers that refused for their quota, left alone until then (and the last wait).
+    backoff: HashMap<PeerId, (Instant, Duration)>,
 }
 
 async fn run(
@@ -182,6 +216,7 @@ async fn run(
 ) -> Result<(), ImportError> {
     let (events, mut rx) = mpsc::channel(64);
     let mut s = Syncer {
+        pacing: crate::net::rate_limit::RateLimiter::new(cfg.pacing.clone()),
         preset: chain.preset(),
         next_start: chain.head().head.slot + 1,
         net,
@@ -201,6 +236,7 @@ async fn run(
         penalties: 0,
         lookups: Default::default(),
         last_status: Instant::now(),
+        backoff: HashMap::new(),
     };
     let mut net_events = s.net.subscribe();
     let mut tick = tokio::time::interval(s.cfg.tick);
@@ -296,6 +332,9 @@ impl Syncer {
             .filter(|p| p.status.is_some())
             .map(|p| (p.peer_id, p))
             .collect();
+        let peers = &self.peers;
+        self.backoff.retain(|p, _| peers.contains_key(p));
+        self.pacing.prune(Instant::now());
         self.target = self
             .peers
             .values()
@@ -396,7 +435,24 @@ impl Syncer {
             if self.downloading() >= self.cfg.max_in_flight {
                 return;
             }
-            let Some(peer) = self.pick_peer(start) else {
+            let now = Instant::now();
+            let mut paced = Vec::new();
+            let peer = loop {
+                let Some(peer) = self.pick_peer(start, &paced) else {
+                    break None;
+                };
+                let count = self.batches.get(&start).map(|b| b.count).unwrap_or(0);
+                match self.pacing.allows(
+                    peer,
+                    crate::net::messages::Protocol::BeaconBlocksByRangeV2,
+                    count,
+                    now,
+                ) {
+                    Ok(()) => break Some(peer),
+                    Err(_) => paced.push(peer),
+                }
+            };
+            let Some(peer) = peer else {
                 continue;
             };
             let batch = self.batches.get_mut(&start).expect("listed above");
@@ -412,15 +468,39 @@ impl Syncer {
                     match tokio::time::timeout(timeout, net.blocks_by_range(peer, start, count))
                         .await
                     {
-                        Err(_) => Err((Some(Penalty::Timeout), "no answer in time".to_string())),
-                        Ok(Err(e)) => Err((None, e.to_string())),
+                        Err(_) => Err(DownloadError {
+                            penalty: Some(Penalty::Timeout),
+                            rate_limited: false,
+                            reason: "no answer in time".into(),
+                        }),
+                        Ok(Err(e)) => Err(DownloadError {
+                            penalty: None,
+                            rate_limited: matches!(
+                                e,
+                                NetError::Response {
+                                    code: ResponseCode::ResourceUnavailable,
+                                    ..
+                                }
+                            ),
+                            reason: e.to_string(),
+                        }),
                         Ok(Ok(blocks)) => tokio::task::spawn_blocking(move || {
                             check_batch(preset, start, count, &blocks)
                                 .map(|()| blocks)
-                                .map_err(|e| (Some(Penalty::Invalid), e))
+                                .map_err(|reason| DownloadError {
+                                    penalty: Some(Penalty::Invalid),
+                                    rate_limited: false,
+                                    reason,
+                                })
                         })
                         .await
-                        .unwrap_or_else(|e| Err((None, e.to_string()))),
+                        .unwrap_or_else(|e| {
+                            Err(DownloadError {
+                                penalty: None,
+                                rate_limited: false,
+                                reason: e.to_string(),
+                            })
+                        }),
                     };
                 let _ = events
                     .send(Event::Downloaded {
@@ -436,11 +516,17 @@ impl Syncer {
     /// The peer for a batch: one whose head reaches the batch, with spare capacity, that
     /// has not failed it (unless every candidate has); the least loaded first, then the
     /// best scored, then the one announcing the highest head.
-    fn pick_peer(&self, start: u64) -> Option<PeerId> {
+    fn pick_peer(&self, start: u64, exclude: &[PeerId]) -> Option<PeerId> {
         let batch = self.batches.get(&start)?;
         let candidates: Vec<&PeerInfo> = self
             .peers
             .values()
+            .filter(|p| !exclude.contains(&p.peer_id))
+            .filter(|p| {
+                self.backoff
+                    .get(&p.peer_id)
+                    .is_none_or(|(until, _)| *until <= Instant::now())
+            })
             .filter(|p| p.status.is_some_and(|s| s.head_slot >= start))
             .filter(|p| self.load.get(&p.peer_id).copied().unwrap_or(0) < self.cfg.max_per_peer)
             .collect();
@@ -528,14 +614,25 @@ impl Syncer {
                     return Ok(());
                 }
                 match result {
-                    Ok(blocks) => batch.state = State::Downloaded(peer, blocks),
-                    Err((penalty, reason)) => {
+                    Ok(blocks) => {
+                        batch.state = State::Downloaded(peer, blocks);
+                        self.backoff.remove(&peer);
+                    }
+                    Err(e) => {
                         batch.state = State::Waiting;
                         batch.tried.push(peer);
                         self.retried += 1;
-                        tracing::debug!(%peer, start, reason, "range sync: batch failed");
-                        if let Some(p) = penalty {
-                            self.penalise(peer, p, &reason);
+                        tracing::debug!(%peer, start, reason = e.reason, "range sync: batch failed");
+                        if e.rate_limited {
+                            let wait = self
+                                .backoff
+                                .get(&peer)
+                                .map(|(_, w)| (*w * 2).min(MAX_BACKOFF))
+                                .unwrap_or(FIRST_BACKOFF);
+                            self.backoff.insert(peer, (Instant::now() + wait, wait));
+                        }
+                        if let Some(p) = e.penalty {
+                            self.penalise(peer, p, &e.reason);
                         }
                     }
                 }
