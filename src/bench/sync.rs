@@ -255,9 +255,10 @@ pub fn run(
 }
 
 fn unlimited_pacing() -> crate::net::rate_limit::RateLimitConfig {
-    let mut q = crate::net::rate_limit::RateLimitConfig::default();
-    q.blocks_by_range = crate::net::rate_limit::Quota::n_every(1 << 40, 1);
-    q
+    crate::net::rate_limit::RateLimitConfig {
+        blocks_by_range: crate::net::rate_limit::Quota::n_every(1 << 40, 1),
+        ..Default::default()
+    }
 }
 
 /// Copy a (closed) datadir.
