@@ -64,7 +64,7 @@ impl Drop for TempDir {
 
 fn row_line(r: &SyncBenchRow) -> String {
     format!(
-        "{:<34} {:>7} {:>9.2} {:>9.1} {:>6} MiB",
+        "{:<38} {:>7} {:>9.2} {:>9.1} {:>6} MiB",
         r.name,
         r.blocks,
         r.seconds,
@@ -102,7 +102,7 @@ pub fn run(
         GpuContext::new().ok()
     };
     progress(&format!(
-        "{:<34} {:>7} {:>9} {:>9} {:>10}",
+        "{:<38} {:>7} {:>9} {:>9} {:>10}",
         "import", "blocks", "seconds", "blocks/s", "peak RSS"
     ));
     let mut rows = Vec::new();
