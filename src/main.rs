@@ -585,18 +585,7 @@ fn run(cli: Cli, signals: &Signals) -> anyhow::Result<ExitCode> {
                 batch_slots: a.batch_slots,
                 no_gpu: a.no_gpu,
             };
-            let json = a.json;
-            let report = bench::sync::run(&cfg, &mut |line| {
-                if json {
-                    eprintln!("{line}")
-                } else {
-                    println!("{line}")
-                }
-            })
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            }
+            report_bench(a.json, |p| bench::sync::run(&cfg, p))?;
         }
         Command::Bench(BenchCmd::Net(a)) => {
             let cfg = bench::net::NetBenchConfig {
@@ -608,18 +597,7 @@ fn run(cli: Cli, signals: &Signals) -> anyhow::Result<ExitCode> {
                 request_blocks: a.request_blocks,
                 seconds: a.seconds,
             };
-            let json = a.json;
-            let report = bench::net::run(&cfg, &mut |line| {
-                if json {
-                    eprintln!("{line}")
-                } else {
-                    println!("{line}")
-                }
-            })
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            }
+            report_bench(a.json, |p| bench::net::run(&cfg, p))?;
         }
         Command::Bench(BenchCmd::Import(a)) => {
             let cfg = bench::import::ImportBenchConfig {
@@ -629,18 +607,7 @@ fn run(cli: Cli, signals: &Signals) -> anyhow::Result<ExitCode> {
                 chain: a.chain,
                 no_gpu: a.no_gpu,
             };
-            let json = a.json;
-            let report = bench::import::run(&cfg, &mut |line| {
-                if json {
-                    eprintln!("{line}")
-                } else {
-                    println!("{line}")
-                }
-            })
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            }
+            report_bench(a.json, |p| bench::import::run(&cfg, p))?;
         }
         Command::Tool(Tool::Merkleize {
             backend,
@@ -1137,6 +1104,26 @@ async fn start_http(
         servers.push(server);
     }
     Ok(servers)
+}
+
+/// Run a `bench` command: its table lines on stdout, or with `--json` on stderr and the
+/// report as JSON on stdout.
+fn report_bench<R: serde::Serialize>(
+    json: bool,
+    run: impl FnOnce(&mut dyn FnMut(&str)) -> Result<R, Box<dyn std::error::Error + Send + Sync>>,
+) -> anyhow::Result<()> {
+    let report = run(&mut |line| {
+        if json {
+            eprintln!("{line}")
+        } else {
+            println!("{line}")
+        }
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    Ok(())
 }
 
 /// What SIGINT / SIGTERM do: a command that can stop cleanly sets `graceful`, and a signal

@@ -59,13 +59,7 @@ pub struct ImportBenchReport {
     pub batched_gpu_speedup: Option<f64>,
 }
 
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use super::TempDir;
 
 fn import_once(
     name: &str,

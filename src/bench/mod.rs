@@ -11,6 +11,15 @@ pub mod sync;
 
 use std::time::{Duration, Instant};
 
+/// A scratch folder of a benchmark, removed when dropped.
+pub(crate) struct TempDir(pub std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Run `f` until at least `target` has passed (and at least once, at most `max_reps`
 /// times); the fastest run.
 pub fn time_best(target: Duration, max_reps: usize, mut f: impl FnMut()) -> Duration {

@@ -72,13 +72,7 @@ pub struct NetBenchReport {
     pub scaling: Option<f64>,
 }
 
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use super::TempDir;
 
 fn read_snappy(path: &Path) -> Result<Vec<u8>, Error> {
     let raw = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;

@@ -54,13 +54,7 @@ pub struct SyncBenchReport {
     pub rows: Vec<SyncBenchRow>,
 }
 
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use super::TempDir;
 
 fn row_line(r: &SyncBenchRow) -> String {
     format!(
