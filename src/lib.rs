@@ -13,6 +13,7 @@ pub mod devnet;
 pub mod light_client;
 pub mod merkle;
 pub mod net;
+pub mod node;
 pub mod pool;
 pub mod store;
 pub mod sync;

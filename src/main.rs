@@ -950,8 +950,7 @@ fn import_command(
 /// `quasar node`: the chain service and the network service until a signal; then Goodbye
 /// to every peer, the batch in flight finished, the store flushed, exit 0.
 fn node_command(args: NodeArgs, signals: &Signals) -> anyhow::Result<ExitCode> {
-    use quasar::chain::service::ChainService;
-    use quasar::net::service::{NetworkConfig, NetworkService};
+    use quasar::net::service::NetworkConfig;
     signals
         .graceful
         .store(true, std::sync::atomic::Ordering::SeqCst);
@@ -990,16 +989,8 @@ fn node_command(args: NodeArgs, signals: &Signals) -> anyhow::Result<ExitCode> {
         d
     });
     let agg = aggregator_for(args.backend, 1 << 20)?;
-    let backend = agg.name();
-    let service = ChainService::open(
-        &args.datadir,
-        genesis.as_deref(),
-        quasar::chain::pipeline::ImportOptions::default(),
-        agg,
-    )?;
-    let chain = service.handle();
-    let cfg = quasar::chain::any::config_of(chain.preset());
-    let net_cfg = NetworkConfig {
+    let mut cfg = quasar::node::NodeConfig::local(args.datadir.clone(), genesis, agg);
+    cfg.network = NetworkConfig {
         datadir: args.datadir.clone(),
         listen_address: args.listen_address,
         tcp_port: args.port,
@@ -1010,9 +1001,21 @@ fn node_command(args: NodeArgs, signals: &Signals) -> anyhow::Result<ExitCode> {
         peers: Default::default(),
         discovery,
     };
+    cfg.sync = quasar::sync::SyncConfig {
+        batch_slots: args.sync_batch_slots,
+        ..Default::default()
+    };
+    cfg.http = args
+        .http
+        .http
+        .then(|| std::net::SocketAddr::new(args.http.http_address, args.http.http_port));
+    cfg.metrics = args
+        .http
+        .metrics
+        .then(|| std::net::SocketAddr::new(args.http.metrics_address, args.http.metrics_port));
     let rt = tokio::runtime::Handle::try_current().context("no tokio runtime")?;
-    let network = rt.block_on(NetworkService::start(net_cfg, chain.clone(), cfg.clone()))?;
-    let net = network.handle();
+    let node = rt.block_on(quasar::node::Node::start(cfg))?;
+    let (chain, net) = (node.chain(), node.net());
     let head = chain.head();
     eprintln!(
         "quasar node: {} chain, head slot {} root 0x{}, peer id {}",
@@ -1035,24 +1038,18 @@ fn node_command(args: NodeArgs, signals: &Signals) -> anyhow::Result<ExitCode> {
         Some(enr) => eprintln!("enr {}", enr.to_base64()),
         None => eprintln!("discovery off"),
     }
-    let sync = {
-        let _runtime = rt.enter();
-        quasar::sync::RangeSync::start(
-            net.clone(),
-            chain.clone(),
-            quasar::sync::SyncConfig {
-                batch_slots: args.sync_batch_slots,
-                ..Default::default()
-            },
-        )
-    };
+    if let Some(a) = node.api_addr() {
+        eprintln!("Beacon API on http://{a}");
+    }
+    if let Some(a) = node.metrics_addr() {
+        eprintln!("metrics on http://{a}/metrics");
+    }
     let mut last_report = std::time::Instant::now();
-    let servers = rt.block_on(start_http(&args.http, &chain, &net, cfg, &backend))?;
     while !signals.stop.load(std::sync::atomic::Ordering::Relaxed) {
         std::thread::sleep(std::time::Duration::from_millis(100));
         if last_report.elapsed() >= std::time::Duration::from_secs(10) {
             last_report = std::time::Instant::now();
-            let s = sync.status();
+            let s = node.sync().status();
             eprintln!(
                 "slot {} of {} ({}), {} peers, {} blocks synced at {:.0} blocks/s",
                 s.head_slot,
@@ -1065,45 +1062,10 @@ fn node_command(args: NodeArgs, signals: &Signals) -> anyhow::Result<ExitCode> {
         }
     }
     eprintln!("stopping: goodbye to peers, finishing the batch in flight");
-    if let Err(e) = rt.block_on(sync.stop()) {
+    if let Err(e) = rt.block_on(node.shutdown()) {
         eprintln!("range sync ended with: {e}");
     }
-    for server in servers {
-        rt.block_on(server.shutdown());
-    }
-    rt.block_on(network.shutdown());
-    drop(chain);
-    service.shutdown();
     Ok(ExitCode::SUCCESS)
-}
-
-/// Start the Beacon API and the metrics server as `--http` / `--metrics` ask.
-async fn start_http(
-    args: &HttpArgs,
-    chain: &quasar::chain::service::ChainHandle,
-    net: &quasar::net::service::NetworkHandle,
-    cfg: quasar::transition::ChainConfig,
-    backend: &str,
-) -> anyhow::Result<Vec<quasar::api::HttpServer>> {
-    use quasar::api::{metrics::NodeMetrics, serve_api, serve_metrics, ApiContext};
-    let mut servers = Vec::new();
-    if args.http {
-        let ctx = ApiContext::new(chain.clone(), Some(net.clone()), cfg);
-        let addr = std::net::SocketAddr::new(args.http_address, args.http_port);
-        let server = serve_api(ctx, addr).await.context("--http")?;
-        eprintln!("Beacon API on http://{}", server.local_addr());
-        servers.push(server);
-    }
-    if args.metrics {
-        let metrics = NodeMetrics::new(chain.clone(), Some(net.clone()), backend);
-        let addr = std::net::SocketAddr::new(args.metrics_address, args.metrics_port);
-        let server = serve_metrics(std::sync::Arc::new(metrics), addr)
-            .await
-            .context("--metrics")?;
-        eprintln!("metrics on http://{}/metrics", server.local_addr());
-        servers.push(server);
-    }
-    Ok(servers)
 }
 
 /// Run a `bench` command: its table lines on stdout, or with `--json` on stderr and the

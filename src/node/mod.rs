@@ -1,0 +1,192 @@
+//! A whole node as one value: the chain service, the network, range sync and the HTTP
+//! servers, started together from a [`NodeConfig`] and stopped together.
+//!
+//! `quasar node` is one [`Node`] until a signal; `quasar dev` and the multi-node tests
+//! run several in one process. Each owns its parts (its datadir, its keys, its caches):
+//! two nodes share nothing but the tokio runtime they were started on.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::accel::aggregate::PubkeyAggregator;
+use crate::api::{metrics::NodeMetrics, serve_api, serve_metrics, ApiContext, HttpServer};
+use crate::chain::pipeline::ImportError;
+use crate::chain::pipeline::ImportOptions;
+use crate::chain::service::{ChainHandle, ChainService};
+use crate::net::service::{NetworkConfig, NetworkHandle, NetworkService};
+use crate::net::NetError;
+use crate::sync::{RangeSync, SyncConfig};
+use crate::transition::ChainConfig;
+
+/// Everything a node is started from.
+pub struct NodeConfig {
+    /// Where the chain (`db/`, `cache/`) and the network key (`network/`) live.
+    pub datadir: PathBuf,
+    /// The anchor state's SSZ (genesis); needed for a new datadir.
+    pub genesis: Option<Vec<u8>>,
+    /// The chain config (`None`: the preset's built-in one).
+    pub chain_config: Option<ChainConfig>,
+    pub import: ImportOptions,
+    /// The pubkey aggregation backend of the signature batches.
+    pub aggregator: Box<dyn PubkeyAggregator>,
+    /// The network (its `datadir` is the node's).
+    pub network: NetworkConfig,
+    pub sync: SyncConfig,
+    /// Serve the Beacon API here (port 0: any free port).
+    pub http: Option<SocketAddr>,
+    /// Serve `/metrics` here.
+    pub metrics: Option<SocketAddr>,
+}
+
+impl NodeConfig {
+    /// A node on 127.0.0.1 (any free ports, no QUIC, no discovery), no HTTP servers:
+    /// tests and `quasar dev` set what they need on top.
+    pub fn local(
+        datadir: PathBuf,
+        genesis: Option<Vec<u8>>,
+        aggregator: Box<dyn PubkeyAggregator>,
+    ) -> Self {
+        NodeConfig {
+            network: NetworkConfig::local(datadir.clone()),
+            datadir,
+            genesis,
+            chain_config: None,
+            import: ImportOptions::default(),
+            aggregator,
+            sync: SyncConfig::default(),
+            http: None,
+            metrics: None,
+        }
+    }
+}
+
+/// Why a node did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Chain(#[from] ImportError),
+    #[error("network: {0}")]
+    Net(#[from] NetError),
+    #[error("{what}: {source}")]
+    Serve {
+        what: &'static str,
+        source: crate::api::ServeError,
+    },
+}
+
+/// A running node.
+pub struct Node {
+    service: ChainService,
+    network: NetworkService,
+    sync: RangeSync,
+    chain: ChainHandle,
+    net: NetworkHandle,
+    api: Option<HttpServer>,
+    metrics: Option<HttpServer>,
+}
+
+impl Node {
+    /// Open the chain, start the network, range sync and the servers, on the current tokio
+    /// runtime (the chain opens on this thread: RocksDB and the replay to the head).
+    pub async fn start(cfg: NodeConfig) -> Result<Node, NodeError> {
+        let backend = cfg.aggregator.name();
+        let service = ChainService::open_with_config(
+            &cfg.datadir,
+            cfg.genesis.as_deref(),
+            cfg.chain_config.clone(),
+            cfg.import,
+            cfg.aggregator,
+        )?;
+        let chain = service.handle();
+        let chain_cfg = cfg
+            .chain_config
+            .unwrap_or_else(|| crate::chain::any::config_of(chain.preset()));
+        let mut net_cfg = cfg.network;
+        net_cfg.datadir = cfg.datadir.clone();
+        let network = match NetworkService::start(net_cfg, chain.clone(), chain_cfg.clone()).await {
+            Ok(n) => n,
+            Err(e) => {
+                service.shutdown();
+                return Err(e.into());
+            }
+        };
+        let net = network.handle();
+        let sync = RangeSync::start(net.clone(), chain.clone(), cfg.sync);
+        let mut node = Node {
+            service,
+            network,
+            sync,
+            chain,
+            net,
+            api: None,
+            metrics: None,
+        };
+        if let Some(addr) = cfg.http {
+            let ctx = ApiContext::new(node.chain.clone(), Some(node.net.clone()), chain_cfg);
+            match serve_api(ctx, addr).await {
+                Ok(s) => node.api = Some(s),
+                Err(source) => {
+                    let _ = node.shutdown().await;
+                    return Err(NodeError::Serve {
+                        what: "--http",
+                        source,
+                    });
+                }
+            }
+        }
+        if let Some(addr) = cfg.metrics {
+            let m = NodeMetrics::new(node.chain.clone(), Some(node.net.clone()), &backend);
+            match serve_metrics(Arc::new(m), addr).await {
+                Ok(s) => node.metrics = Some(s),
+                Err(source) => {
+                    let _ = node.shutdown().await;
+                    return Err(NodeError::Serve {
+                        what: "--metrics",
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(node)
+    }
+
+    pub fn chain(&self) -> &ChainHandle {
+        &self.chain
+    }
+
+    pub fn net(&self) -> &NetworkHandle {
+        &self.net
+    }
+
+    pub fn sync(&self) -> &RangeSync {
+        &self.sync
+    }
+
+    /// The Beacon API's bound address, when serving.
+    pub fn api_addr(&self) -> Option<SocketAddr> {
+        self.api.as_ref().map(HttpServer::local_addr)
+    }
+
+    /// The metrics server's bound address, when serving.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(HttpServer::local_addr)
+    }
+
+    /// Stop in order: range sync (the batch in flight finishes), the servers, the network
+    /// (goodbye to peers), then the chain (its last writes flushed). Returns how range sync
+    /// ended.
+    pub async fn shutdown(self) -> Result<(), ImportError> {
+        let synced = self.sync.stop().await;
+        for s in [self.api, self.metrics].into_iter().flatten() {
+            s.shutdown().await;
+        }
+        self.network.shutdown().await;
+        drop(self.net);
+        drop(self.chain);
+        let service = self.service;
+        // The chain threads join; keep that off the runtime's worker.
+        let _ = tokio::task::spawn_blocking(move || service.shutdown()).await;
+        synced
+    }
+}
