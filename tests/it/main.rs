@@ -23,6 +23,7 @@ mod merkle_proof;
 mod net;
 mod net_peers;
 mod networking;
+mod node_process;
 mod operations;
 mod reference;
 mod rewards;
