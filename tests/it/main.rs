@@ -22,6 +22,7 @@ mod merkle;
 mod merkle_proof;
 mod net;
 mod net_peers;
+mod netns;
 mod networking;
 mod node_process;
 mod operations;
