@@ -1000,6 +1000,7 @@ fn node_command(args: NodeArgs, signals: &Signals) -> anyhow::Result<ExitCode> {
         target_peers: args.target_peers,
         peers: Default::default(),
         discovery,
+        gossip_pool: Default::default(),
     };
     cfg.sync = quasar::sync::SyncConfig {
         batch_slots: args.sync_batch_slots,

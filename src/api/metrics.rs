@@ -7,6 +7,13 @@
 //! - the import metrics `quasar_chain_*` ([`ChainMetrics`]) and the caches'
 //!   `quasar_cache_*` ([`CacheMetrics`])
 //! - `quasar_net_peers_connected` (gauge, asked of the network at each scrape)
+//! - the gossip validation pool's `quasar_pool_gossip_queue_depth`,
+//!   `quasar_pool_gossip_dropped_total`, `_validated_total`, `_batches_total` (with a
+//!   network)
+//! - range sync's `quasar_sync_target_slot`, `quasar_sync_distance_slots`,
+//!   `quasar_sync_speed_blocks_per_second`, `quasar_sync_imported_blocks_total`,
+//!   `quasar_sync_batches_downloading`, `quasar_sync_retried_batches_total`,
+//!   `quasar_sync_penalties_total`, `quasar_sync_peers` ([`NodeMetrics::with_sync`])
 //! - `quasar_accel_backend_info{backend}` (1 for the aggregation backend in use)
 //!
 //! Other parts of the node add their families with [`NodeMetrics::registry_mut`] before the
@@ -23,12 +30,41 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::chain::service::ChainHandle;
 use crate::net::service::NetworkHandle;
+use crate::sync::SyncStatus;
+
+/// The pool's families, refreshed from its atomics at each scrape.
+#[derive(Default)]
+struct PoolGauges {
+    depth: Gauge,
+    dropped: Counter,
+    validated: Counter,
+    batches: Counter,
+}
+
+/// Range sync's families, refreshed from its status at each scrape.
+#[derive(Default)]
+struct SyncGauges {
+    target: Gauge,
+    distance: Gauge,
+    speed: Gauge<f64, std::sync::atomic::AtomicU64>,
+    imported: Counter,
+    downloading: Gauge,
+    retried: Counter,
+    penalties: Counter,
+    peers: Gauge,
+}
+
+/// Bring a counter up to `v` (the source is a monotonic total kept elsewhere).
+fn catch_up(c: &Counter, v: u64) {
+    c.inc_by(v.saturating_sub(c.get()));
+}
 
 /// The registry `/metrics` serves, and the gauges it refreshes at each scrape.
 pub struct NodeMetrics {
@@ -40,6 +76,8 @@ pub struct NodeMetrics {
     finalized_epoch: Gauge,
     validators: Gauge,
     peers: Gauge,
+    pool: PoolGauges,
+    sync: Option<(tokio::sync::watch::Receiver<SyncStatus>, SyncGauges)>,
 }
 
 fn gauge_i64(v: u64) -> i64 {
@@ -57,6 +95,8 @@ impl NodeMetrics {
             finalized_epoch: Gauge::default(),
             validators: Gauge::default(),
             peers: Gauge::default(),
+            pool: PoolGauges::default(),
+            sync: None,
             registry: Registry::default(),
             chain,
             network,
@@ -95,9 +135,76 @@ impl NodeMetrics {
             "The signature-aggregation backend in use (1)",
             backend_info,
         );
+        if m.network.is_some() {
+            let p = &m.pool;
+            registry.register(
+                "quasar_pool_gossip_queue_depth",
+                "Gossip messages waiting for the validation pool",
+                p.depth.clone(),
+            );
+            registry.register(
+                "quasar_pool_gossip_dropped",
+                "Gossip messages dropped because the pool's queue was full",
+                p.dropped.clone(),
+            );
+            registry.register(
+                "quasar_pool_gossip_validated",
+                "Gossip messages validated by the pool",
+                p.validated.clone(),
+            );
+            registry.register(
+                "quasar_pool_gossip_batches",
+                "Batches the pool validated (one signature check each)",
+                p.batches.clone(),
+            );
+        }
         m.chain.chain_metrics().register(&mut registry);
         m.chain.metrics().register(&mut registry);
         NodeMetrics { registry, ..m }
+    }
+
+    /// Add range sync's families, read from its status at each scrape.
+    pub fn with_sync(mut self, status: tokio::sync::watch::Receiver<SyncStatus>) -> Self {
+        let g = SyncGauges::default();
+        let r = &mut self.registry;
+        r.register(
+            "quasar_sync_target_slot",
+            "Best head slot the peers announced",
+            g.target.clone(),
+        );
+        r.register(
+            "quasar_sync_distance_slots",
+            "Slots between our head and the best peer's",
+            g.distance.clone(),
+        );
+        r.register(
+            "quasar_sync_speed_blocks_per_second",
+            "Blocks imported by range sync per second while behind",
+            g.speed.clone(),
+        );
+        r.register(
+            "quasar_sync_imported_blocks",
+            "Blocks imported by range sync",
+            g.imported.clone(),
+        );
+        r.register(
+            "quasar_sync_batches_downloading",
+            "Range-sync batches being downloaded",
+            g.downloading.clone(),
+        );
+        r.register(
+            "quasar_sync_retried_batches",
+            "Range-sync batches fetched again after a bad, incomplete or late answer",
+            g.retried.clone(),
+        );
+        r.register(
+            "quasar_sync_penalties",
+            "Peers penalised for a range-sync batch",
+            g.penalties.clone(),
+        );
+        r.register("quasar_sync_peers", "Peers with a Status", g.peers.clone());
+        self.sync = Some((status, g));
+        self
     }
 
     /// The registry, for more families (before serving).
@@ -116,6 +223,25 @@ impl NodeMetrics {
             if let Ok(peers) = net.peers().await {
                 self.peers.set(gauge_i64(peers.len() as u64));
             }
+            let stats = net.gossip_pool();
+            let load =
+                |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+            self.pool.depth.set(gauge_i64(load(&stats.queued)));
+            catch_up(&self.pool.dropped, load(&stats.dropped));
+            catch_up(&self.pool.validated, load(&stats.validated));
+            catch_up(&self.pool.batches, load(&stats.batches));
+        }
+        if let Some((rx, g)) = &self.sync {
+            let s = rx.borrow().clone();
+            g.target.set(gauge_i64(s.target_slot));
+            g.distance
+                .set(gauge_i64(s.target_slot.saturating_sub(head.head.slot)));
+            g.speed.set(s.blocks_per_second);
+            catch_up(&g.imported, s.imported);
+            g.downloading.set(gauge_i64(s.downloading as u64));
+            catch_up(&g.retried, s.retried_batches);
+            catch_up(&g.penalties, s.penalties);
+            g.peers.set(gauge_i64(s.peers as u64));
         }
         let mut out = String::new();
         // Writing into a String cannot fail.

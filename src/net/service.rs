@@ -39,9 +39,11 @@ use super::peer_manager::{
 use super::rpc::{Eth2Codec, ProtocolName, RpcChunk, RpcRequest, RpcResponse};
 use super::NetError;
 use crate::chain::error::BlockError;
+use crate::chain::gossip_attestation::GossipMessage;
 use crate::chain::service::{
     BlockSource, ChainHandle, GossipAcceptance, GossipClock, GossipVerdict,
 };
+use crate::pool::gossip::{GossipPool, PoolOptions, PoolStats};
 use crate::transition::ChainConfig;
 use crate::types::ssz::{ssz_encode, SszDecode};
 
@@ -76,6 +78,8 @@ pub struct NetworkConfig {
     pub peers: PeerManagerConfig,
     /// discv5 discovery; `None`: off (only the boot nodes and dials).
     pub discovery: Option<DiscoveryConfig>,
+    /// The worker pool that validates attestation, aggregate and sync-committee gossip.
+    pub gossip_pool: PoolOptions,
 }
 
 impl NetworkConfig {
@@ -90,6 +94,7 @@ impl NetworkConfig {
             target_peers: 50,
             peers: PeerManagerConfig::default(),
             discovery: None,
+            gossip_pool: PoolOptions::default(),
         }
     }
 }
@@ -200,9 +205,15 @@ pub struct NetworkHandle {
     peer_id: PeerId,
     listen: Arc<RwLock<Vec<Multiaddr>>>,
     discovery: Option<DiscoveryHandle>,
+    pool: Arc<PoolStats>,
 }
 
 impl NetworkHandle {
+    /// The gossip validation pool's counters (queue depth, drops, batches).
+    pub fn gossip_pool(&self) -> &Arc<PoolStats> {
+        &self.pool
+    }
+
     pub fn local_peer_id(&self) -> PeerId {
         self.peer_id
     }
@@ -490,12 +501,15 @@ impl NetworkService {
         let (tx, rx) = mpsc::channel(256);
         let (events, _) = broadcast::channel(1024);
         let listen = Arc::new(RwLock::new(Vec::new()));
+        let pool = GossipPool::start(chain.clone(), config.gossip_pool)
+            .map_err(|e| NetError::Transport(format!("gossip pool threads: {e}")))?;
         let handle = NetworkHandle {
             tx,
             events: events.clone(),
             peer_id,
             listen: listen.clone(),
             discovery,
+            pool: pool.stats().clone(),
         };
         let mut state = SwarmTask {
             swarm,
@@ -512,6 +526,7 @@ impl NetworkService {
             column_window,
             pm: PeerManager::new(config.peers.clone()),
             discovery: link,
+            pool,
         };
         state.resubscribe();
         for addr in config.boot_nodes {
@@ -573,6 +588,8 @@ struct SwarmTask {
     pm: PeerManager,
     /// Found peers in, the peer count out (`None`: discovery off).
     discovery: Option<discovery::SwarmLink>,
+    /// Attestation, aggregate and sync-committee gossip is validated here, in batches.
+    pool: GossipPool,
 }
 
 /// Answers computed off the swarm task (store reads on the blocking pool), sent back to it.
@@ -1476,13 +1493,34 @@ impl SwarmTask {
                 return;
             }
         };
-        // Every kind the node speaks goes to the chain handle: blocks to the chain thread,
-        // attestations and sync-committee messages to the blocking pool, against the head.
+        // Attestations, aggregates and sync-committee messages go to the validation pool
+        // (bounded; batched signature checks; a full queue IGNOREs at once). Everything
+        // else to the chain handle: blocks to the chain thread, operations against the
+        // published head.
         let chain_topic = kind.chain_topic();
         let chain = self.chain.clone();
         let answers = answers.clone();
         let head = chain.head();
         let now = GossipClock::now(head.genesis_time);
+        if chain_topic.is_attestation_topic() {
+            let reply = self.pool.submit(GossipMessage {
+                topic: chain_topic,
+                message: ssz,
+                now,
+            });
+            tokio::spawn(async move {
+                let verdict = reply.wait().await;
+                let _ = answers
+                    .send(Answer::Gossip {
+                        from,
+                        id,
+                        kind: Some(kind),
+                        verdict,
+                    })
+                    .await;
+            });
+            return;
+        }
         tokio::spawn(async move {
             let verdict = match chain
                 .validate_gossip(chain_topic, ssz, BlockSource::Gossip(from.to_string()), now)

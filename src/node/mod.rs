@@ -136,7 +136,8 @@ impl Node {
             }
         }
         if let Some(addr) = cfg.metrics {
-            let m = NodeMetrics::new(node.chain.clone(), Some(node.net.clone()), &backend);
+            let m = NodeMetrics::new(node.chain.clone(), Some(node.net.clone()), &backend)
+                .with_sync(node.sync.subscribe());
             match serve_metrics(Arc::new(m), addr).await {
                 Ok(s) => node.metrics = Some(s),
                 Err(source) => {

@@ -46,13 +46,16 @@ pub struct PoolStats {
     pub validated: AtomicU64,
     /// Batches validated.
     pub batches: AtomicU64,
+    /// Messages waiting in the queue now (`quasar_pool_gossip_queue_depth`).
+    pub queued: AtomicU64,
 }
 
 impl PoolStats {
     /// The counters in Prometheus text format.
     pub fn prometheus(&self) -> String {
         format!(
-            "quasar_pool_gossip_dropped_total {}\nquasar_pool_gossip_validated_total {}\nquasar_pool_gossip_batches_total {}\n",
+            "quasar_pool_gossip_queue_depth {}\nquasar_pool_gossip_dropped_total {}\nquasar_pool_gossip_validated_total {}\nquasar_pool_gossip_batches_total {}\n",
+            self.queued.load(Ordering::Relaxed),
             self.dropped.load(Ordering::Relaxed),
             self.validated.load(Ordering::Relaxed),
             self.batches.load(Ordering::Relaxed),
@@ -124,13 +127,19 @@ impl GossipPool {
             return PoolReply(Err(stopped()));
         };
         let (reply, rx) = oneshot::channel();
+        // Counted before the send so that a worker's decrement never comes first.
+        self.stats.queued.fetch_add(1, Ordering::Relaxed);
         match tx.try_send(Job { msg, reply }) {
             Ok(()) => PoolReply(Ok(rx)),
             Err(TrySendError::Full(_)) => {
+                self.stats.queued.fetch_sub(1, Ordering::Relaxed);
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
                 PoolReply(Err(refused(AttestationError::Overloaded)))
             }
-            Err(TrySendError::Disconnected(_)) => PoolReply(Err(stopped())),
+            Err(TrySendError::Disconnected(_)) => {
+                self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+                PoolReply(Err(stopped()))
+            }
         }
     }
 
@@ -164,6 +173,7 @@ fn worker(rx: &Mutex<Receiver<Job>>, chain: &ChainHandle, stats: &PoolStats, max
             }
             jobs
         };
+        stats.queued.fetch_sub(jobs.len() as u64, Ordering::Relaxed);
         let (msgs, replies): (Vec<_>, Vec<_>) = jobs.into_iter().map(|j| (j.msg, j.reply)).unzip();
         let verdicts = chain.validate_gossip_batch_blocking(&msgs);
         stats.batches.fetch_add(1, Ordering::Relaxed);

@@ -755,6 +755,14 @@ fn quasar_node_serves_the_api_and_metrics() {
     let text = String::from_utf8(m.body).unwrap();
     assert!(text.contains("quasar_chain_head_slot 0"), "{text}");
     assert!(text.contains("quasar_net_peers_connected 0"), "{text}");
+    for line in [
+        "quasar_pool_gossip_queue_depth 0",
+        "quasar_pool_gossip_dropped_total 0",
+        "quasar_sync_distance_slots 0",
+        "quasar_sync_imported_blocks_total 0",
+    ] {
+        assert!(text.contains(line), "no {line:?} in\n{text}");
+    }
     assert!(
         text.contains("quasar_accel_backend_info{backend="),
         "{text}"
