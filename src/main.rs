@@ -101,7 +101,12 @@ struct NodeArgs {
     /// Node data folder (RocksDB under `db/`, the network key under `network/`).
     #[arg(long)]
     datadir: PathBuf,
-    /// Genesis state (`.ssz` or `.ssz_snappy`); needed for a new datadir.
+    /// The network: `minimal` or `mainnet` (the preset's built-in config), or a folder with
+    /// a consensus-specs `config.yaml` and `genesis.ssz` (or `genesis.ssz_snappy`).
+    #[arg(long)]
+    network: Option<String>,
+    /// Genesis state (`.ssz` or `.ssz_snappy`); needed for a new datadir unless the
+    /// --network folder has one.
     #[arg(long)]
     genesis: Option<PathBuf>,
     /// Address to listen on.
@@ -143,6 +148,9 @@ struct NodeArgs {
     /// Slots per range-sync batch (one blocks-by-range request; at most 128).
     #[arg(long, default_value_t = 64)]
     sync_batch_slots: u64,
+    /// Bytes of cached states and blocks before the coldest are evicted, e.g. 2GiB.
+    #[arg(long, value_parser = parse_budget)]
+    memory_budget: Option<u64>,
     #[command(flatten)]
     http: HttpArgs,
 }
@@ -988,8 +996,23 @@ fn node_command(args: NodeArgs, signals: &Signals) -> anyhow::Result<ExitCode> {
             args.enable_private_discovery || (!announced.is_unspecified() && !is_global(announced));
         d
     });
+    let network = args
+        .network
+        .as_deref()
+        .map(quasar::node::NetworkSpec::load)
+        .transpose()?;
+    let genesis = match (genesis, &network) {
+        (Some(g), _) => Some(g),
+        (None, Some(n)) => n.genesis.clone(),
+        (None, None) => None,
+    };
+    if let Some(n) = &network {
+        n.check(&args.datadir, genesis.as_deref())?;
+    }
     let agg = aggregator_for(args.backend, 1 << 20)?;
     let mut cfg = quasar::node::NodeConfig::local(args.datadir.clone(), genesis, agg);
+    cfg.chain_config = network.map(|n| n.config);
+    cfg.import.memory_budget = args.memory_budget;
     cfg.network = NetworkConfig {
         datadir: args.datadir.clone(),
         listen_address: args.listen_address,

@@ -18,6 +18,7 @@ use crate::net::service::{NetworkConfig, NetworkHandle, NetworkService};
 use crate::net::NetError;
 use crate::sync::{RangeSync, SyncConfig};
 use crate::transition::ChainConfig;
+use crate::types::Preset;
 
 /// Everything a node is started from.
 pub struct NodeConfig {
@@ -61,6 +62,105 @@ impl NodeConfig {
     }
 }
 
+/// What `--network` names: a preset's built-in config, or a folder with a consensus-specs
+/// `config.yaml` (its `PRESET_BASE` names the preset) and, when present, `genesis.ssz` /
+/// `genesis.ssz_snappy` (Lighthouse's `--testnet-dir` layout).
+#[derive(Debug, Clone)]
+pub struct NetworkSpec {
+    pub preset: Preset,
+    pub config: ChainConfig,
+    pub genesis: Option<Vec<u8>>,
+}
+
+impl NetworkSpec {
+    /// `minimal`, `mainnet` or a folder.
+    pub fn load(arg: &str) -> Result<NetworkSpec, NodeError> {
+        let bad = |reason: String| NodeError::Network {
+            arg: arg.to_string(),
+            reason,
+        };
+        match arg {
+            "minimal" => return Ok(Self::named(Preset::Minimal)),
+            "mainnet" => return Ok(Self::named(Preset::Mainnet)),
+            _ => {}
+        }
+        let dir = std::path::Path::new(arg);
+        if !dir.is_dir() {
+            return Err(bad(
+                "not `minimal`, `mainnet` or a folder with config.yaml".into()
+            ));
+        }
+        let yaml = std::fs::read_to_string(dir.join("config.yaml"))
+            .map_err(|e| bad(format!("config.yaml: {e}")))?;
+        let preset = yaml
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("PRESET_BASE:"))
+            .map(|v| v.trim().trim_matches(|c| c == '\'' || c == '"'))
+            .ok_or_else(|| bad("config.yaml has no PRESET_BASE".into()))?;
+        let preset = match preset {
+            "minimal" => Preset::Minimal,
+            "mainnet" => Preset::Mainnet,
+            other => {
+                return Err(bad(format!(
+                    "PRESET_BASE {other:?} is not minimal or mainnet"
+                )))
+            }
+        };
+        let config = ChainConfig::from_yaml(&yaml).map_err(|e| bad(format!("config.yaml: {e}")))?;
+        let genesis = if dir.join("genesis.ssz").is_file() {
+            Some(
+                std::fs::read(dir.join("genesis.ssz"))
+                    .map_err(|e| bad(format!("genesis.ssz: {e}")))?,
+            )
+        } else if dir.join("genesis.ssz_snappy").is_file() {
+            use crate::types::ssz_static::{decompress_snappy, MAX_DECOMPRESSED_LEN};
+            let raw = std::fs::read(dir.join("genesis.ssz_snappy"))
+                .map_err(|e| bad(format!("genesis.ssz_snappy: {e}")))?;
+            Some(
+                decompress_snappy(&raw, MAX_DECOMPRESSED_LEN)
+                    .map_err(|e| bad(format!("genesis.ssz_snappy: {e}")))?,
+            )
+        } else {
+            None
+        };
+        Ok(NetworkSpec {
+            preset,
+            config,
+            genesis,
+        })
+    }
+
+    fn named(preset: Preset) -> NetworkSpec {
+        NetworkSpec {
+            preset,
+            config: crate::chain::any::config_of(preset),
+            genesis: None,
+        }
+    }
+
+    /// The preset the datadir (else the genesis state) is of must be this one.
+    pub fn check(
+        &self,
+        datadir: &std::path::Path,
+        genesis: Option<&[u8]>,
+    ) -> Result<(), NodeError> {
+        let have = match crate::chain::any::datadir_preset(datadir)? {
+            Some(p) => Some((p, "the datadir holds")),
+            None => genesis
+                .map(crate::chain::any::genesis_preset)
+                .transpose()?
+                .map(|p| (p, "the genesis state is")),
+        };
+        match have {
+            Some((p, what)) if p != self.preset => Err(NodeError::Network {
+                arg: self.preset.name().to_string(),
+                reason: format!("{what} a {} chain", p.name()),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Why a node did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -68,6 +168,8 @@ pub enum NodeError {
     Chain(#[from] ImportError),
     #[error("network: {0}")]
     Net(#[from] NetError),
+    #[error("--network {arg}: {reason}")]
+    Network { arg: String, reason: String },
     #[error("{what}: {source}")]
     Serve {
         what: &'static str,

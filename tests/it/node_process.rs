@@ -281,3 +281,55 @@ fn sigkill_during_range_sync_then_restart_resumes_from_the_store() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `--network DIR` (config.yaml + genesis.ssz_snappy) starts a new datadir without
+/// `--genesis`; a `--network` of another preset than the genesis state is refused with a
+/// clear message before anything is written.
+#[test]
+fn network_flag_takes_a_folder_and_refuses_another_preset() {
+    let dir = tempfile::tempdir().unwrap();
+    let net_dir = dir.path().join("net");
+    generate(&net_dir, 64, 2);
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/configs/minimal.yaml"),
+        net_dir.join("config.yaml"),
+    )
+    .unwrap();
+    let base = |data: &Path| -> Vec<String> {
+        [
+            "--datadir",
+            &data.display().to_string(),
+            "--listen-address",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--disable-quic",
+            "--disable-discovery",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let mut args = base(&dir.path().join("a"));
+    args.extend(["--network".to_string(), net_dir.display().to_string()]);
+    let mut a = NodeProcess::spawn(&[], &args);
+    let line = a.wait_line("quasar node: ", Duration::from_secs(60));
+    assert!(line.starts_with("minimal chain, head slot 0"), "{line}");
+    assert!(a.stop().success(), "{}", a.log.join("\n"));
+
+    let data = dir.path().join("b");
+    let out = Command::new(env!("CARGO_BIN_EXE_quasar"))
+        .arg("node")
+        .args(base(&data))
+        .args(["--network", "mainnet", "--genesis"])
+        .arg(quasar::devnet::genesis_path(&net_dir))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("--network mainnet: the genesis state is a minimal chain"),
+        "{err}"
+    );
+    assert!(!data.join("db").exists(), "a refused start wrote a datadir");
+}
