@@ -264,7 +264,7 @@ impl Chain {
                         PRESET.name()
                     )));
                 }
-                if let Some(state) = &genesis_state {
+                if let Some(state) = genesis_state.as_ref().filter(|s| s.slot == anchor.slot) {
                     let root = t::state_root_of(state).map_err(internal)?;
                     if root != anchor.state_root {
                         return Err(ImportError::Genesis(format!(
@@ -272,6 +272,19 @@ impl Chain {
                             hex(&anchor.state_root),
                             hex(&root)
                         )));
+                    }
+                }
+                // A genesis state given for a datadir anchored at a checkpoint: of its chain.
+                if let Some(state) = genesis_state.as_ref().filter(|s| s.slot != anchor.slot) {
+                    let ours =
+                        BeaconState::ssz_decode(&store.get_state(&anchor.state_root)?.ok_or_else(
+                            || internal("the anchor state is missing from the store"),
+                        )?)
+                        .map_err(internal)?;
+                    if ours.genesis_validators_root != state.genesis_validators_root {
+                        return Err(ImportError::Genesis(
+                            "the datadir was created from a checkpoint of another chain".into(),
+                        ));
                     }
                 }
                 anchor

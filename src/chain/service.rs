@@ -549,7 +549,11 @@ impl ChainReader {
         for item in self.store.block_roots_in_range(start_slot, end)? {
             let (slot, root) = item?;
             // A genesis anchor has no stored block (it is synthesized).
-            if let Some(ssz) = self.store.get_block(&root)?.or_else(|| self.genesis_ssz(&root)) {
+            if let Some(ssz) = self
+                .store
+                .get_block(&root)?
+                .or_else(|| self.genesis_ssz(&root))
+            {
                 out.push(StoredBlock { slot, root, ssz });
             }
         }
