@@ -306,16 +306,26 @@ fn a_node_checkpoint_syncs_reaches_the_head_and_backfills_to_genesis() {
             .iter()
             .any(|p| p.peer_id == b_id && p.status.is_some())
     });
-    for part in roots.chunks(64) {
-        let got = rt
-            .block_on(a.net().blocks_by_root(b_id, part.to_vec()))
-            .unwrap();
-        let want: Vec<Vec<u8>> = part
-            .iter()
-            .map(|r| a_reader.block_by_root(r).unwrap().expect("A holds it"))
-            .collect();
-        assert_eq!(got, want, "blocks by root from B");
+    for (root, slot) in roots.iter().zip(0..) {
+        assert_eq!(
+            b_reader.block_by_root(root).unwrap(),
+            a_reader.block_by_root(root).unwrap(),
+            "block at slot {slot}"
+        );
     }
+    // Over the wire (within B's inbound quota of blocks by root): the genesis block and
+    // the backfilled ones after it, the anchor block, the head block.
+    let mut asked = roots[..64].to_vec();
+    asked.push(want.finalized.root);
+    asked.push(want.head.root);
+    let got = rt
+        .block_on(a.net().blocks_by_root(b_id, asked.clone()))
+        .unwrap();
+    let expected: Vec<Vec<u8>> = asked
+        .iter()
+        .map(|r| a_reader.block_by_root(r).unwrap().expect("A holds it"))
+        .collect();
+    assert_eq!(got, expected, "blocks by root from B");
     let status = rt.block_on(a.net().status(b_id)).unwrap();
     assert_eq!(status.earliest_available_slot, Some(0));
     rt.block_on(b.shutdown()).expect("B stops");
