@@ -509,8 +509,11 @@ pub struct ChainReader {
     states: Arc<dyn StateReader>,
     /// The genesis block of a chain anchored at genesis, which the store does not hold
     /// (its root and SSZ, synthesized from the anchor): served by root and by range.
-    genesis_block: Option<(Root, Arc<Vec<u8>>)>,
+    genesis_block: Option<GenesisBlock>,
 }
+
+/// A synthesized genesis block: its root and SSZ.
+type GenesisBlock = (Root, Arc<Vec<u8>>);
 
 impl ChainReader {
     /// The head, justified and finalized checkpoints and the status fields, as committed.
@@ -1129,7 +1132,7 @@ enum Work<B> {
 fn genesis_block_of(
     store: &Store,
     preset: Preset,
-) -> Result<Option<(Root, Arc<Vec<u8>>)>, ImportError> {
+) -> Result<Option<GenesisBlock>, ImportError> {
     let Some(raw) = store.get_metadata(super::META_ANCHOR)? else {
         return Ok(None);
     };
