@@ -1129,10 +1129,7 @@ enum Work<B> {
 /// The genesis block of a store anchored at genesis that does not hold it: synthesized
 /// from the anchor (the spec's genesis block: the state's header, an empty body, no
 /// signature), kept only when its root is the anchor's.
-fn genesis_block_of(
-    store: &Store,
-    preset: Preset,
-) -> Result<Option<GenesisBlock>, ImportError> {
+fn genesis_block_of(store: &Store, preset: Preset) -> Result<Option<GenesisBlock>, ImportError> {
     let Some(raw) = store.get_metadata(super::META_ANCHOR)? else {
         return Ok(None);
     };
