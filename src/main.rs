@@ -106,9 +106,15 @@ struct NodeArgs {
     #[arg(long)]
     network: Option<String>,
     /// Genesis state (`.ssz` or `.ssz_snappy`); needed for a new datadir unless the
-    /// --network folder has one.
+    /// --network folder has one or --checkpoint-sync-url anchors it (then, when given,
+    /// the checkpoint must be of its chain).
     #[arg(long)]
     genesis: Option<PathBuf>,
+    /// Anchor a new datadir at the finalized checkpoint of this Beacon API (another node's:
+    /// its finalized state and block, checked), sync forward from peers and backfill the
+    /// older blocks in the background. Ignored for a datadir that holds a chain already.
+    #[arg(long, value_name = "URL")]
+    checkpoint_sync_url: Option<String>,
     /// Address to listen on.
     #[arg(long, default_value = "0.0.0.0")]
     listen_address: std::net::IpAddr,
@@ -1013,6 +1019,7 @@ fn node_command(args: NodeArgs, signals: &Signals) -> anyhow::Result<ExitCode> {
     let mut cfg = quasar::node::NodeConfig::local(args.datadir.clone(), genesis, agg);
     cfg.chain_config = network.map(|n| n.config);
     cfg.import.memory_budget = args.memory_budget;
+    cfg.checkpoint_sync_url = args.checkpoint_sync_url.clone();
     cfg.network = NetworkConfig {
         datadir: args.datadir.clone(),
         listen_address: args.listen_address,
@@ -1083,6 +1090,14 @@ fn node_command(args: NodeArgs, signals: &Signals) -> anyhow::Result<ExitCode> {
                 s.imported,
                 s.blocks_per_second
             );
+            if let Some(b) = node.backfill().map(|b| b.status()) {
+                if !b.complete {
+                    eprintln!(
+                        "backfill: oldest block at slot {} (anchor {}), {} blocks at {:.0} blocks/s",
+                        b.oldest_slot, b.anchor_slot, b.imported, b.blocks_per_second
+                    );
+                }
+            }
         }
     }
     eprintln!("stopping: goodbye to peers, finishing the batch in flight");

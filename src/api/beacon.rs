@@ -122,7 +122,7 @@ fn canonical_state_at(
     anchor: &Anchor,
     slot: u64,
 ) -> Result<Option<StateRef>, ApiError> {
-    if slot > head.head.slot || slot < head.earliest_available_slot {
+    if slot > head.head.slot || slot < head.anchor_slot {
         return Ok(None);
     }
     let finalized = slot <= finalized_epoch_start(ctx, head);

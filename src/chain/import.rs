@@ -33,7 +33,7 @@ use crate::chain::pipeline::{
     hex, BatchStats, Decoded, ImportError, ImportOptions, SegmentOutcome, Settled, Verification,
 };
 use crate::chain::resolve::{verify_sets_in_table, SetCheck, SetOwner};
-use crate::chain::{Anchor, META_ANCHOR, META_PRESET};
+use crate::chain::{Anchor, OldestBlock, META_ANCHOR, META_OLDEST_BLOCK, META_PRESET};
 use crate::store::{Checkpoint, Head, StateSummary, Store};
 use crate::transition::{ChainConfig, SignatureChecker, TransitionCtx, TransitionError};
 use crate::types::ssz::{ssz_encode, SszDecode};
@@ -264,7 +264,7 @@ impl Chain {
                         PRESET.name()
                     )));
                 }
-                if let Some(state) = &genesis_state {
+                if let Some(state) = genesis_state.as_ref().filter(|s| s.slot == anchor.slot) {
                     let root = t::state_root_of(state).map_err(internal)?;
                     if root != anchor.state_root {
                         return Err(ImportError::Genesis(format!(
@@ -274,13 +274,26 @@ impl Chain {
                         )));
                     }
                 }
+                // A genesis state given for a datadir anchored at a checkpoint: of its chain.
+                if let Some(state) = genesis_state.as_ref().filter(|s| s.slot != anchor.slot) {
+                    let ours =
+                        BeaconState::ssz_decode(&store.get_state(&anchor.state_root)?.ok_or_else(
+                            || internal("the anchor state is missing from the store"),
+                        )?)
+                        .map_err(internal)?;
+                    if ours.genesis_validators_root != state.genesis_validators_root {
+                        return Err(ImportError::Genesis(
+                            "the datadir was created from a checkpoint of another chain".into(),
+                        ));
+                    }
+                }
                 anchor
             }
             None => {
                 let state = genesis_state.ok_or_else(|| {
                     ImportError::Genesis("a new datadir needs a genesis state".into())
                 })?;
-                init_anchor(&store, &state)?
+                init_anchor(&store, &state, None)?
             }
         };
         let anchor_state = BeaconState::ssz_decode(
@@ -1497,7 +1510,15 @@ fn replay_block(
 /// Record the anchor (genesis) state in a new store: its snapshot and summary, the
 /// canonical index at its slot, the preset, and head, justified and finalized all at the
 /// anchor block, in one synced write.
-fn init_anchor(store: &Store, state: &BeaconState) -> Result<Anchor, ImportError> {
+/// Write the anchor of a new datadir: the state (a snapshot), its summary, the anchor
+/// block's root at its slot, the checkpoints and the head, in one synced write. `block`:
+/// the anchor block of a checkpoint (stored, so that it is served, and the oldest block
+/// backfill starts below); `None` for genesis, whose block is the state's header.
+fn init_anchor(
+    store: &Store,
+    state: &BeaconState,
+    block: Option<&SignedBeaconBlock>,
+) -> Result<Anchor, ImportError> {
     let state_root = t::state_root_of(state).map_err(internal)?;
     let mut header = state.latest_block_header.clone();
     if header.state_root.as_bytes() == &[0u8; 32] {
@@ -1522,7 +1543,24 @@ fn init_anchor(store: &Store, state: &BeaconState) -> Result<Anchor, ImportError
             latest_block_root: root,
         },
     )?;
-    b.put_block_root_at_slot(state.slot, &root)?;
+    // The block's own slot: below the state's when the epoch's first slots were empty.
+    b.put_block_root_at_slot(header.slot, &root)?;
+    if let Some(block) = block {
+        if t::hash_tree_root(&block.message).map_err(internal)? != root {
+            return Err(ImportError::Genesis(
+                "the anchor block is not the anchor state's latest block header".into(),
+            ));
+        }
+        b.put_block(&root, &ssz_encode(block).map_err(internal)?)?;
+        b.put_metadata(
+            META_OLDEST_BLOCK,
+            &OldestBlock {
+                slot: block.message.slot,
+                parent_root: *block.message.parent_root.as_bytes(),
+            }
+            .encode(),
+        )?;
+    }
     b.put_metadata(META_PRESET, PRESET.name().as_bytes())?;
     b.put_metadata(META_ANCHOR, &anchor.encode())?;
     b.put_justified(&cp)?;
@@ -1533,4 +1571,24 @@ fn init_anchor(store: &Store, state: &BeaconState) -> Result<Anchor, ImportError
     })?;
     b.commit()?;
     Ok(anchor)
+}
+
+/// Anchor a new datadir at a checkpoint (checkpoint sync): `state` at an epoch boundary and
+/// `block`, its latest block (checked by the caller, and again here by root). Refuses a
+/// datadir that holds a chain already. Nothing else is opened; [`Chain::open`] follows.
+pub fn write_checkpoint_anchor(
+    datadir: &Path,
+    state: &BeaconState,
+    block: &SignedBeaconBlock,
+) -> Result<Anchor, ImportError> {
+    std::fs::create_dir_all(datadir)
+        .map_err(|e| internal(format!("{}: {e}", datadir.display())))?;
+    let store = Store::open(datadir.join("db"))?;
+    if store.get_metadata(META_ANCHOR)?.is_some() {
+        return Err(ImportError::Genesis(format!(
+            "{} holds a chain already",
+            datadir.display()
+        )));
+    }
+    init_anchor(&store, state, Some(block))
 }

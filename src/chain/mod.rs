@@ -26,6 +26,59 @@ pub const META_PRESET: &[u8] = b"preset";
 /// Metadata key of the [`Anchor`].
 pub const META_ANCHOR: &[u8] = b"anchor";
 
+/// Metadata key of the [`OldestBlock`]: absent on a chain anchored at genesis.
+pub const META_OLDEST_BLOCK: &[u8] = b"oldest_block";
+
+/// The oldest block the store holds on a chain anchored at a checkpoint (checkpoint sync):
+/// its slot (`earliest_available_slot`) and its parent's root, the next block backfill
+/// fetches. The anchor block at first; backfill moves it down, in the same write as the
+/// blocks it adds. Backfill is complete when `parent_root` is the zero root (the genesis
+/// block is held).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OldestBlock {
+    pub slot: u64,
+    pub parent_root: [u8; 32],
+}
+
+impl OldestBlock {
+    pub fn encode(&self) -> [u8; 40] {
+        let mut out = [0u8; 40];
+        out[..8].copy_from_slice(&self.slot.to_be_bytes());
+        out[8..].copy_from_slice(&self.parent_root);
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+        if bytes.len() != 40 {
+            return Err(format!(
+                "oldest-block record of {} bytes, expected 40",
+                bytes.len()
+            ));
+        }
+        let mut slot = [0u8; 8];
+        slot.copy_from_slice(&bytes[..8]);
+        let mut parent_root = [0u8; 32];
+        parent_root.copy_from_slice(&bytes[8..]);
+        Ok(OldestBlock {
+            slot: u64::from_be_bytes(slot),
+            parent_root,
+        })
+    }
+
+    /// Whether every block down to genesis is held.
+    pub fn is_genesis(&self) -> bool {
+        self.parent_root == [0u8; 32]
+    }
+
+    /// The record of a store (`None`: anchored at genesis, every block held).
+    pub fn read(store: &crate::store::Store) -> Result<Option<Self>, pipeline::ImportError> {
+        store
+            .get_metadata(META_OLDEST_BLOCK)?
+            .map(|b| Self::decode(&b).map_err(pipeline::ImportError::Internal))
+            .transpose()
+    }
+}
+
 /// The block the chain starts from (the genesis block): its root, its post state's root
 /// (a snapshot of that state is always stored) and its slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

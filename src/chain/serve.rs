@@ -88,7 +88,9 @@ impl PresetChain for Chain {
             genesis_validators_root: *state.genesis_validators_root.as_bytes(),
             fork_version: *state.fork.current_version.as_bytes(),
             validators: state.validators.len(),
-            earliest_available_slot: anchor.slot,
+            earliest_available_slot: crate::chain::OldestBlock::read(&self.store_arc())?
+                .map_or(anchor.slot, |o| o.slot),
+            anchor_slot: anchor.slot,
             state: super::any_state(state),
             fork_choice: self.fork_choice().nodes().into(),
         })

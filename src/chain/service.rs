@@ -98,8 +98,11 @@ pub struct HeadSnapshot {
     /// The head state's fork: current version and the epoch it took effect.
     pub fork_version: [u8; 4],
     pub validators: usize,
-    /// The lowest slot whose block the store holds (the anchor's).
+    /// The lowest slot whose block the store holds: the anchor's, then (on a chain
+    /// anchored at a checkpoint) lower as backfill goes.
     pub earliest_available_slot: u64,
+    /// The anchor's slot: states are held from here on (backfilled blocks have none).
+    pub anchor_slot: u64,
     /// The head state itself, of the chain's preset.
     pub state: AnyState,
     /// Fork choice's blocks, as of this commit.
@@ -488,6 +491,12 @@ enum Command {
     Flush {
         reply: oneshot::Sender<Result<(), ImportError>>,
     },
+    /// Write a backfilled batch (see [`ChainHandle::backfill`]).
+    Backfill {
+        blocks: Vec<StoredBlock>,
+        oldest: super::OldestBlock,
+        reply: oneshot::Sender<Result<(), ImportError>>,
+    },
     Shutdown,
 }
 
@@ -498,7 +507,13 @@ pub struct ChainReader {
     store: Arc<Store>,
     head: Arc<RwLock<Arc<HeadSnapshot>>>,
     states: Arc<dyn StateReader>,
+    /// The genesis block of a chain anchored at genesis, which the store does not hold
+    /// (its root and SSZ, synthesized from the anchor): served by root and by range.
+    genesis_block: Option<GenesisBlock>,
 }
+
+/// A synthesized genesis block: its root and SSZ.
+type GenesisBlock = (Root, Arc<Vec<u8>>);
 
 impl ChainReader {
     /// The head, justified and finalized checkpoints and the status fields, as committed.
@@ -512,7 +527,17 @@ impl ChainReader {
 
     /// A stored block's SSZ by its root.
     pub fn block_by_root(&self, root: &Root) -> Result<Option<Vec<u8>>, ImportError> {
-        Ok(self.store.get_block(root)?)
+        match self.store.get_block(root)? {
+            Some(ssz) => Ok(Some(ssz)),
+            None => Ok(self.genesis_ssz(root)),
+        }
+    }
+
+    fn genesis_ssz(&self, root: &Root) -> Option<Vec<u8>> {
+        self.genesis_block
+            .as_ref()
+            .filter(|(r, _)| r == root)
+            .map(|(_, ssz)| ssz.to_vec())
     }
 
     /// The canonical blocks with `start_slot <= slot < start_slot + count` (at most
@@ -526,8 +551,12 @@ impl ChainReader {
         let mut out = Vec::new();
         for item in self.store.block_roots_in_range(start_slot, end)? {
             let (slot, root) = item?;
-            // The anchor has no stored block (only its state).
-            if let Some(ssz) = self.store.get_block(&root)? {
+            // A genesis anchor has no stored block (it is synthesized).
+            if let Some(ssz) = self
+                .store
+                .get_block(&root)?
+                .or_else(|| self.genesis_ssz(&root))
+            {
                 out.push(StoredBlock { slot, root, ssz });
             }
         }
@@ -561,7 +590,7 @@ impl ChainReader {
     /// advanced through the empty slots); `None` beyond the head or before the anchor.
     pub fn state_at_slot(&self, slot: u64) -> Result<Option<Vec<u8>>, ImportError> {
         let head = self.head();
-        if slot > head.head.slot || slot < head.earliest_available_slot {
+        if slot > head.head.slot || slot < head.anchor_slot {
             return Ok(None);
         }
         if slot == head.head.slot {
@@ -572,7 +601,7 @@ impl ChainReader {
             if let Some(root) = self.store.block_root_at_slot(s)? {
                 return self.states.state_ssz_of_block(&root, Some(slot));
             }
-            if s == head.earliest_available_slot {
+            if s <= head.anchor_slot {
                 return Ok(None);
             }
             s -= 1;
@@ -832,6 +861,28 @@ impl ChainHandle {
         Reply(rx).wait().await
     }
 
+    /// Write blocks older than the oldest one held (backfill after a checkpoint sync),
+    /// each with its root at its slot, and the new oldest block, in one atomic write; the
+    /// head snapshot's `earliest_available_slot` follows. The caller checked the blocks
+    /// (linked by root down from the oldest block's parent, signatures verified); the
+    /// chain refuses a batch whose newest block is not the recorded oldest block's parent.
+    pub async fn backfill(
+        &self,
+        blocks: Vec<StoredBlock>,
+        oldest: super::OldestBlock,
+    ) -> Result<(), ImportError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Backfill {
+                blocks,
+                oldest,
+                reply,
+            })
+            .await
+            .map_err(|_| ImportError::ServiceStopped)?;
+        Reply(rx).wait().await
+    }
+
     /// Settle whatever segment is pending and wait until it is written.
     pub async fn flush(&self) -> Result<(), ImportError> {
         let (reply, rx) = oneshot::channel();
@@ -942,11 +993,13 @@ impl ChainService {
     /// Start the service threads around an opened chain.
     pub fn start<C: PresetChain>(chain: C, preset: Preset) -> Result<Self, ImportError> {
         let snapshot = Arc::new(chain.snapshot()?);
+        let genesis_block = genesis_block_of(&chain.store(), preset)?;
         let head = Arc::new(RwLock::new(snapshot));
         let reader = ChainReader {
             store: chain.store(),
             head: head.clone(),
             states: chain.state_reader(),
+            genesis_block,
         };
         let (events, _) = broadcast::channel(EVENT_QUEUE);
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
@@ -1065,7 +1118,55 @@ enum Work<B> {
     Flush {
         reply: oneshot::Sender<Result<(), ImportError>>,
     },
+    Backfill {
+        blocks: Vec<StoredBlock>,
+        oldest: super::OldestBlock,
+        reply: oneshot::Sender<Result<(), ImportError>>,
+    },
     Shutdown,
+}
+
+/// The genesis block of a store anchored at genesis that does not hold it: synthesized
+/// from the anchor (the spec's genesis block: the state's header, an empty body, no
+/// signature), kept only when its root is the anchor's.
+fn genesis_block_of(store: &Store, preset: Preset) -> Result<Option<GenesisBlock>, ImportError> {
+    let Some(raw) = store.get_metadata(super::META_ANCHOR)? else {
+        return Ok(None);
+    };
+    let anchor = super::Anchor::decode(&raw).map_err(ImportError::Internal)?;
+    if anchor.slot != 0 || store.has_block(&anchor.root)? {
+        return Ok(None);
+    }
+    let (ssz, root) = super::views::genesis_block(preset, 0, anchor.state_root)?;
+    Ok((root == anchor.root).then(|| (root, Arc::new(ssz))))
+}
+
+/// The write of [`ChainHandle::backfill`].
+fn write_backfill(
+    store: &Store,
+    blocks: &[StoredBlock],
+    oldest: super::OldestBlock,
+) -> Result<(), ImportError> {
+    let current = super::OldestBlock::read(store)?
+        .ok_or_else(|| ImportError::Internal("backfill on a chain anchored at genesis".into()))?;
+    let newest = blocks
+        .iter()
+        .max_by_key(|b| b.slot)
+        .ok_or_else(|| ImportError::Internal("an empty backfill batch".into()))?;
+    if newest.root != current.parent_root || newest.slot >= current.slot {
+        return Err(ImportError::Internal(format!(
+            "backfill batch ending at slot {} does not extend the oldest block (slot {})",
+            newest.slot, current.slot
+        )));
+    }
+    let mut b = store.batch_with_threshold(usize::MAX).with_sync(true);
+    for block in blocks {
+        b.put_block(&block.root, &block.ssz)?;
+        b.put_block_root_at_slot(block.slot, &block.root)?;
+    }
+    b.put_metadata(super::META_OLDEST_BLOCK, &oldest.encode())?;
+    b.commit()?;
+    Ok(())
 }
 
 /// The intake thread: decodes segments behind the preset boundary while the chain thread
@@ -1125,6 +1226,15 @@ fn intake_loop<C: PresetChain>(
                 Work::GossipFinality { checkpoint, reply }
             }
             Command::Flush { reply } => Work::Flush { reply },
+            Command::Backfill {
+                blocks,
+                oldest,
+                reply,
+            } => Work::Backfill {
+                blocks,
+                oldest,
+                reply,
+            },
             Command::Shutdown => {
                 let _ = tx.send(Work::Shutdown);
                 return;
@@ -1227,6 +1337,19 @@ impl<C: PresetChain> ChainThread<C> {
                     self.deliver(settled);
                     let _ = reply.send(self.chain.store().flush().map_err(Into::into));
                 }
+                Work::Backfill {
+                    blocks,
+                    oldest,
+                    reply,
+                } => {
+                    let settled = self.chain.flush();
+                    self.deliver(settled);
+                    let result = write_backfill(&self.chain.store(), &blocks, oldest);
+                    if result.is_ok() {
+                        self.republish();
+                    }
+                    let _ = reply.send(result);
+                }
                 Work::Shutdown => {
                     let settled = self.chain.flush();
                     self.deliver(settled);
@@ -1238,6 +1361,14 @@ impl<C: PresetChain> ChainThread<C> {
                     return;
                 }
             }
+        }
+    }
+
+    /// Publish a fresh head snapshot after a write outside import (nothing else changed).
+    fn republish(&self) {
+        match self.chain.snapshot() {
+            Ok(now) => *self.head.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(now),
+            Err(e) => tracing::error!(%e, "publishing the head"),
         }
     }
 

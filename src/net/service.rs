@@ -1571,6 +1571,15 @@ fn serve_blocks(
                     "count over MAX_REQUEST_BLOCKS_DENEB",
                 )];
             }
+            // A range reaching below the oldest block held (a checkpoint-synced node
+            // still backfilling) is not claimed: the spec's ResourceUnavailable.
+            let earliest = reader.head().earliest_available_slot;
+            if req.count > 0 && req.start_slot < earliest {
+                return vec![RpcChunk::error(
+                    ResponseCode::ResourceUnavailable,
+                    &format!("blocks before slot {earliest} are not held (backfilling)"),
+                )];
+            }
             match reader.blocks_by_range(req.start_slot, req.count) {
                 Ok(blocks) => blocks
                     .into_iter()

@@ -16,7 +16,8 @@ use crate::chain::pipeline::ImportOptions;
 use crate::chain::service::{ChainHandle, ChainService};
 use crate::net::service::{NetworkConfig, NetworkHandle, NetworkService};
 use crate::net::NetError;
-use crate::sync::{RangeSync, SyncConfig};
+use crate::sync::checkpoint::{checkpoint_sync, CheckpointConfig, CheckpointError};
+use crate::sync::{Backfill, RangeSync, SyncConfig};
 use crate::transition::ChainConfig;
 use crate::types::Preset;
 
@@ -24,8 +25,13 @@ use crate::types::Preset;
 pub struct NodeConfig {
     /// Where the chain (`db/`, `cache/`) and the network key (`network/`) live.
     pub datadir: PathBuf,
-    /// The anchor state's SSZ (genesis); needed for a new datadir.
+    /// The anchor state's SSZ (genesis); needed for a new datadir, unless it is anchored
+    /// by `checkpoint_sync_url` (then, when given, it names the preset and the chain).
     pub genesis: Option<Vec<u8>>,
+    /// Anchor a new datadir at the finalized checkpoint of this Beacon API (another
+    /// node's), then backfill the older blocks. Ignored (logged) for a datadir that holds a
+    /// chain already: its anchor stays.
+    pub checkpoint_sync_url: Option<String>,
     /// The chain config (`None`: the preset's built-in one).
     pub chain_config: Option<ChainConfig>,
     pub import: ImportOptions,
@@ -52,6 +58,7 @@ impl NodeConfig {
             network: NetworkConfig::local(datadir.clone()),
             datadir,
             genesis,
+            checkpoint_sync_url: None,
             chain_config: None,
             import: ImportOptions::default(),
             aggregator,
@@ -170,6 +177,8 @@ pub enum NodeError {
     Net(#[from] NetError),
     #[error("--network {arg}: {reason}")]
     Network { arg: String, reason: String },
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
     #[error("{what}: {source}")]
     Serve {
         what: &'static str,
@@ -182,6 +191,8 @@ pub struct Node {
     service: ChainService,
     network: NetworkService,
     sync: RangeSync,
+    /// Backfill below a checkpoint anchor (`None`: anchored at genesis).
+    backfill: Option<Backfill>,
     chain: ChainHandle,
     net: NetworkHandle,
     api: Option<HttpServer>,
@@ -193,6 +204,9 @@ impl Node {
     /// runtime (the chain opens on this thread: RocksDB and the replay to the head).
     pub async fn start(cfg: NodeConfig) -> Result<Node, NodeError> {
         let backend = cfg.aggregator.name();
+        if let Some(url) = &cfg.checkpoint_sync_url {
+            anchor_at_checkpoint(&cfg.datadir, url, cfg.genesis.as_deref()).await?;
+        }
         let service = ChainService::open_with_config(
             &cfg.datadir,
             cfg.genesis.as_deref(),
@@ -214,16 +228,25 @@ impl Node {
             }
         };
         let net = network.handle();
+        let backfill = Backfill::start(net.clone(), chain.clone(), &cfg.sync);
         let sync = RangeSync::start(net.clone(), chain.clone(), cfg.sync);
         let mut node = Node {
             service,
             network,
             sync,
+            backfill: None,
             chain,
             net,
             api: None,
             metrics: None,
         };
+        match backfill {
+            Ok(b) => node.backfill = b,
+            Err(e) => {
+                let _ = node.shutdown().await;
+                return Err(e.into());
+            }
+        }
         if let Some(addr) = cfg.http {
             let ctx = ApiContext::new(node.chain.clone(), Some(node.net.clone()), chain_cfg);
             match serve_api(ctx, addr).await {
@@ -266,6 +289,11 @@ impl Node {
         &self.sync
     }
 
+    /// Backfill below a checkpoint anchor (`None` for a chain anchored at genesis).
+    pub fn backfill(&self) -> Option<&Backfill> {
+        self.backfill.as_ref()
+    }
+
     /// The Beacon API's bound address, when serving.
     pub fn api_addr(&self) -> Option<SocketAddr> {
         self.api.as_ref().map(HttpServer::local_addr)
@@ -280,6 +308,10 @@ impl Node {
     /// (goodbye to peers), then the chain (its last writes flushed). Returns how range sync
     /// ended.
     pub async fn shutdown(self) -> Result<(), ImportError> {
+        let backfilled = match self.backfill {
+            Some(b) => b.stop().await,
+            None => Ok(()),
+        };
         let synced = self.sync.stop().await;
         for s in [self.api, self.metrics].into_iter().flatten() {
             s.shutdown().await;
@@ -290,6 +322,42 @@ impl Node {
         let service = self.service;
         // The chain threads join; keep that off the runtime's worker.
         let _ = tokio::task::spawn_blocking(move || service.shutdown()).await;
-        synced
+        synced.and(backfilled)
     }
+}
+
+/// Anchor a new datadir at the finalized checkpoint of the Beacon API at `url` (see
+/// [`crate::sync::checkpoint`]); a datadir holding a chain keeps its anchor. `genesis`,
+/// when given, names the preset and the chain the checkpoint must be of.
+async fn anchor_at_checkpoint(
+    datadir: &std::path::Path,
+    url: &str,
+    genesis: Option<&[u8]>,
+) -> Result<(), NodeError> {
+    if crate::chain::any::datadir_preset(datadir)?.is_some() {
+        tracing::info!(
+            url,
+            "the datadir holds a chain: --checkpoint-sync-url ignored, its anchor stays"
+        );
+        return Ok(());
+    }
+    let preset = genesis.map(crate::chain::any::genesis_preset).transpose()?;
+    tracing::info!(
+        url,
+        "checkpoint sync: fetching the finalized state and block"
+    );
+    let a = checkpoint_sync(
+        CheckpointConfig::new(url),
+        datadir,
+        preset,
+        genesis.map(<[u8]>::to_vec),
+    )
+    .await?;
+    tracing::info!(
+        slot = a.anchor.slot,
+        block_slot = a.block_slot,
+        root = %crate::chain::pipeline::hex(&a.anchor.root),
+        "checkpoint sync: anchored at the finalized checkpoint"
+    );
+    Ok(())
 }

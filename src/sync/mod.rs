@@ -17,6 +17,14 @@
 //! and waiting for their turn. A peer that stalls past `request_timeout` loses its batch
 //! (and is penalised); a peer that leaves loses its batch; new peers are used as they come.
 
+//!
+//! After a checkpoint sync (`checkpoint`: the anchor fetched from a Beacon API), `backfill`
+//! fetches the blocks older than the anchor, backwards, down to genesis.
+
+pub mod backfill;
+pub mod checkpoint;
 mod range;
 
+pub use backfill::{Backfill, BackfillStatus};
+pub use checkpoint::{CheckpointAnchor, CheckpointConfig, CheckpointError};
 pub use range::{RangeSync, SyncConfig, SyncStatus};

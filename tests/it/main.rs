@@ -3,6 +3,7 @@ mod aggregate;
 mod api;
 mod bls_cli;
 mod chain_config;
+mod checkpoint_sync;
 mod cli;
 mod devnet;
 mod discovery;
