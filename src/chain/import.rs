@@ -28,7 +28,7 @@ use crate::cache::pool::BufferPool;
 use crate::cache::preload::{PreloadRequest, Preloader};
 use crate::cache::CachedState;
 use crate::chain::error::{BlockError, FailedBlock};
-use crate::chain::fork_choice::ForkChoice;
+use crate::chain::fork_choice::{ForkChoice, ForkChoiceBlock, ForkChoiceConfig};
 use crate::chain::pipeline::{
     hex, BatchStats, Decoded, ImportError, ImportOptions, SegmentOutcome, Settled, Verification,
 };
@@ -97,8 +97,14 @@ struct Applied {
     state_root: Root,
     justified: Checkpoint,
     finalized: Checkpoint,
+    /// The post state's pulled-up checkpoints (fork choice's `compute_pulled_up_tip`).
+    unrealized_justified: Checkpoint,
+    unrealized_finalized: Checkpoint,
+    execution_block_hash: Root,
     /// (validator, block root voted for, target epoch) of each attester in the block.
     votes: Vec<Vote>,
+    /// The attesting indices of both attestations of each attester slashing.
+    slashings: Vec<(Vec<u64>, Vec<u64>)>,
     /// The post state when this block opens a snapshot period (encoded at the commit,
     /// which runs beside the next run's transition).
     snapshot: Option<Box<BeaconState>>,
@@ -197,7 +203,7 @@ pub struct Chain {
     forked: bool,
     checkpoints: Arc<CheckpointStateCache<BeaconState>>,
     blocks: WeighedLru<Root, Arc<SignedBeaconBlock>>,
-    balances: Option<(Checkpoint, Arc<Vec<u64>>)>,
+    balances: Option<(Checkpoint, Arc<Vec<u64>>, u64)>,
     budget: Arc<MemoryBudget>,
     metrics: Arc<CacheMetrics>,
     preloader: Option<Preloader<BeaconState>>,
@@ -306,6 +312,14 @@ impl Chain {
             epoch: t::compute_epoch_at_slot(anchor.slot),
             root: anchor.root,
         };
+        let fc_config = ForkChoiceConfig::new(
+            anchor_state.genesis_time,
+            cfg.slot_duration_ms,
+            types::SLOTS_PER_EPOCH as u64,
+        );
+        let mut fork_choice = ForkChoice::new(fc_config, anchor.root, anchor.slot, anchor_cp);
+        // The store's time is the wall clock (the chain service ticks it on).
+        fork_choice.on_tick(unix_now());
         let ctx = TransitionCtx::new(cfg);
         let mut chain = Chain {
             store,
@@ -316,7 +330,7 @@ impl Chain {
             ctx,
             keys: ResidentKeys::default(),
             aggregator,
-            fork_choice: ForkChoice::new(anchor.root, anchor.slot, anchor_cp),
+            fork_choice,
             parents: HashMap::new(),
             forked: false,
             checkpoints,
@@ -374,7 +388,13 @@ impl Chain {
             chain.push(b);
         };
         chain.reverse();
-        self.fork_choice = ForkChoice::new(finalized.root, finalized_slot, finalized);
+        let time = self.fork_choice.time();
+        let config = *self.fork_choice.config();
+        self.fork_choice = ForkChoice::new(config, finalized.root, finalized_slot, finalized);
+        // The stored blocks were accepted when they came: replay them at the later of the
+        // clock and the head's slot.
+        self.fork_choice
+            .on_tick(time.max(config.slot_start_time(head.slot)));
         let mut state = base;
         let mut tctx = self.ctx.take();
         let result = (|| -> Result<(), ImportError> {
@@ -383,16 +403,28 @@ impl Chain {
                 let votes = replay_block(&mut state, b, &mut tctx).map_err(internal)?;
                 if b.message.slot > finalized_slot {
                     let parent = *b.message.parent_root.as_bytes();
-                    self.fork_choice.on_block(
+                    let (uj, uf) = t::compute_unrealized_checkpoints(&state).map_err(internal)?;
+                    self.fork_choice.on_block(&ForkChoiceBlock {
                         root,
-                        parent,
-                        b.message.slot,
-                        cp(&state.current_justified_checkpoint),
-                        cp(&state.finalized_checkpoint),
-                    )?;
+                        parent_root: parent,
+                        slot: b.message.slot,
+                        justified: cp(&state.current_justified_checkpoint),
+                        finalized: cp(&state.finalized_checkpoint),
+                        unrealized_justified: cp(&uj),
+                        unrealized_finalized: cp(&uf),
+                        execution_block_hash: *b
+                            .message
+                            .body
+                            .execution_payload
+                            .block_hash
+                            .as_bytes(),
+                    })?;
                     self.parents.insert(root, (parent, b.message.slot));
                     for (v, r, e) in votes {
-                        self.fork_choice.on_attestation(v, r, e);
+                        self.fork_choice.update_latest_message(v, r, e);
+                    }
+                    for (a1, a2) in slashings_of(b) {
+                        self.fork_choice.on_attester_slashing(&a1, &a2);
                     }
                 }
             }
@@ -485,8 +517,20 @@ impl Chain {
     /// `on_attestation` for each; the weights move at the next head computation.
     pub(crate) fn on_gossip_votes(&mut self, votes: &[(u64, Root, u64)]) {
         for &(v, root, epoch) in votes {
-            self.fork_choice.on_attestation(v, root, epoch);
+            self.fork_choice.update_latest_message(v, root, epoch);
         }
+    }
+
+    /// Fork choice's `on_tick` (Unix seconds; an earlier time changes nothing).
+    pub fn on_tick(&mut self, time: u64) {
+        self.fork_choice.on_tick(time);
+    }
+
+    /// Equivocating validators (the intersection of a checked attester slashing's two
+    /// attestations) for fork choice's `on_attester_slashing`.
+    pub fn on_attester_slashing(&mut self, attestation_1: &[u64], attestation_2: &[u64]) {
+        self.fork_choice
+            .on_attester_slashing(attestation_1, attestation_2);
     }
 
     /// The caches' metrics (OpenMetrics text through `encode_text`).
@@ -684,7 +728,7 @@ impl Chain {
             Some(p) => p.applied.state.clone(),
             None => (*self.head_state).clone(),
         };
-        let ctx = self.apply_ctx();
+        let ctx = self.apply_ctx(&parent);
         let mut tctx = self.ctx.take();
         let applied = match self.pending.take() {
             Some(mut p) => {
@@ -1007,17 +1051,29 @@ impl Chain {
         parent: Root,
         run: &[Decoded<SignedBeaconBlock>],
     ) -> Result<AppliedRun, ImportError> {
-        let ctx = self.apply_ctx();
+        let ctx = self.apply_ctx(&parent);
         let mut tctx = self.ctx.take();
         let out = apply_run_with(&ctx, &mut tctx, pre, parent, run);
         self.ctx = tctx;
         out
     }
 
-    fn apply_ctx(&self) -> ApplyCtx {
+    fn apply_ctx(&self, parent: &Root) -> ApplyCtx {
+        let fc = &self.fork_choice;
+        let config = fc.config();
+        let finalized = fc.finalized_checkpoint();
+        let finalized_slot = config.start_slot(finalized.epoch);
         ApplyCtx {
             checkpoints: self.checkpoints.clone(),
             every: self.opts.snapshot_every_epochs.max(1),
+            current_slot: fc.current_slot(),
+            now_ms: fc.time().saturating_sub(config.genesis_time).saturating_mul(1000),
+            slot_ms: config.slot_duration_ms,
+            finalized,
+            finalized_slot,
+            // A parent not in fork choice yet is the pending run's tip, which descends.
+            parent_descends_from_finalized: !fc.contains(parent)
+                || fc.ancestor_at(parent, finalized_slot) == Some(finalized.root),
         }
     }
 
@@ -1029,25 +1085,32 @@ impl Chain {
         applied: Vec<Applied>,
     ) -> Result<(), ImportError> {
         let old_finalized = self.fork_choice.finalized_checkpoint();
-        let mut justified = self.fork_choice.justified_checkpoint();
-        let mut finalized = old_finalized;
         for a in &applied {
-            self.fork_choice
-                .on_block(a.root, a.parent, a.slot, a.justified, a.finalized)?;
+            if self.fork_choice.is_timely(a.slot) {
+                // The proposer boost compares with the head before the block (`get_head`).
+                let (balances, total) = self.justified_balances()?;
+                self.fork_choice.find_head(&balances, total)?;
+            }
+            self.fork_choice.on_block(&ForkChoiceBlock {
+                root: a.root,
+                parent_root: a.parent,
+                slot: a.slot,
+                justified: a.justified,
+                finalized: a.finalized,
+                unrealized_justified: a.unrealized_justified,
+                unrealized_finalized: a.unrealized_finalized,
+                execution_block_hash: a.execution_block_hash,
+            })?;
             self.parents.insert(a.root, (a.parent, a.slot));
             for &(v, r, e) in &a.votes {
-                self.fork_choice.on_attestation(v, r, e);
+                self.fork_choice.update_latest_message(v, r, e);
             }
-            if a.justified.epoch > justified.epoch {
-                justified = a.justified;
-            }
-            if a.finalized.epoch > finalized.epoch {
-                finalized = a.finalized;
+            for (a1, a2) in &a.slashings {
+                self.fork_choice.on_attester_slashing(a1, a2);
             }
         }
-        self.fork_choice.update_checkpoints(justified, finalized);
-        let balances = self.justified_balances()?;
-        let head = self.fork_choice.find_head(&balances)?;
+        let (balances, total) = self.justified_balances()?;
+        let head = self.fork_choice.find_head(&balances, total)?;
         let last = applied.last().map(|a| a.root);
         let head_state = if Some(head) == last {
             Some(state)
@@ -1162,30 +1225,18 @@ impl Chain {
 
     /// Effective balances of the justified checkpoint's state (0 for inactive
     /// validators), for fork choice's weights.
-    fn justified_balances(&mut self) -> Result<Arc<Vec<u64>>, ImportError> {
+    fn justified_balances(&mut self) -> Result<(Arc<Vec<u64>>, u64), ImportError> {
         let justified = self.fork_choice.justified_checkpoint();
-        if let Some((c, b)) = &self.balances {
+        if let Some((c, b, total)) = &self.balances {
             if *c == justified {
-                return Ok(b.clone());
+                return Ok((b.clone(), *total));
             }
         }
         let state = self.checkpoint_state(justified.epoch, &justified.root)?;
-        let epoch = t::get_current_epoch(&state);
-        let balances: Arc<Vec<u64>> = Arc::new(
-            state
-                .validators
-                .iter()
-                .map(|v| {
-                    if t::is_active_validator(v, epoch) {
-                        v.effective_balance
-                    } else {
-                        0
-                    }
-                })
-                .collect(),
-        );
-        self.balances = Some((justified, balances.clone()));
-        Ok(balances)
+        let (balances, total) = fork_choice_balances(&state);
+        let balances = Arc::new(balances);
+        self.balances = Some((justified, balances.clone(), total));
+        Ok((balances, total))
     }
 }
 
@@ -1252,6 +1303,15 @@ fn outcome_of(
 struct ApplyCtx {
     checkpoints: Arc<CheckpointStateCache<BeaconState>>,
     every: u64,
+    /// Fork choice's `on_block` checks, made before a block is applied: the store's slot
+    /// (no block after it), the finalized epoch's first slot (no block at or before it),
+    /// and whether the run's parent descends from the finalized block at that slot.
+    current_slot: u64,
+    now_ms: u64,
+    slot_ms: u64,
+    finalized: Checkpoint,
+    finalized_slot: u64,
+    parent_descends_from_finalized: bool,
 }
 
 /// Apply the run's transitions with every signature set collected, the state roots
@@ -1279,6 +1339,30 @@ fn apply_run_with(
             let state = &mut out.state;
             let block = &d.block;
             let slot = block.message.slot;
+            // Fork choice's `on_block` checks, before the transition.
+            let refused = if slot > ctx.current_slot {
+                Some(BlockError::FutureSlot {
+                    slot,
+                    slot_start_ms: slot.saturating_mul(ctx.slot_ms),
+                    now_ms: ctx.now_ms,
+                })
+            } else if slot <= ctx.finalized_slot {
+                Some(BlockError::WouldRevertFinalized {
+                    slot,
+                    finalized_slot: ctx.finalized_slot,
+                })
+            } else if index == 0 && !ctx.parent_descends_from_finalized {
+                Some(BlockError::NotFinalizedDescendant {
+                    finalized_epoch: ctx.finalized.epoch,
+                    finalized_root: ctx.finalized.root,
+                })
+            } else {
+                None
+            };
+            if let Some(error) = refused {
+                out.failed = Some((index, error));
+                return Ok(());
+            }
             let parent_slot = state.latest_block_header.slot;
             let mut sigs = SignatureChecker::collect();
             let known_root = &mut known_root;
@@ -1362,6 +1446,7 @@ fn apply_run_with(
                     Arc::new(state.clone()),
                 );
             }
+            let (uj, uf) = t::compute_unrealized_checkpoints(state).map_err(internal)?;
             out.applied.push(Applied {
                 root: d.root,
                 parent,
@@ -1369,7 +1454,11 @@ fn apply_run_with(
                 state_root: *block.message.state_root.as_bytes(),
                 justified: cp(&state.current_justified_checkpoint),
                 finalized: cp(&state.finalized_checkpoint),
+                unrealized_justified: cp(&uj),
+                unrealized_finalized: cp(&uf),
+                execution_block_hash: *body.execution_payload.block_hash.as_bytes(),
                 votes,
+                slashings: slashings_of(block),
                 snapshot,
             });
             parent = d.root;
@@ -1490,6 +1579,52 @@ fn votes_of(
         }
     }
     Ok(votes)
+}
+
+/// The attesting indices of both attestations of each of a block's attester slashings.
+#[allow(clippy::type_complexity)]
+fn slashings_of(block: &SignedBeaconBlock) -> Vec<(Vec<u64>, Vec<u64>)> {
+    block
+        .message
+        .body
+        .attester_slashings
+        .iter()
+        .map(|s| {
+            (
+                s.attestation_1.attesting_indices.iter().copied().collect(),
+                s.attestation_2.attesting_indices.iter().copied().collect(),
+            )
+        })
+        .collect()
+}
+
+/// Fork choice's balances of a justified checkpoint state: each validator's effective
+/// balance when it is active and not slashed (`get_attestation_score`'s
+/// `unslashed_and_active_indices`), else 0; and `get_total_active_balance` (for the
+/// proposer score).
+pub fn fork_choice_balances(state: &BeaconState) -> (Vec<u64>, u64) {
+    let epoch = t::get_current_epoch(state);
+    let balances = state
+        .validators
+        .iter()
+        .map(|v| {
+            if t::is_active_validator(v, epoch) && !v.slashed {
+                v.effective_balance
+            } else {
+                0
+            }
+        })
+        .collect();
+    let total = t::get_total_active_balance(state).unwrap_or(t::EFFECTIVE_BALANCE_INCREMENT);
+    (balances, total)
+}
+
+/// The wall clock in Unix seconds.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Apply a stored (already verified) block: no signature or state-root checks. Returns

@@ -5,8 +5,8 @@
 //! - the batch import pipeline (`pipeline.rs`, `import.rs`): a reader thread and a
 //!   bounded queue feeding batches of up to 64 blocks (or 500 ms) through the transition,
 //!   one signature batch, fork choice, and one atomic RocksDB write each;
-//! - fork choice (`fork_choice.rs`): proto-array LMD-GHOST with justification and
-//!   finalization;
+//! - fork choice (`fork_choice.rs`): the spec's store (time, proposer boost, unrealized
+//!   checkpoints, equivocations) over a proto-array LMD-GHOST;
 //! - `db info` / `db verify` over a datadir (`dbcheck.rs`).
 
 pub mod any;

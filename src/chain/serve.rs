@@ -123,6 +123,20 @@ impl PresetChain for Chain {
         Chain::on_gossip_votes(self, votes)
     }
 
+    fn on_tick(&mut self, now: crate::chain::service::GossipClock) {
+        let genesis = self.head_state().genesis_time;
+        Chain::on_tick(self, genesis.saturating_add(now.ms_since_genesis() / 1000));
+    }
+
+    fn on_gossip_attester_slashing(&mut self, ssz: &[u8]) {
+        // Validated by the gossip checks before it came here.
+        if let Ok(s) = types::AttesterSlashing::ssz_decode(ssz) {
+            let a1: Vec<u64> = s.attestation_1.attesting_indices.iter().copied().collect();
+            let a2: Vec<u64> = s.attestation_2.attesting_indices.iter().copied().collect();
+            Chain::on_attester_slashing(self, &a1, &a2);
+        }
+    }
+
     fn pool(&self) -> BufferPool {
         self.buffer_pool().clone()
     }

@@ -430,6 +430,11 @@ pub trait PresetChain: Send + 'static {
     fn block_tree(&self) -> BlockTree;
     /// Apply latest messages from gossip to fork choice.
     fn on_gossip_votes(&mut self, votes: &[Vote]);
+    /// Fork choice's `on_tick` at the slot clock's `now`.
+    fn on_tick(&mut self, now: GossipClock);
+    /// An `AttesterSlashing` (SSZ) that passed the gossip checks: its validators become
+    /// equivocating in fork choice.
+    fn on_gossip_attester_slashing(&mut self, ssz: &[u8]);
     fn pool(&self) -> BufferPool;
     fn metrics(&self) -> Arc<CacheMetrics>;
     /// Reads that rebuild states from the store, for [`ChainReader`].
@@ -497,6 +502,8 @@ enum Command {
         oldest: super::OldestBlock,
         reply: oneshot::Sender<Result<(), ImportError>>,
     },
+    /// An attester slashing accepted from gossip, for fork choice.
+    AttesterSlashing { ssz: Vec<u8> },
     Shutdown,
 }
 
@@ -774,7 +781,12 @@ impl ChainHandle {
         // The operation topics: against the published head state, off the chain thread
         // (`chain::gossip_ops`), never queued behind an import.
         if let Some(kind) = OperationKind::of_topic(topic) {
+            let slashing = (kind == OperationKind::AttesterSlashing).then(|| message.clone());
             let verdict = self.ops.validate(kind, message, self.head(), now).await;
+            if let (GossipVerdict::Accept, Some(ssz)) = (&verdict, slashing) {
+                // Fork choice's `on_attester_slashing` (the chain thread, in order).
+                let _ = self.tx.send(Command::AttesterSlashing { ssz }).await;
+            }
             if let (GossipVerdict::Reject(e), Some(peer)) = (&verdict, source.peer()) {
                 tracing::debug!(peer, error = %e, "gossip operation rejected");
             }
@@ -1123,6 +1135,9 @@ enum Work<B> {
         oldest: super::OldestBlock,
         reply: oneshot::Sender<Result<(), ImportError>>,
     },
+    AttesterSlashing {
+        ssz: Vec<u8>,
+    },
     Shutdown,
 }
 
@@ -1235,6 +1250,7 @@ fn intake_loop<C: PresetChain>(
                 oldest,
                 reply,
             },
+            Command::AttesterSlashing { ssz } => Work::AttesterSlashing { ssz },
             Command::Shutdown => {
                 let _ = tx.send(Work::Shutdown);
                 return;
@@ -1297,6 +1313,10 @@ impl<C: PresetChain> ChainThread<C> {
             while let Ok(votes) = self.votes.try_recv() {
                 self.chain.on_gossip_votes(&votes);
             }
+            // Fork choice's clock: the wall clock, ticked at every command (an earlier
+            // time changes nothing).
+            let genesis_time = self.head.read().unwrap_or_else(|e| e.into_inner()).genesis_time;
+            self.chain.on_tick(GossipClock::now(genesis_time));
             match work {
                 Work::Segment {
                     blocks,
@@ -1319,6 +1339,8 @@ impl<C: PresetChain> ChainThread<C> {
                 } => {
                     let settled = self.chain.flush();
                     self.deliver(settled);
+                    // The message's arrival (no earlier than the tick above).
+                    self.chain.on_tick(now);
                     let verdict = self.gossip(topic, block, &source, now);
                     let _ = reply.send(verdict);
                 }
@@ -1331,6 +1353,9 @@ impl<C: PresetChain> ChainThread<C> {
                     self.finality_override = checkpoint;
                     self.publish_tree();
                     let _ = reply.send(Ok(()));
+                }
+                Work::AttesterSlashing { ssz } => {
+                    self.chain.on_gossip_attester_slashing(&ssz);
                 }
                 Work::Flush { reply } => {
                     let settled = self.chain.flush();

@@ -9,6 +9,7 @@ mod devnet;
 mod discovery;
 mod epoch_processing;
 mod fork;
+mod fork_choice_vectors;
 mod gossip_att_pool;
 mod gossip_att_vectors;
 mod gossip_ops;

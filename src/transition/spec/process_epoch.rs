@@ -69,55 +69,140 @@ pub fn weigh_justification_and_finalization(
     previous_epoch_target_balance: u64,
     current_epoch_target_balance: u64,
 ) -> Result<()> {
+    let w = weighed_checkpoints(
+        state,
+        total_active_balance,
+        previous_epoch_target_balance,
+        current_epoch_target_balance,
+    )?;
+    state.previous_justified_checkpoint = w.previous_justified;
+    state.current_justified_checkpoint = w.current_justified;
+    for (i, b) in w.bits.iter().enumerate() {
+        state.justification_bits.set(i, *b);
+    }
+    state.finalized_checkpoint = w.finalized;
+    Ok(())
+}
+
+/// What `weigh_justification_and_finalization` would leave in the state's checkpoint
+/// fields, computed without changing the state.
+pub struct WeighedCheckpoints {
+    pub previous_justified: Checkpoint,
+    pub current_justified: Checkpoint,
+    pub bits: [bool; JUSTIFICATION_BITS_LENGTH],
+    pub finalized: Checkpoint,
+}
+
+/// The spec's `weigh_justification_and_finalization`, reading the state only.
+pub fn weighed_checkpoints(
+    state: &BeaconState,
+    total_active_balance: u64,
+    previous_epoch_target_balance: u64,
+    current_epoch_target_balance: u64,
+) -> Result<WeighedCheckpoints> {
     let previous_epoch = get_previous_epoch(state);
     let current_epoch = get_current_epoch(state);
     let old_previous_justified_checkpoint = state.previous_justified_checkpoint.clone();
     let old_current_justified_checkpoint = state.current_justified_checkpoint.clone();
 
-    state.previous_justified_checkpoint = state.current_justified_checkpoint.clone();
+    let previous_justified = state.current_justified_checkpoint.clone();
+    let mut current_justified = state.current_justified_checkpoint.clone();
+    let mut finalized = state.finalized_checkpoint.clone();
     let mut bits = [false; JUSTIFICATION_BITS_LENGTH];
     for (i, bit) in bits.iter_mut().enumerate().skip(1) {
         *bit = state.justification_bits[i - 1];
     }
     if previous_epoch_target_balance.safe_mul(3)? >= total_active_balance.safe_mul(2)? {
-        state.current_justified_checkpoint = Checkpoint {
+        current_justified = Checkpoint {
             epoch: previous_epoch,
             root: get_block_root(state, previous_epoch)?,
         };
         bits[1] = true;
     }
     if current_epoch_target_balance.safe_mul(3)? >= total_active_balance.safe_mul(2)? {
-        state.current_justified_checkpoint = Checkpoint {
+        current_justified = Checkpoint {
             epoch: current_epoch,
             root: get_block_root(state, current_epoch)?,
         };
         bits[0] = true;
     }
-    for (i, b) in bits.iter().enumerate() {
-        state.justification_bits.set(i, *b);
-    }
 
     if bits[1..4].iter().all(|b| *b)
         && old_previous_justified_checkpoint.epoch.safe_add(3)? == current_epoch
     {
-        state.finalized_checkpoint = old_previous_justified_checkpoint.clone();
+        finalized = old_previous_justified_checkpoint.clone();
     }
     if bits[1..3].iter().all(|b| *b)
         && old_previous_justified_checkpoint.epoch.safe_add(2)? == current_epoch
     {
-        state.finalized_checkpoint = old_previous_justified_checkpoint.clone();
+        finalized = old_previous_justified_checkpoint.clone();
     }
     if bits[0..3].iter().all(|b| *b)
         && old_current_justified_checkpoint.epoch.safe_add(2)? == current_epoch
     {
-        state.finalized_checkpoint = old_current_justified_checkpoint.clone();
+        finalized = old_current_justified_checkpoint.clone();
     }
     if bits[0..2].iter().all(|b| *b)
         && old_current_justified_checkpoint.epoch.safe_add(1)? == current_epoch
     {
-        state.finalized_checkpoint = old_current_justified_checkpoint;
+        finalized = old_current_justified_checkpoint;
     }
-    Ok(())
+    Ok(WeighedCheckpoints {
+        previous_justified,
+        current_justified,
+        bits,
+        finalized,
+    })
+}
+
+/// Fork choice's pulled-up checkpoints of a block's post state (`compute_pulled_up_tip`:
+/// the state's `current_justified_checkpoint` and `finalized_checkpoint` after
+/// `process_justification_and_finalization` on a copy of it), computed without copying
+/// the state: one pass over the registry sums the total active balance and the previous
+/// and current epochs' unslashed target-attesting balances, then the checkpoints are
+/// weighed as the spec weighs them.
+pub fn compute_unrealized_checkpoints(state: &BeaconState) -> Result<(Checkpoint, Checkpoint)> {
+    let current_epoch = get_current_epoch(state);
+    if current_epoch <= GENESIS_EPOCH + 1 {
+        return Ok((
+            state.current_justified_checkpoint.clone(),
+            state.finalized_checkpoint.clone(),
+        ));
+    }
+    let previous_epoch = get_previous_epoch(state);
+    let previous = &state.previous_epoch_participation;
+    let current = &state.current_epoch_participation;
+    ensure!(
+        previous.len() == state.validators.len() && current.len() == state.validators.len(),
+        Check::ParticipatingIndices,
+        "participation lists of {} and {} entries for {} validators",
+        previous.len(),
+        current.len(),
+        state.validators.len()
+    );
+    let (mut total, mut previous_target, mut current_target) = (0u64, 0u64, 0u64);
+    for ((v, &p), &c) in state.validators.iter().zip(previous.iter()).zip(current.iter()) {
+        let active_now = is_active_validator(v, current_epoch);
+        if active_now {
+            total = total.safe_add(v.effective_balance)?;
+        }
+        if v.slashed {
+            continue;
+        }
+        if has_flag(p, TIMELY_TARGET_FLAG_INDEX) && is_active_validator(v, previous_epoch) {
+            previous_target = previous_target.safe_add(v.effective_balance)?;
+        }
+        if active_now && has_flag(c, TIMELY_TARGET_FLAG_INDEX) {
+            current_target = current_target.safe_add(v.effective_balance)?;
+        }
+    }
+    let w = weighed_checkpoints(
+        state,
+        total.max(EFFECTIVE_BALANCE_INCREMENT),
+        previous_target.max(EFFECTIVE_BALANCE_INCREMENT),
+        current_target.max(EFFECTIVE_BALANCE_INCREMENT),
+    )?;
+    Ok((w.current_justified, w.finalized))
 }
 
 pub fn get_finality_delay(state: &BeaconState) -> Result<u64> {
