@@ -4,6 +4,7 @@ mod api;
 mod bls_cli;
 mod chain_config;
 mod cli;
+mod dev;
 mod devnet;
 mod discovery;
 mod epoch_processing;
