@@ -347,7 +347,7 @@ impl<'a> Generator<'a> {
                     aggregate: aggregate.clone(),
                     selection_proof,
                 };
-                let signing_root = t::compute_signing_root(&message, aggregate_domain.clone())?;
+                let signing_root = t::compute_signing_root(&message, aggregate_domain)?;
                 let signature = sign_one(self.keys, v, &signing_root);
                 self.signatures += 1;
                 out.push(SignedAggregateAndProof { message, signature });

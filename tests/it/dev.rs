@@ -128,8 +128,8 @@ fn dev_opts() -> DevOptions {
         // Finality needs four epochs (finalized epoch 2 at slot 32).
         slots: 33,
         slot_ms: 600,
-        // Past the by-root lookup depth (8): the late nodes need range sync.
-        late_slots: 12,
+        // Twice the by-root lookup depth (8): at least 8 blocks must come by range sync.
+        late_slots: 16,
         datadir: None,
     }
 }
@@ -170,7 +170,7 @@ fn a_live_devnet_converges_finalizes_and_its_late_nodes_range_sync() {
         assert_eq!(n.head_root, summary.nodes[0].head_root);
         let s = n.range_sync.as_ref().expect("a late node's range sync");
         assert!(
-            s.imported >= opts.late_slots - 2,
+            s.imported >= opts.late_slots - 8,
             "node {} caught up by range sync: {s:?}",
             n.index
         );
