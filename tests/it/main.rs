@@ -25,6 +25,7 @@ mod net;
 mod net_peers;
 mod networking;
 mod operations;
+mod readme;
 mod reference;
 mod rewards;
 mod sanity;
