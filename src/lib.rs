@@ -9,6 +9,7 @@ pub mod bench;
 pub mod bls;
 pub mod cache;
 pub mod chain;
+pub mod dev;
 pub mod devnet;
 pub mod light_client;
 pub mod merkle;

@@ -93,6 +93,44 @@ enum Command {
     /// Run the node: the chain in DATADIR on the network (serving its blocks, relaying and
     /// importing gossip blocks, keeping peers) until SIGINT / SIGTERM.
     Node(NodeArgs),
+    /// A live devnet on 127.0.0.1: a producer node running the interop validators (a block
+    /// every slot, full-participation attestations, aggregates by the spec's aggregator
+    /// selection) and late nodes that range-sync from every peer and then follow the head
+    /// by gossip. Prints each node's head, peers and sync every slot or two, then a
+    /// summary; exits 1 when the heads differ or a late node did not catch up.
+    Dev(DevArgs),
+}
+
+/// `quasar dev`.
+#[derive(Args)]
+struct DevArgs {
+    #[arg(long, value_parser = ["mainnet", "minimal"], default_value = "minimal")]
+    preset: String,
+    /// Interop validators, all run by the producer.
+    #[arg(long, default_value_t = 64)]
+    validators: usize,
+    /// Nodes in all: the producer and N-1 late nodes (N >= 2).
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+    /// Slots to run (a block at each slot 1 … N).
+    #[arg(long, default_value_t = 40)]
+    slots: u64,
+    /// Slot duration in milliseconds (the chain config's SLOT_DURATION_MS).
+    #[arg(long, default_value_t = 1000)]
+    slot_ms: u64,
+    /// The late nodes start at this slot.
+    #[arg(long, default_value_t = 16)]
+    late_slots: u64,
+    /// Keep the nodes' datadirs here (D/node-<i>; D must not hold a devnet yet). Default:
+    /// a temporary folder, removed at the end.
+    #[arg(long)]
+    datadir: Option<PathBuf>,
+    /// Pubkey aggregation backend of every node's signature batches.
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: AggBackend,
+    /// Print the summary as JSON on stdout (the running lines go to stderr).
+    #[arg(long)]
+    json: bool,
 }
 
 /// `quasar node`.
@@ -573,6 +611,7 @@ fn run(cli: Cli, signals: &Signals) -> anyhow::Result<ExitCode> {
             )
         }
         Command::Node(args) => return node_command(args, signals),
+        Command::Dev(args) => return dev_command(args, signals),
         Command::Db(DbCmd::Info { datadir }) => {
             let info = quasar::chain::any::db_info(&datadir).map_err(anyhow::Error::msg)?;
             println!("{info}");
@@ -1105,6 +1144,48 @@ fn node_command(args: NodeArgs, signals: &Signals) -> anyhow::Result<ExitCode> {
         eprintln!("range sync ended with: {e}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn dev_command(args: DevArgs, signals: &Signals) -> anyhow::Result<ExitCode> {
+    signals
+        .graceful
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let opts = quasar::dev::DevOptions {
+        preset: args.preset.parse()?,
+        validators: args.validators,
+        nodes: args.nodes,
+        slots: args.slots,
+        slot_ms: args.slot_ms,
+        late_slots: args.late_slots,
+        datadir: args.datadir,
+    };
+    let rt = tokio::runtime::Handle::try_current().context("no tokio runtime")?;
+    let json = args.json;
+    let mut say = |line: &str| {
+        if json {
+            eprintln!("{line}")
+        } else {
+            println!("{line}")
+        }
+    };
+    let summary = quasar::dev::run(
+        &opts,
+        &rt,
+        &mut || aggregator_for(args.backend, args.validators).map_err(|e| format!("{e:#}")),
+        &signals.stop,
+        &mut say,
+    )?;
+    for line in summary.lines() {
+        say(&line);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    }
+    Ok(if summary.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Run a `bench` command: its table lines on stdout, or with `--json` on stderr and the

@@ -19,15 +19,21 @@ use crate::devnet::{
 use crate::transition::{ChainConfig, SignatureChecker, TransitionCtx};
 use crate::types::ssz::ssz_encode;
 use types::{
-    Attestation, AttestationData, BLSSignature, BeaconBlock, BeaconBlockBody, BeaconBlockHeader,
-    BeaconState, Bytes32, Checkpoint, Eth1Data, ExecutionPayload, ExecutionPayloadHeader, Fork,
-    Root, SignedBeaconBlock, SyncAggregate, Validator, Version,
+    AggregateAndProof, Attestation, AttestationData, BLSSignature, BeaconBlock, BeaconBlockBody,
+    BeaconBlockHeader, BeaconState, Bytes32, Checkpoint, Eth1Data, ExecutionPayload,
+    ExecutionPayloadHeader, Fork, Root, SignedAggregateAndProof, SignedBeaconBlock, SyncAggregate,
+    Validator, Version,
 };
 
 type Result<T> = std::result::Result<T, DevnetError>;
 
 /// An attestation awaiting its signature, with its signers and signing root.
 type Unsigned = (Attestation, Vec<u64>, [u8; 32]);
+
+/// `DOMAIN_SELECTION_PROOF`.
+const DOMAIN_SELECTION_PROOF: [u8; 4] = [5, 0, 0, 0];
+/// `DOMAIN_AGGREGATE_AND_PROOF`.
+const DOMAIN_AGGREGATE_AND_PROOF: [u8; 4] = [6, 0, 0, 0];
 
 /// Gas limit of the devnet's execution payloads.
 const GAS_LIMIT: u64 = 30_000_000;
@@ -282,6 +288,74 @@ impl<'a> Generator<'a> {
         Ok(Some(attestation))
     }
 
+    /// The aggregates of the head's slot as the spec's honest validators make them
+    /// (`specs/phase0/validator.md`, Electra's changes): per committee, one attestation
+    /// voting for the head with every member's bit set and their aggregate signature; each
+    /// member signs the slot with `DOMAIN_SELECTION_PROOF` (`get_slot_signature`), and
+    /// every member that proof selects (`is_aggregator`: `bytes_to_uint64(hash(proof)[0:8])
+    /// % max(1, len(committee) // TARGET_AGGREGATORS_PER_COMMITTEE) == 0`) signs an
+    /// `AggregateAndProof` with `DOMAIN_AGGREGATE_AND_PROOF`. In committee order, then
+    /// member order; empty when every committee is empty.
+    pub fn head_aggregates(&mut self) -> Result<Vec<SignedAggregateAndProof>> {
+        let Some((all, _, root)) = self.head_attestation()? else {
+            return Ok(Vec::new());
+        };
+        let state = &self.state;
+        let slot = state.slot;
+        let epoch = t::compute_epoch_at_slot(slot);
+        let count = t::get_committee_count_per_slot(state, epoch);
+        let selection_root = t::compute_signing_root(
+            &slot,
+            t::get_domain(state, DOMAIN_SELECTION_PROOF, Some(epoch))?,
+        )?;
+        let aggregate_domain = t::get_domain(state, DOMAIN_AGGREGATE_AND_PROOF, Some(epoch))?;
+        let mut out = Vec::new();
+        for index in 0..count {
+            let committee = t::get_beacon_committee(state, slot, index, &self.ctx)?;
+            if committee.is_empty() {
+                continue;
+            }
+            let mut committee_bits = Bitvector::default();
+            committee_bits.set(index as usize, true);
+            let bits = vec![true; committee.len()];
+            let aggregate = Attestation {
+                aggregation_bits: Bitlist::try_from(bits.as_slice())
+                    .map_err(|e| DevnetError::Ssz(format!("aggregation bits: {e}")))?,
+                data: all.data.clone(),
+                signature: sign_aggregate(self.keys, self.mode, &committee, &root)?,
+                committee_bits,
+            };
+            self.signatures += committee.len() as u64;
+            let modulo = (committee.len() as u64
+                / crate::chain::gossip_attestation::TARGET_AGGREGATORS_PER_COMMITTEE)
+                .max(1);
+            let proofs: Vec<(u64, BLSSignature)> = committee
+                .par_iter()
+                .map(|&v| (v, sign_one(self.keys, v, &selection_root)))
+                .collect();
+            self.signatures += proofs.len() as u64;
+            for (v, selection_proof) in proofs {
+                let proof: [u8; 96] = selection_proof
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| DevnetError::Bls("selection proof length".into()))?;
+                if !crate::chain::gossip_attestation::selects_aggregator(&proof, modulo) {
+                    continue;
+                }
+                let message = AggregateAndProof {
+                    aggregator_index: v,
+                    aggregate: aggregate.clone(),
+                    selection_proof,
+                };
+                let signing_root = t::compute_signing_root(&message, aggregate_domain)?;
+                let signature = sign_one(self.keys, v, &signing_root);
+                self.signatures += 1;
+                out.push(SignedAggregateAndProof { message, signature });
+            }
+        }
+        Ok(out)
+    }
+
     /// The full sync aggregate of the (advanced) state's slot: every member of the current
     /// sync committee signs the previous slot's block root.
     fn sync_aggregate(&mut self) -> Result<SyncAggregate> {
@@ -422,6 +496,44 @@ impl<'a> Generator<'a> {
             signature,
         })
     }
+}
+
+impl crate::devnet::LiveProducer for Generator<'_> {
+    fn next_block_ssz(&mut self) -> Result<(u64, Vec<u8>)> {
+        let block = self.next_block()?;
+        let ssz = ssz_encode(&block).map_err(|e| DevnetError::Ssz(e.to_string()))?;
+        Ok((block.message.slot, ssz))
+    }
+
+    fn head_aggregates_ssz(&mut self) -> Result<Vec<crate::devnet::LiveAggregate>> {
+        self.head_aggregates()?
+            .into_iter()
+            .map(|a| {
+                let committee = t::get_committee_indices(&a.message.aggregate.committee_bits)
+                    .first()
+                    .copied()
+                    .unwrap_or(0);
+                Ok(crate::devnet::LiveAggregate {
+                    slot: a.message.aggregate.data.slot,
+                    committee,
+                    aggregator: a.message.aggregator_index,
+                    ssz: ssz_encode(&a).map_err(|e| DevnetError::Ssz(e.to_string()))?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A [`crate::devnet::LiveProducer`] on the interop genesis of `keys` at `genesis_time`,
+/// and that genesis state's SSZ.
+pub fn live_producer<'a>(
+    keys: &'a InteropKeys,
+    cfg: &'a ChainConfig,
+    genesis_time: u64,
+) -> Result<(Vec<u8>, Box<dyn crate::devnet::LiveProducer + 'a>)> {
+    let genesis = interop_genesis_state(keys, genesis_time, cfg)?;
+    let ssz = ssz_encode(&genesis).map_err(|e| DevnetError::Ssz(e.to_string()))?;
+    Ok((ssz, Box::new(Generator::new(keys, cfg, genesis)?)))
 }
 
 /// Generate the chain of `opts` and write it under `out` (`genesis.ssz_snappy`,

@@ -125,6 +125,41 @@ pub fn run(
     }
 }
 
+/// A block producer of one preset behind a preset-free front (`quasar dev`): SSZ out.
+pub trait LiveProducer: Send {
+    /// The next slot's `SignedBeaconBlock` (see [`minimal::Generator::next_block`]): its slot
+    /// and SSZ. The producer's head moves to it.
+    fn next_block_ssz(&mut self) -> Result<(u64, Vec<u8>), DevnetError>;
+    /// The head slot's `SignedAggregateAndProof`s (see
+    /// [`minimal::Generator::head_aggregates`]), each as SSZ with its committee index and
+    /// aggregator.
+    fn head_aggregates_ssz(&mut self) -> Result<Vec<LiveAggregate>, DevnetError>;
+}
+
+/// One `SignedAggregateAndProof` of a [`LiveProducer`].
+#[derive(Debug, Clone)]
+pub struct LiveAggregate {
+    pub slot: u64,
+    pub committee: u64,
+    pub aggregator: u64,
+    pub ssz: Vec<u8>,
+}
+
+/// A live producer of `preset` on a fresh interop genesis of `keys` at `genesis_time`
+/// (chain config `cfg`): the genesis state's SSZ and the producer, whose head is its
+/// genesis block.
+pub fn live_producer<'a>(
+    preset: Preset,
+    keys: &'a InteropKeys,
+    cfg: &'a ChainConfig,
+    genesis_time: u64,
+) -> Result<(Vec<u8>, Box<dyn LiveProducer + 'a>), DevnetError> {
+    match preset {
+        Preset::Minimal => minimal::live_producer(keys, cfg, genesis_time),
+        Preset::Mainnet => mainnet::live_producer(keys, cfg, genesis_time),
+    }
+}
+
 /// Where block `slot` of a devnet lives under `dir`.
 pub fn block_path(dir: &Path, slot: u64) -> PathBuf {
     dir.join("blocks").join(format!("{slot}.ssz_snappy"))
