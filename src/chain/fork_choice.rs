@@ -163,8 +163,18 @@ impl ForkChoiceConfig {
 
     /// The Unix time (seconds) at which `slot` starts.
     pub fn slot_start_time(&self, slot: u64) -> u64 {
-        self.genesis_time
-            .saturating_add(slot.saturating_mul(self.slot_ms()) / 1000)
+        self.slot_start_ms(slot) / 1000
+    }
+
+    /// The Unix time (milliseconds) at which `slot` starts.
+    pub fn slot_start_ms(&self, slot: u64) -> u64 {
+        self.genesis_ms()
+            .saturating_add(slot.saturating_mul(self.slot_ms()))
+    }
+
+    /// `genesis_time` in Unix milliseconds.
+    pub fn genesis_ms(&self) -> u64 {
+        self.genesis_time.saturating_mul(1000)
     }
 }
 
@@ -330,8 +340,10 @@ struct VoteTracker {
 #[derive(Debug, Clone)]
 pub struct ForkChoice {
     config: ForkChoiceConfig,
-    /// `store.time` (Unix seconds).
-    time: u64,
+    /// `store.time`, kept in Unix milliseconds: with `SLOT_DURATION_MS` under a second
+    /// (a local devnet) whole seconds could not tell a slot's start (the spec's
+    /// `on_tick(time)` in seconds is [`ForkChoice::on_tick`], exact on that grid).
+    time_ms: u64,
     nodes: Vec<ProtoNode>,
     indices: HashMap<Root, usize>,
     votes: Vec<VoteTracker>,
@@ -381,7 +393,7 @@ impl ForkChoice {
         indices.insert(anchor_root, 0);
         Self {
             config,
-            time: config.slot_start_time(anchor_slot),
+            time_ms: config.slot_start_ms(anchor_slot),
             nodes: vec![anchor],
             indices,
             votes: Vec::new(),
@@ -404,13 +416,22 @@ impl ForkChoice {
 
     /// `store.time` (Unix seconds).
     pub fn time(&self) -> u64 {
-        self.time
+        self.time_ms / 1000
+    }
+
+    /// `store.time` in Unix milliseconds.
+    pub fn time_ms(&self) -> u64 {
+        self.time_ms
+    }
+
+    /// Milliseconds since genesis by the store's clock.
+    pub fn ms_since_genesis(&self) -> u64 {
+        self.time_ms.saturating_sub(self.config.genesis_ms())
     }
 
     /// `get_current_slot(store)`.
     pub fn current_slot(&self) -> u64 {
-        let since = self.time.saturating_sub(self.config.genesis_time);
-        since.saturating_mul(1000) / self.config.slot_ms()
+        self.ms_since_genesis() / self.config.slot_ms()
     }
 
     /// `get_current_store_epoch(store)`.
@@ -422,11 +443,16 @@ impl ForkChoice {
     /// epoch's first slot realizes the unrealized checkpoints. An earlier or equal time
     /// changes nothing.
     pub fn on_tick(&mut self, time: u64) {
-        if time <= self.time {
+        self.on_tick_ms(time.saturating_mul(1000));
+    }
+
+    /// [`ForkChoice::on_tick`] at a Unix time in milliseconds.
+    pub fn on_tick_ms(&mut self, time_ms: u64) {
+        if time_ms <= self.time_ms {
             return;
         }
         let previous_slot = self.current_slot();
-        self.time = time;
+        self.time_ms = time_ms;
         let current_slot = self.current_slot();
         if current_slot > previous_slot {
             self.proposer_boost_root = None;
@@ -443,10 +469,7 @@ impl ForkChoice {
     /// Whether a block of `slot` arriving now is timely (`record_block_timeliness`): the
     /// store is in the block's slot, before the attestation deadline.
     pub fn is_timely(&self, slot: u64) -> bool {
-        let since_ms = self
-            .time
-            .saturating_sub(self.config.genesis_time)
-            .saturating_mul(1000);
+        let since_ms = self.ms_since_genesis();
         let into_slot = since_ms % self.config.slot_ms();
         self.current_slot() == slot && into_slot < self.config.attestation_due_ms()
     }

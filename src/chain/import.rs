@@ -319,7 +319,7 @@ impl Chain {
         );
         let mut fork_choice = ForkChoice::new(fc_config, anchor.root, anchor.slot, anchor_cp);
         // The store's time is the wall clock (the chain service ticks it on).
-        fork_choice.on_tick(unix_now());
+        fork_choice.on_tick_ms(unix_now_ms());
         let ctx = TransitionCtx::new(cfg);
         let mut chain = Chain {
             store,
@@ -388,13 +388,13 @@ impl Chain {
             chain.push(b);
         };
         chain.reverse();
-        let time = self.fork_choice.time();
+        let time = self.fork_choice.time_ms();
         let config = *self.fork_choice.config();
         self.fork_choice = ForkChoice::new(config, finalized.root, finalized_slot, finalized);
         // The stored blocks were accepted when they came: replay them at the later of the
         // clock and the head's slot.
         self.fork_choice
-            .on_tick(time.max(config.slot_start_time(head.slot)));
+            .on_tick_ms(time.max(config.slot_start_ms(head.slot)));
         let mut state = base;
         let mut tctx = self.ctx.take();
         let result = (|| -> Result<(), ImportError> {
@@ -521,9 +521,10 @@ impl Chain {
         }
     }
 
-    /// Fork choice's `on_tick` (Unix seconds; an earlier time changes nothing).
-    pub fn on_tick(&mut self, time: u64) {
-        self.fork_choice.on_tick(time);
+    /// Fork choice's `on_tick` at a Unix time in milliseconds (an earlier time changes
+    /// nothing).
+    pub fn on_tick_ms(&mut self, time_ms: u64) {
+        self.fork_choice.on_tick_ms(time_ms);
     }
 
     /// Equivocating validators (the intersection of a checked attester slashing's two
@@ -1067,7 +1068,7 @@ impl Chain {
             checkpoints: self.checkpoints.clone(),
             every: self.opts.snapshot_every_epochs.max(1),
             current_slot: fc.current_slot(),
-            now_ms: fc.time().saturating_sub(config.genesis_time).saturating_mul(1000),
+            now_ms: fc.ms_since_genesis(),
             slot_ms: config.slot_duration_ms,
             finalized,
             finalized_slot,
@@ -1620,10 +1621,10 @@ pub fn fork_choice_balances(state: &BeaconState) -> (Vec<u64>, u64) {
 }
 
 /// The wall clock in Unix seconds.
-fn unix_now() -> u64 {
+fn unix_now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
+        .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
 

@@ -125,7 +125,12 @@ impl PresetChain for Chain {
 
     fn on_tick(&mut self, now: crate::chain::service::GossipClock) {
         let genesis = self.head_state().genesis_time;
-        Chain::on_tick(self, genesis.saturating_add(now.ms_since_genesis() / 1000));
+        Chain::on_tick_ms(
+            self,
+            genesis
+                .saturating_mul(1000)
+                .saturating_add(now.ms_since_genesis()),
+        );
     }
 
     fn on_gossip_attester_slashing(&mut self, ssz: &[u8]) {

@@ -162,9 +162,12 @@ pub struct NodeSummary {
     /// Late nodes only.
     pub range_sync: Option<RangeSyncSummary>,
     pub gossip: GossipSummary,
-    /// The node whose Beacon API this node was meant to be checkpoint-synced from (see
-    /// the TODO in [`run`]); it range-synced from genesis until that is wired.
+    /// The node whose Beacon API this node was checkpoint-synced from (`--checkpoint-sync-url`).
     pub checkpoint_sync_from: Option<usize>,
+    /// The slot of the anchor the store starts at (0: genesis).
+    pub anchor_slot: u64,
+    /// Backfill below the checkpoint anchor (checkpoint-synced nodes only).
+    pub backfill: Option<crate::sync::backfill::BackfillStatus>,
 }
 
 /// How the devnet ended.
@@ -245,6 +248,20 @@ impl DevSummary {
                 n.finalized_epoch,
                 n.peers
             );
+            if let Some(from) = n.checkpoint_sync_from {
+                line.push_str(&format!(
+                    "; checkpoint-synced from node {from}'s API at slot {}",
+                    n.anchor_slot
+                ));
+                if let Some(b) = &n.backfill {
+                    line.push_str(&format!(
+                        ", backfilled {} blocks to slot {}{}",
+                        b.imported,
+                        b.oldest_slot,
+                        if b.complete { " (genesis)" } else { "" }
+                    ));
+                }
+            }
             if let Some(s) = &n.range_sync {
                 line.push_str(&format!(
                     "; range sync {} blocks at {:.1} blocks/s, caught up {}",
@@ -357,8 +374,8 @@ impl ProducerCounters {
     }
 }
 
-/// A late node's plan: when it starts, whom it boots from, and (once checkpoint sync
-/// lands) whose API it takes its anchor from.
+/// A late node's plan: when it starts, whom it boots from, and whose API it takes its
+/// checkpoint anchor from (if any).
 #[derive(Debug, Clone)]
 struct Plan {
     start_slot: u64,
@@ -527,12 +544,27 @@ fn run_in(
     ));
 
     // The late nodes' plans: each boots from the producer and every late node before it;
-    // the last one (of three or more nodes) is the checkpoint-synced one.
+    // the last one (of three or more nodes) is checkpoint-synced from the producer's API.
+    // It starts once the producer has finalized an epoch past genesis (with full
+    // participation epoch 2 is final from the first block of epoch 4, as justification
+    // starts at the end of epoch 2: the slot after that block), if the devnet runs that
+    // long.
+    let checkpoint_slot = opts
+        .late_slots
+        .max(4 * crate::chain::any::slots_per_epoch(opts.preset) + 1);
     let plans: Vec<Plan> = (1..opts.nodes)
-        .map(|i| Plan {
-            start_slot: opts.late_slots,
-            boot_from: (0..i).collect(),
-            checkpoint_from: (opts.nodes >= 3 && i == opts.nodes - 1).then_some(0),
+        .map(|i| {
+            let checkpoint =
+                opts.nodes >= 3 && i == opts.nodes - 1 && checkpoint_slot < opts.slots;
+            Plan {
+                start_slot: if checkpoint {
+                    checkpoint_slot
+                } else {
+                    opts.late_slots
+                },
+                boot_from: (0..i).collect(),
+                checkpoint_from: checkpoint.then_some(0),
+            }
         })
         .collect();
 
@@ -586,20 +618,17 @@ fn run_in(
                     .flat_map(|&b| nodes[b].node.net().listen_addresses())
                     .collect();
                 if let Some(from) = plan.checkpoint_from {
-                    // TODO(checkpoint sync): once `NodeConfig.checkpoint_sync_url` exists
-                    // (src/sync/checkpoint.rs), set it here to node `from`'s Beacon API —
-                    // `c.checkpoint_sync_url = nodes[from].node.api_addr().map(|a| format!("http://{a}"));`
-                    // — and start this node after the producer has finalized (e.g.
-                    // `start_slot` = 4 epochs) so the anchor is a finalized state. Until
-                    // then it range-syncs from genesis like the others.
-                    let _ = from;
+                    c.checkpoint_sync_url =
+                        nodes[from].node.api_addr().map(|a| format!("http://{a}"));
+                    // Its anchor comes from the API: the genesis only names the chain.
                 }
                 let r = start_node(rt, index, plan, c)?;
                 progress(&format!(
                     "slot {clock_slot}: node {index} (late) started, booting from {:?}{}",
                     r.plan.boot_from,
                     r.plan.checkpoint_from.map_or(String::new(), |f| format!(
-                        "; to be checkpoint-synced from node {f}'s API (not wired yet: range sync)"
+                        "; checkpoint-synced from node {f}'s API, anchored at slot {}",
+                        r.node.chain().head().anchor_slot
                     ))
                 ));
                 nodes.push(r);
@@ -629,7 +658,10 @@ fn run_in(
                     && nodes
                         .iter()
                         .all(|r| r.node.chain().head().head.root == head0.head.root);
-                if all_equal || now >= until {
+                let backfilled = nodes
+                    .iter()
+                    .all(|r| r.node.backfill().is_none_or(|b| b.status().complete));
+                if (all_equal && backfilled) || now >= until {
                     break;
                 }
             }
@@ -829,6 +861,14 @@ fn summarise(
                 r.index, h.head.slot, head0.head.slot
             ));
         }
+        if let Some(b) = r.node.backfill().map(|b| b.status()) {
+            if !b.complete {
+                problems.push(format!(
+                    "node {} did not backfill to genesis (oldest block at slot {})",
+                    r.index, b.oldest_slot
+                ));
+            }
+        }
         if h.head.root != head0.head.root {
             problems.push(format!(
                 "node {} ends on head slot {} {}, the producer on slot {} {}",
@@ -851,6 +891,8 @@ fn summarise(
             range_sync,
             gossip: r.gossip.summary(),
             checkpoint_sync_from: r.plan.checkpoint_from,
+            anchor_slot: h.anchor_slot,
+            backfill: r.node.backfill().map(|b| b.status()),
         });
     }
     if nodes.len() < opts.nodes {

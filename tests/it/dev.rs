@@ -125,8 +125,9 @@ fn dev_opts() -> DevOptions {
         preset: Preset::Minimal,
         validators: 64,
         nodes: 3,
-        // Finality needs four epochs (finalized epoch 2 at slot 32).
-        slots: 33,
+        // Finality needs four epochs (finalized epoch 2 at slot 32); the checkpoint-synced
+        // node starts at slot 33, anchored there.
+        slots: 41,
         slot_ms: 600,
         // Twice the by-root lookup depth (8): at least 8 blocks must come by range sync.
         late_slots: 16,
@@ -190,6 +191,18 @@ fn a_live_devnet_converges_finalizes_and_its_late_nodes_range_sync() {
         assert_eq!(g.aggregates_rejected, 0, "{g:?}");
         assert_eq!(g.blocks_rejected, 0, "{g:?}");
     }
+    // The last late node anchored at the producer's finalized checkpoint from its Beacon
+    // API and backfilled to genesis; the others started from genesis.
+    let cp = &summary.nodes[2];
+    assert_eq!(cp.checkpoint_sync_from, Some(0), "{cp:?}");
+    assert!(
+        cp.anchor_slot >= 8 && cp.anchor_slot % 8 == 0,
+        "anchored at a finalized epoch boundary past genesis: {cp:?}"
+    );
+    let b = cp.backfill.as_ref().expect("backfill status");
+    assert!(b.complete && b.oldest_slot == 0, "{b:?}");
+    assert_eq!(summary.nodes[1].checkpoint_sync_from, None);
+    assert_eq!(summary.nodes[1].anchor_slot, 0);
     assert_eq!(
         summary.aggregates_accepted,
         summary.nodes[1..]
