@@ -166,6 +166,24 @@ fn checkpoint(c: &types::Checkpoint) -> Checkpoint {
 }
 
 /// The committee of (slot, index) from the head state's shuffling of the slot's epoch.
+/// The committees are computed from the head state. Of a target epoch more than one
+/// past the head's (the seed of epoch `e` mixes the randao of epoch `e - 2`, final only
+/// from epoch `e - 1`) they are the spec's (the target checkpoint's state) only when no
+/// block came after the head on the vote's chain: when the voted block is one this node
+/// has not seen (it is still syncing), the head state's guess may be wrong, and the
+/// message is IGNOREd ([`E::ShufflingUnknown`]; the spec IGNOREs an unseen block anyway)
+/// instead of rejecting a good one.
+fn shuffling_known(env: &Env<'_>, data: &types::AttestationData) -> Result<(), E> {
+    let epoch = data.target.epoch;
+    let state_epoch = t::get_current_epoch(env.state);
+    let root = *data.beacon_block_root.as_bytes();
+    let seen = env.tree.blocks.contains_key(&root) || env.tree.anchor == root;
+    if epoch > state_epoch.saturating_add(1) && !seen {
+        return Err(E::ShufflingUnknown { epoch, state_epoch });
+    }
+    Ok(())
+}
+
 fn committee(env: &Env<'_>, slot: u64, index: u64) -> Result<Vec<u64>, E> {
     t::get_beacon_committee(env.state, slot, index, env.g.ctx()).map_err(internal)
 }
@@ -202,6 +220,7 @@ fn aggregate_checks(
         });
     }
     let index = committees[0];
+    shuffling_known(env, data)?;
     // [REJECT] The committee index is within the expected range.
     let count = t::get_committee_count_per_slot(state, data.target.epoch);
     if index >= count {
@@ -348,6 +367,7 @@ fn attestation_checks(
     if data.index != 0 {
         return Err(E::NonZeroDataIndex { index: data.index });
     }
+    shuffling_known(env, data)?;
     // [REJECT] The committee index is within the expected range.
     let count = t::get_committee_count_per_slot(state, target_epoch);
     if a.committee_index >= count {

@@ -132,6 +132,11 @@ pub enum AttestationError {
     /// The block voted for has not been seen (fetch it).
     #[error("the block voted for, 0x{}, has not been seen", hex(root))]
     UnknownBlock { root: Root },
+    /// The target epoch's committees cannot be computed from the head state yet: it is
+    /// more than one epoch behind (the seed of epoch `e` is final from epoch `e - 1`), so
+    /// this node lags (still syncing) and cannot judge the message.
+    #[error("the committees of epoch {epoch} are not known yet (the head state is in epoch {state_epoch})")]
+    ShufflingUnknown { epoch: u64, state_epoch: u64 },
     /// The block voted for failed validation.
     #[error("the block voted for, 0x{}, failed validation", hex(root))]
     BlockFailedValidation { root: Root },
@@ -216,6 +221,7 @@ impl AttestationError {
             | E::AggregatorAlreadySeen { .. }
             | E::AttesterAlreadySeen { .. }
             | E::UnknownBlock { .. }
+            | E::ShufflingUnknown { .. }
             | E::FinalizedNotAncestor { .. }
             | E::NotCurrentSlot { .. }
             | E::ContributionAlreadySeen

@@ -144,6 +144,8 @@ pub struct GossipSummary {
     /// (a superset was already seen), or one for a block not imported yet.
     pub aggregates_ignored: u64,
     pub aggregates_rejected: u64,
+    /// Why the first rejected blocks or aggregates were rejected (at most 8).
+    pub rejections: Vec<String>,
 }
 
 /// One node at the end.
@@ -280,6 +282,9 @@ impl DevSummary {
                     g.aggregates_ignored,
                     g.aggregates_rejected
                 ));
+                for r in &g.rejections {
+                    line.push_str(&format!("\n    rejected: {r}"));
+                }
             }
             out.push(line);
         }
@@ -323,7 +328,12 @@ fn sleep_until(at_ms: u64, stop: &AtomicBool) -> bool {
 struct GossipCounters {
     blocks: [AtomicU64; 3],
     aggregates: [AtomicU64; 3],
+    /// The first rejections' reasons.
+    rejections: std::sync::Mutex<Vec<String>>,
 }
+
+/// Rejection reasons kept per node for the summary.
+const KEPT_REJECTIONS: usize = 8;
 
 impl GossipCounters {
     fn count(&self, which: &[AtomicU64; 3], v: &GossipVerdict) {
@@ -333,6 +343,12 @@ impl GossipCounters {
             crate::chain::service::GossipAcceptance::Reject => 2,
         };
         which[i].fetch_add(1, Ordering::Relaxed);
+        if let GossipVerdict::Reject(e) | GossipVerdict::Invalid(e) = v {
+            let mut kept = self.rejections.lock().unwrap_or_else(|e| e.into_inner());
+            if kept.len() < KEPT_REJECTIONS {
+                kept.push(e.to_string());
+            }
+        }
     }
 
     fn summary(&self) -> GossipSummary {
@@ -344,6 +360,11 @@ impl GossipCounters {
             aggregates_accepted: g(&self.aggregates[0]),
             aggregates_ignored: g(&self.aggregates[1]),
             aggregates_rejected: g(&self.aggregates[2]),
+            rejections: self
+                .rejections
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 }
