@@ -240,7 +240,9 @@ pub enum ForkChoiceError {
 /// The failed check of `validate_on_attestation`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AttestationError {
-    #[error("target epoch {target_epoch} is neither the current epoch {current_epoch} nor the previous")]
+    #[error(
+        "target epoch {target_epoch} is neither the current epoch {current_epoch} nor the previous"
+    )]
     TargetEpochNotCurrent {
         target_epoch: u64,
         current_epoch: u64,
@@ -562,7 +564,9 @@ impl ForkChoice {
         if self.proposer_boost_root.is_none() && self.is_timely(slot) {
             let epoch = self.current_epoch();
             let same_dependent_root = match head_index {
-                Some(h) => self.shuffling_dependent(h, epoch) == self.shuffling_dependent(index, epoch),
+                Some(h) => {
+                    self.shuffling_dependent(h, epoch) == self.shuffling_dependent(index, epoch)
+                }
                 None => false,
             };
             if same_dependent_root {
@@ -654,7 +658,12 @@ impl ForkChoice {
     /// block's attestations, gossip). Ignored for a block fork choice does not know (never
     /// imported or pruned), for an equivocating validator, and for a validator index of
     /// [`MAX_VALIDATORS`] or more. The weight moves at the next [`ForkChoice::find_head`].
-    pub fn update_latest_message(&mut self, validator_index: u64, block_root: Root, target_epoch: u64) {
+    pub fn update_latest_message(
+        &mut self,
+        validator_index: u64,
+        block_root: Root,
+        target_epoch: u64,
+    ) {
         let Some(index) = usize::try_from(validator_index)
             .ok()
             .filter(|&i| i < MAX_VALIDATORS)
@@ -855,14 +864,14 @@ impl ForkChoice {
             .get(justified_index)
             .and_then(|node| node.best_descendant)
             .unwrap_or(justified_index);
-        let head = self
-            .nodes
-            .get(head_index)
-            .map(|n| n.root)
-            .ok_or(ForkChoiceError::UnknownBlock {
-                role: "justified",
-                root: self.justified.root,
-            })?;
+        let head =
+            self.nodes
+                .get(head_index)
+                .map(|n| n.root)
+                .ok_or(ForkChoiceError::UnknownBlock {
+                    role: "justified",
+                    root: self.justified.root,
+                })?;
         self.head = head;
         Ok(head)
     }
@@ -1169,7 +1178,9 @@ impl ForkChoice {
                 || voting_source.epoch.saturating_add(2) >= current_epoch;
             let correct_finalized =
                 any_finalized || ancestor.get(i).copied() == Some(finalized_index);
-            viable.push(Some(!node.invalid && correct_justified && correct_finalized));
+            viable.push(Some(
+                !node.invalid && correct_justified && correct_finalized,
+            ));
         }
         viable
     }
@@ -1284,7 +1295,8 @@ mod tests {
 
     fn add(fc: &mut ForkChoice, root: u8, parent: u8, slot: u64) {
         let g = cp(0, r(0));
-        fc.on_block_test(r(root), r(parent), slot, g, g).expect("block");
+        fc.on_block_test(r(root), r(parent), slot, g, g)
+            .expect("block");
     }
 
     #[test]
@@ -1479,7 +1491,13 @@ mod tests {
         assert!(err.to_string().contains("0x4d00"), "{err}");
     }
 
-    fn block(root: Root, parent: Root, slot: u64, j: Checkpoint, uj: Checkpoint) -> ForkChoiceBlock {
+    fn block(
+        root: Root,
+        parent: Root,
+        slot: u64,
+        j: Checkpoint,
+        uj: Checkpoint,
+    ) -> ForkChoiceBlock {
         ForkChoiceBlock {
             root,
             parent_root: parent,
@@ -1498,7 +1516,17 @@ mod tests {
         let g = cp(0, r(0));
         // From the future: the store is at slot 0.
         let err = fc.on_block(&block(r(1), r(0), 1, g, g)).unwrap_err();
-        assert!(matches!(err, ForkChoiceError::FutureSlot { slot: 1, current_slot: 0, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                ForkChoiceError::FutureSlot {
+                    slot: 1,
+                    current_slot: 0,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert!(!fc.contains(&r(1)));
         fc.on_tick(6);
         fc.on_block(&block(r(1), r(0), 1, g, g)).unwrap();
@@ -1508,9 +1536,21 @@ mod tests {
         fc.on_block_test(r(2), r(0), 9, g, g).unwrap();
         fc.update_checkpoints(cp(1, r(1)), cp(1, r(1)));
         let err = fc.on_block(&block(r(3), r(1), 8, g, g)).unwrap_err();
-        assert!(matches!(err, ForkChoiceError::BeforeFinalized { finalized_slot: 8, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                ForkChoiceError::BeforeFinalized {
+                    finalized_slot: 8,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let err = fc.on_block(&block(r(4), r(2), 10, g, g)).unwrap_err();
-        assert!(matches!(err, ForkChoiceError::NotDescendantOfFinalized { .. }), "{err}");
+        assert!(
+            matches!(err, ForkChoiceError::NotDescendantOfFinalized { .. }),
+            "{err}"
+        );
         fc.on_block(&block(r(5), r(1), 10, g, g)).unwrap();
         // A time that goes back changes nothing.
         let t = fc.time();
@@ -1581,7 +1621,10 @@ mod tests {
         fc.on_block(&block(r(2), r(1), 9, g, j1)).unwrap();
         assert_eq!(fc.unrealized_justified_checkpoint(), j1);
         assert_eq!(fc.justified_checkpoint(), g);
-        assert_eq!(fc.block_unrealized_checkpoints(&r(2)).map(|c| c.0), Some(j1));
+        assert_eq!(
+            fc.block_unrealized_checkpoints(&r(2)).map(|c| c.0),
+            Some(j1)
+        );
         // The next epoch's first slot realizes it.
         fc.on_tick(fc.config().slot_start_time(16));
         assert_eq!(fc.justified_checkpoint(), j1);
@@ -1639,17 +1682,41 @@ mod tests {
             fc.validate_on_attestation(&v, from_block).unwrap_err()
         };
         // Slot 8's attestation for r(1) with the epoch-1 checkpoint block r(1).
-        assert!(fc.validate_on_attestation(&vote(8, r(1), cp(1, r(1))), false).is_ok());
-        assert!(matches!(err(&fc, vote(8, r(1), cp(0, r(1))), false), AttestationError::TargetEpochSlotMismatch { .. }));
-        assert!(matches!(err(&fc, vote(8, r(1), cp(1, r(0))), false), AttestationError::InconsistentTarget { .. }));
-        assert!(matches!(err(&fc, vote(8, r(1), cp(1, r(9))), false), AttestationError::UnknownTarget(_)));
-        assert!(matches!(err(&fc, vote(8, r(9), cp(1, r(1))), false), AttestationError::UnknownHeadBlock(_)));
-        assert!(matches!(err(&fc, vote(8, r(2), cp(1, r(1))), false), AttestationError::HeadBlockAfterSlot { .. }));
-        assert!(matches!(err(&fc, vote(9, r(2), cp(1, r(1))), false), AttestationError::TooEarly { .. }));
+        assert!(fc
+            .validate_on_attestation(&vote(8, r(1), cp(1, r(1))), false)
+            .is_ok());
+        assert!(matches!(
+            err(&fc, vote(8, r(1), cp(0, r(1))), false),
+            AttestationError::TargetEpochSlotMismatch { .. }
+        ));
+        assert!(matches!(
+            err(&fc, vote(8, r(1), cp(1, r(0))), false),
+            AttestationError::InconsistentTarget { .. }
+        ));
+        assert!(matches!(
+            err(&fc, vote(8, r(1), cp(1, r(9))), false),
+            AttestationError::UnknownTarget(_)
+        ));
+        assert!(matches!(
+            err(&fc, vote(8, r(9), cp(1, r(1))), false),
+            AttestationError::UnknownHeadBlock(_)
+        ));
+        assert!(matches!(
+            err(&fc, vote(8, r(2), cp(1, r(1))), false),
+            AttestationError::HeadBlockAfterSlot { .. }
+        ));
+        assert!(matches!(
+            err(&fc, vote(9, r(2), cp(1, r(1))), false),
+            AttestationError::TooEarly { .. }
+        ));
         // Three epochs later, the target epoch is too old — unless it came in a block.
         fc.on_tick(fc.config().slot_start_time(30));
-        assert!(matches!(err(&fc, vote(8, r(1), cp(1, r(1))), false), AttestationError::TargetEpochNotCurrent { .. }));
-        fc.on_attestation(&[4, 5], &vote(8, r(1), cp(1, r(1))), true).unwrap();
+        assert!(matches!(
+            err(&fc, vote(8, r(1), cp(1, r(1))), false),
+            AttestationError::TargetEpochNotCurrent { .. }
+        ));
+        fc.on_attestation(&[4, 5], &vote(8, r(1), cp(1, r(1))), true)
+            .unwrap();
         assert_eq!(fc.latest_vote(5), Some((r(1), 1)));
     }
 
@@ -1881,8 +1948,10 @@ mod tests {
             let keep = if kids.is_empty() {
                 self.leaf_viable(root)
             } else {
-                let results: Vec<bool> =
-                    kids.iter().map(|c| self.filter(c, children, memo)).collect();
+                let results: Vec<bool> = kids
+                    .iter()
+                    .map(|c| self.filter(c, children, memo))
+                    .collect();
                 results.into_iter().any(|x| x)
             };
             memo.insert(*root, keep);
@@ -1964,7 +2033,9 @@ mod tests {
                 let got = fc.on_block_test(root, parent, slot, justified, reference.finalized);
                 assert_eq!(got.is_ok(), accepted, "seed {seed}: {got:?}");
                 if accepted {
-                    reference.blocks.insert(root, (Some(parent), slot, justified));
+                    reference
+                        .blocks
+                        .insert(root, (Some(parent), slot, justified));
                 }
                 // on_block realized the block's checkpoints in the store.
                 reference.justified = fc.justified_checkpoint();

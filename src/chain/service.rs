@@ -503,7 +503,9 @@ enum Command {
         reply: oneshot::Sender<Result<(), ImportError>>,
     },
     /// An attester slashing accepted from gossip, for fork choice.
-    AttesterSlashing { ssz: Vec<u8> },
+    AttesterSlashing {
+        ssz: Vec<u8>,
+    },
     Shutdown,
 }
 
@@ -1315,7 +1317,11 @@ impl<C: PresetChain> ChainThread<C> {
             }
             // Fork choice's clock: the wall clock, ticked at every command (an earlier
             // time changes nothing).
-            let genesis_time = self.head.read().unwrap_or_else(|e| e.into_inner()).genesis_time;
+            let genesis_time = self
+                .head
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .genesis_time;
             self.chain.on_tick(GossipClock::now(genesis_time));
             match work {
                 Work::Segment {

@@ -575,8 +575,7 @@ fn run_in(
         .max(4 * crate::chain::any::slots_per_epoch(opts.preset) + 1);
     let plans: Vec<Plan> = (1..opts.nodes)
         .map(|i| {
-            let checkpoint =
-                opts.nodes >= 3 && i == opts.nodes - 1 && checkpoint_slot < opts.slots;
+            let checkpoint = opts.nodes >= 3 && i == opts.nodes - 1 && checkpoint_slot < opts.slots;
             Plan {
                 start_slot: if checkpoint {
                     checkpoint_slot

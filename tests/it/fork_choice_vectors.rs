@@ -37,7 +37,9 @@ use quasar::types::Preset;
 
 use super::light_client::yaml::{self, Yaml};
 use super::sanity::minimal::apply_block;
-use super::spec_runner::{checker_for, file_name, read_ssz, runner_dir, sorted_subdirs, verify_collected};
+use super::spec_runner::{
+    checker_for, file_name, read_ssz, runner_dir, sorted_subdirs, verify_collected,
+};
 
 const NO_KZG: &str = "needs KZG verification of the data-column sidecars (verify_data_column_sidecar_kzg_proofs in is_data_available), which quasar does not have yet";
 
@@ -45,16 +47,40 @@ const NO_KZG: &str = "needs KZG verification of the data-column sidecars (verify
 const PENDING: &[(&str, &str)] = &[
     ("on_block/on_block_peerdas__invalid_index_1", NO_KZG),
     ("on_block/on_block_peerdas__invalid_index_2", NO_KZG),
-    ("on_block/on_block_peerdas__invalid_mismatch_len_column_1", NO_KZG),
-    ("on_block/on_block_peerdas__invalid_mismatch_len_column_2", NO_KZG),
-    ("on_block/on_block_peerdas__invalid_mismatch_len_kzg_commitments_1", NO_KZG),
-    ("on_block/on_block_peerdas__invalid_mismatch_len_kzg_commitments_2", NO_KZG),
-    ("on_block/on_block_peerdas__invalid_mismatch_len_kzg_proofs_1", NO_KZG),
-    ("on_block/on_block_peerdas__invalid_mismatch_len_kzg_proofs_2", NO_KZG),
+    (
+        "on_block/on_block_peerdas__invalid_mismatch_len_column_1",
+        NO_KZG,
+    ),
+    (
+        "on_block/on_block_peerdas__invalid_mismatch_len_column_2",
+        NO_KZG,
+    ),
+    (
+        "on_block/on_block_peerdas__invalid_mismatch_len_kzg_commitments_1",
+        NO_KZG,
+    ),
+    (
+        "on_block/on_block_peerdas__invalid_mismatch_len_kzg_commitments_2",
+        NO_KZG,
+    ),
+    (
+        "on_block/on_block_peerdas__invalid_mismatch_len_kzg_proofs_1",
+        NO_KZG,
+    ),
+    (
+        "on_block/on_block_peerdas__invalid_mismatch_len_kzg_proofs_2",
+        NO_KZG,
+    ),
     ("on_block/on_block_peerdas__invalid_wrong_column_1", NO_KZG),
     ("on_block/on_block_peerdas__invalid_wrong_column_2", NO_KZG),
-    ("on_block/on_block_peerdas__invalid_wrong_commitment_1", NO_KZG),
-    ("on_block/on_block_peerdas__invalid_wrong_commitment_2", NO_KZG),
+    (
+        "on_block/on_block_peerdas__invalid_wrong_commitment_1",
+        NO_KZG,
+    ),
+    (
+        "on_block/on_block_peerdas__invalid_wrong_commitment_2",
+        NO_KZG,
+    ),
     ("on_block/on_block_peerdas__invalid_wrong_proof_1", NO_KZG),
     ("on_block/on_block_peerdas__invalid_wrong_proof_2", NO_KZG),
     ("on_block/on_block_peerdas__invalid_zero_blobs", NO_KZG),
@@ -238,7 +264,11 @@ impl Store {
 
     /// `on_attester_slashing` (`verify`: check both indexed attestations against the
     /// justified block's state; a block's were checked by its transition).
-    fn on_attester_slashing(&mut self, s: &ty::AttesterSlashing, verify: bool) -> Result<(), String> {
+    fn on_attester_slashing(
+        &mut self,
+        s: &ty::AttesterSlashing,
+        verify: bool,
+    ) -> Result<(), String> {
         if !t::is_slashable_attestation_data(&s.attestation_1.data, &s.attestation_2.data) {
             return Err("not slashable".into());
         }
@@ -326,7 +356,9 @@ fn run_case(case: &Path) -> Result<usize, String> {
             let expected = step_valid(step)?;
             match (store.on_block(case, &block), expected) {
                 (Ok(()), true) | (Err(_), false) => {}
-                (Ok(()), false) => return Err(at(format!("{name} was accepted, expected invalid"))),
+                (Ok(()), false) => {
+                    return Err(at(format!("{name} was accepted, expected invalid")))
+                }
                 (Err(e), true) => return Err(at(format!("{name} was refused: {e}"))),
             }
         } else if let Some(name) = step.get("attestation") {
@@ -335,7 +367,9 @@ fn run_case(case: &Path) -> Result<usize, String> {
             let expected = step_valid(step)?;
             match (store.on_attestation(&att, false), expected) {
                 (Ok(()), true) | (Err(_), false) => {}
-                (Ok(()), false) => return Err(at(format!("{name} was accepted, expected invalid"))),
+                (Ok(()), false) => {
+                    return Err(at(format!("{name} was accepted, expected invalid")))
+                }
                 (Err(e), true) => return Err(at(format!("{name} was refused: {e}"))),
             }
         } else if let Some(name) = step.get("attester_slashing") {
@@ -344,12 +378,18 @@ fn run_case(case: &Path) -> Result<usize, String> {
             let expected = step_valid(step)?;
             match (store.on_attester_slashing(&s, true), expected) {
                 (Ok(()), true) | (Err(_), false) => {}
-                (Ok(()), false) => return Err(at(format!("{name} was accepted, expected invalid"))),
+                (Ok(()), false) => {
+                    return Err(at(format!("{name} was accepted, expected invalid")))
+                }
                 (Err(e), true) => return Err(at(format!("{name} was refused: {e}"))),
             }
         } else if let Some(hash) = step.get("block_hash") {
             let status = step.req("payload_status")?;
-            let lvh = match status.get("latest_valid_hash").map(|v| v.as_str()).transpose()? {
+            let lvh = match status
+                .get("latest_valid_hash")
+                .map(|v| v.as_str())
+                .transpose()?
+            {
                 None | Some("null") => None,
                 Some(h) => Some(root_of(h)?),
             };
@@ -431,7 +471,14 @@ fn run_handler(runner: &str, handler: &str) -> (usize, usize, Vec<String>) {
         .join(handler)
         .join("pyspec_tests");
     if !dir.is_dir() {
-        return (0, 0, vec![format!("FAILURE: vector folder {} is missing", dir.display())]);
+        return (
+            0,
+            0,
+            vec![format!(
+                "FAILURE: vector folder {} is missing",
+                dir.display()
+            )],
+        );
     }
     let cases = match sorted_subdirs(&dir) {
         Ok(c) if !c.is_empty() => c,
@@ -453,9 +500,9 @@ fn run_handler(runner: &str, handler: &str) -> (usize, usize, Vec<String>) {
                 pending += 1;
                 println!("{runner} {name}: PENDING ({why})\n    {e}");
             }
-            (Some(_), Ok(_)) => {
-                failures.push(format!("{runner}/{name}: passes now; take it out of PENDING"))
-            }
+            (Some(_), Ok(_)) => failures.push(format!(
+                "{runner}/{name}: passes now; take it out of PENDING"
+            )),
         }
     }
     println!(
@@ -475,7 +522,11 @@ fn assert_handlers(runner: &str, handlers: &[&str]) {
     for f in &all {
         println!("FAIL {f}");
     }
-    assert!(all.is_empty(), "{runner}: {} failure(s): {all:#?}", all.len());
+    assert!(
+        all.is_empty(),
+        "{runner}: {} failure(s): {all:#?}",
+        all.len()
+    );
 }
 
 #[test]

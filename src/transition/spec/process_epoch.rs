@@ -181,7 +181,12 @@ pub fn compute_unrealized_checkpoints(state: &BeaconState) -> Result<(Checkpoint
         state.validators.len()
     );
     let (mut total, mut previous_target, mut current_target) = (0u64, 0u64, 0u64);
-    for ((v, &p), &c) in state.validators.iter().zip(previous.iter()).zip(current.iter()) {
+    for ((v, &p), &c) in state
+        .validators
+        .iter()
+        .zip(previous.iter())
+        .zip(current.iter())
+    {
         let active_now = is_active_validator(v, current_epoch);
         if active_now {
             total = total.safe_add(v.effective_balance)?;
