@@ -32,8 +32,11 @@ fn flags_of_help(help: &str) -> BTreeSet<String> {
         .skip_while(|l| !l.starts_with("Options:"))
         .filter_map(|l| {
             let t = l.trim_start();
-            let t = t.strip_prefix("-h, ").unwrap_or(t);
-            let t = t.split_once(", ").map_or(t, |(_, b)| b);
+            // `-x, --long …`: the long name (a comma later in the text is the help's).
+            let t = match t.as_bytes() {
+                [b'-', _, b',', b' ', ..] => &t[4..],
+                _ => t,
+            };
             t.strip_prefix("--")
                 .map(|f| f.split([' ', '<', '=']).next().unwrap_or("").to_string())
         })
