@@ -693,22 +693,27 @@ fn run(cli: Cli, signals: &Signals) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|b| read_ssz_file(b))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let agg = aggregator_for(backend)?;
+            let engines = accel(backend)?;
+            let context = || format!("--backend {}", backend.name());
+            let agg = engines.aggregator().with_context(context)?;
+            let hasher = engines.hasher().with_context(context)?;
             let result = match preset {
-                quasar::types::Preset::Minimal => minimal::transition_bytes(
+                quasar::types::Preset::Minimal => minimal::transition_bytes_with(
                     &pre_bytes,
                     &block_bytes,
                     slots,
                     &ChainConfig::minimal(),
                     agg.as_ref(),
+                    hasher.as_ref(),
                 )
                 .map(|p| (p.ssz, p.root)),
-                quasar::types::Preset::Mainnet => mainnet::transition_bytes(
+                quasar::types::Preset::Mainnet => mainnet::transition_bytes_with(
                     &pre_bytes,
                     &block_bytes,
                     slots,
                     &ChainConfig::mainnet(),
                     agg.as_ref(),
+                    hasher.as_ref(),
                 )
                 .map(|p| (p.ssz, p.root)),
             };
