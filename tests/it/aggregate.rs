@@ -607,6 +607,7 @@ fn auto_calibrates_on_the_device_and_picks_by_batch_size() {
         .calibration()
         .expect("calibrated on the first big batch")
         .clone();
+    println!("aggregation calibration on {}: {cal:?}", ctx.adapter_name());
     assert!(!cal.points.is_empty(), "measured at least one size");
     assert_eq!(cal.points[0].0, MIN_GPU_KEYS.trailing_zeros());
     assert!(
