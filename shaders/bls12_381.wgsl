@@ -1,5 +1,5 @@
 // BLS12-381 base field Fp and the group G1 (y^2 = x^3 + 4 over Fp) in baseline WGSL:
-// u32 only, no 64-bit integers, no extensions. Host side: src/accel/aggregate.rs.
+// u32 only, no 64-bit integers, no extensions. Host side: src/accel/aggregate/.
 //
 // This file is linked (concatenated) with exactly one Montgomery multiplication, which
 // defines `fp_mul` and `FP_ONE`:
@@ -39,7 +39,7 @@ fn fp_is_zero(a: Fp) -> bool {
     return (a[0] | a[1] | a[2] | a[3] | a[4] | a[5] | a[6] | a[7] | a[8] | a[9] | a[10] | a[11]) == 0u;
 }
 
-// BEGIN GENERATED (codegen in src/accel/aggregate.rs)
+// BEGIN GENERATED (codegen in src/accel/aggregate/wgsl.rs)
 // a − p if a >= p, else a (for a < 2p).
 fn fp_reduce_once(a: Fp) -> Fp {
     let d0 = a[0] - 0xffffaaabu; let w0 = select(0u, 1u, a[0] < 0xffffaaabu);

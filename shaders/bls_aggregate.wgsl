@@ -1,4 +1,4 @@
-// Segmented sums of G1 points over a resident table (host side: src/accel/aggregate.rs).
+// Segmented sums of G1 points over a resident table (host side: src/accel/aggregate/gpu.rs).
 // Linked after bls12_381.wgsl and one bls_fp_mul*.wgsl.
 //
 // Input, one submission per batch of sets:

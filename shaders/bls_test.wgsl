@@ -1,5 +1,5 @@
 // Test and measurement kernels for bls12_381.wgsl (host side: `BlsTestKernels` in
-// src/accel/aggregate.rs). Linked after bls12_381.wgsl and one bls_fp_mul*.wgsl.
+// src/accel/aggregate/kernels.rs). Linked after bls12_381.wgsl and one bls_fp_mul*.wgsl.
 //
 // Element i of `a` and `b` is 12 words (Fp) or 36 words (G1: X, Y, Z); the result
 // of element i goes to `out` at the same stride.

@@ -5,13 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use quasar::accel::aggregate::{AutoAggregator, CpuAggregator, GpuAggregator, PubkeyAggregator};
-
-/// `--backend auto` aggregates on a hardware GPU from this many keys per batch (one GPU
-/// call costs milliseconds; see the README's figures).
-const AUTO_GPU_MIN_KEYS: usize = 1 << 16;
-use quasar::accel::gpu::GpuContext;
-use quasar::accel::hash::{hasher_for, Backend};
+use quasar::accel::aggregate::PubkeyAggregator;
+use quasar::accel::{Accel, Backend};
 use quasar::bench;
 use quasar::merkle;
 
@@ -125,9 +120,9 @@ struct DevArgs {
     /// a temporary folder, removed at the end.
     #[arg(long)]
     datadir: Option<PathBuf>,
-    /// Pubkey aggregation backend of every node's signature batches.
+    /// Backend of every node's hashing and pubkey aggregation.
     #[arg(long, value_enum, default_value = "auto")]
-    backend: AggBackend,
+    backend: Backend,
     /// Print the summary as JSON on stdout (the running lines go to stderr).
     #[arg(long)]
     json: bool,
@@ -186,9 +181,9 @@ struct NodeArgs {
     /// Connections kept, at most.
     #[arg(long, default_value_t = 50)]
     target_peers: usize,
-    /// Pubkey aggregation backend for signature batches.
+    /// Backend of hashing and pubkey aggregation.
     #[arg(long, value_enum, default_value = "auto")]
-    backend: AggBackend,
+    backend: Backend,
     /// Slots per range-sync batch (one blocks-by-range request; at most 128).
     #[arg(long, default_value_t = 64)]
     sync_batch_slots: u64,
@@ -225,9 +220,9 @@ struct HttpArgs {
 /// How `quasar import` runs (shared with `bench import`).
 #[derive(Args, Clone)]
 struct ImportArgs {
-    /// Pubkey aggregation backend for the signature batches.
+    /// Backend of hashing and pubkey aggregation.
     #[arg(long, value_enum, default_value = "auto")]
-    backend: AggBackend,
+    backend: Backend,
     /// A batch closes at this many blocks …
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
@@ -330,33 +325,24 @@ enum Tool {
         /// Where to write the post state (`.ssz` or `.ssz_snappy` by extension).
         #[arg(long)]
         out: PathBuf,
-        /// Pubkey aggregation backend for the batch.
+        /// Backend of hashing and pubkey aggregation.
         #[arg(long, value_enum, default_value = "auto")]
-        backend: AggBackend,
+        backend: Backend,
     },
     /// Aggregate sets of compressed G1 pubkeys (one set per line, whitespace-separated hex).
     AggregatePubkeys {
-        /// Aggregation backend.
+        /// Backend of the aggregation.
         #[arg(long, value_enum, default_value = "auto")]
-        backend: AggBackend,
+        backend: Backend,
         file: PathBuf,
     },
     /// Batch-verify signature sets: `PK1,PK2,... MESSAGE SIGNATURE` per line, in hex.
     VerifyBatch {
-        /// Pubkey aggregation backend.
+        /// Backend of the pubkey aggregation.
         #[arg(long, value_enum, default_value = "auto")]
-        backend: AggBackend,
+        backend: Backend,
         file: PathBuf,
     },
-}
-
-/// Where pubkeys are aggregated.
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum AggBackend {
-    /// The GPU for big batches on a hardware adapter, else the CPU.
-    Auto,
-    Gpu,
-    Cpu,
 }
 
 #[derive(Subcommand)]
@@ -684,8 +670,9 @@ fn run(cli: Cli, signals: &Signals) -> anyhow::Result<ExitCode> {
                     chunks.len()
                 );
             }
-            let hasher = hasher_for(backend)
-                .with_context(|| format!("--backend {}", backend_name(backend)))?;
+            let hasher = accel(backend)?
+                .hasher()
+                .with_context(|| format!("--backend {}", backend.name()))?;
             let root = merkle::merkleize(hasher.as_ref(), chunks, limit)?;
             tracing::info!("merkleized {} chunks with {}", chunks.len(), hasher.name());
             println!("0x{}", hex(&root));
@@ -706,23 +693,27 @@ fn run(cli: Cli, signals: &Signals) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|b| read_ssz_file(b))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let keys: usize = block_bytes.iter().map(Vec::len).sum::<usize>() / 8;
-            let agg = aggregator_for(backend, keys)?;
+            let engines = accel(backend)?;
+            let context = || format!("--backend {}", backend.name());
+            let agg = engines.aggregator().with_context(context)?;
+            let hasher = engines.hasher().with_context(context)?;
             let result = match preset {
-                quasar::types::Preset::Minimal => minimal::transition_bytes(
+                quasar::types::Preset::Minimal => minimal::transition_bytes_with(
                     &pre_bytes,
                     &block_bytes,
                     slots,
                     &ChainConfig::minimal(),
                     agg.as_ref(),
+                    hasher.as_ref(),
                 )
                 .map(|p| (p.ssz, p.root)),
-                quasar::types::Preset::Mainnet => mainnet::transition_bytes(
+                quasar::types::Preset::Mainnet => mainnet::transition_bytes_with(
                     &pre_bytes,
                     &block_bytes,
                     slots,
                     &ChainConfig::mainnet(),
                     agg.as_ref(),
+                    hasher.as_ref(),
                 )
                 .map(|p| (p.ssz, p.root)),
             };
@@ -764,7 +755,7 @@ fn run(cli: Cli, signals: &Signals) -> anyhow::Result<ExitCode> {
         }
         Command::Tool(Tool::AggregatePubkeys { backend, file }) => {
             let text = read_text(&file)?;
-            let agg = aggregator_for(backend, text.len() / 97)?;
+            let agg = aggregator_for(backend)?;
             let results = quasar::bls::tools::aggregate_pubkeys(&text, agg.as_ref())?;
             let mut out = String::new();
             for r in &results {
@@ -782,7 +773,7 @@ fn run(cli: Cli, signals: &Signals) -> anyhow::Result<ExitCode> {
         }
         Command::Tool(Tool::VerifyBatch { backend, file }) => {
             let text = read_text(&file)?;
-            let agg = aggregator_for(backend, text.len() / 97)?;
+            let agg = aggregator_for(backend)?;
             let results = quasar::bls::tools::verify_batch_lines(&text, agg.as_ref())?;
             let mut out = String::new();
             for (i, r) in results.iter().enumerate() {
@@ -934,7 +925,7 @@ fn import_command(
         .then_some(g)
     });
     let genesis_bytes = genesis.as_deref().map(read_ssz_file).transpose()?;
-    let agg = aggregator_for(args.backend, 1 << 20)?;
+    let agg = aggregator_for(args.backend)?;
     let opts = args.options();
     let service = ChainService::open(datadir, genesis_bytes.as_deref(), opts.clone(), agg)?;
     let handle = service.handle();
@@ -1054,7 +1045,7 @@ fn node_command(args: NodeArgs, signals: &Signals) -> anyhow::Result<ExitCode> {
     if let Some(n) = &network {
         n.check(&args.datadir, genesis.as_deref())?;
     }
-    let agg = aggregator_for(args.backend, 1 << 20)?;
+    let agg = aggregator_for(args.backend)?;
     let mut cfg = quasar::node::NodeConfig::local(args.datadir.clone(), genesis, agg);
     cfg.chain_config = network.map(|n| n.config);
     cfg.import.memory_budget = args.memory_budget;
@@ -1159,6 +1150,8 @@ fn dev_command(args: DevArgs, signals: &Signals) -> anyhow::Result<ExitCode> {
         late_slots: args.late_slots,
         datadir: args.datadir,
     };
+    // One device for every node's engines.
+    let accel = accel(args.backend)?;
     let rt = tokio::runtime::Handle::try_current().context("no tokio runtime")?;
     let json = args.json;
     let mut say = |line: &str| {
@@ -1171,7 +1164,11 @@ fn dev_command(args: DevArgs, signals: &Signals) -> anyhow::Result<ExitCode> {
     let summary = quasar::dev::run(
         &opts,
         &rt,
-        &mut || aggregator_for(args.backend, args.validators).map_err(|e| format!("{e:#}")),
+        &mut || {
+            accel
+                .aggregator()
+                .map_err(|e| format!("--backend {}: {e}", accel.backend().name()))
+        },
         &signals.stop,
         &mut say,
     )?;
@@ -1280,37 +1277,16 @@ fn read_text(file: &std::path::Path) -> anyhow::Result<String> {
         .map_err(|e| anyhow::anyhow!("{}: not UTF-8 text ({e})", file.display()))
 }
 
-/// The aggregator for `--backend`; `auto` takes a hardware GPU for batches of 2^16 keys
-/// and more, else the CPU. `gpu` without an adapter is an error.
-fn aggregator_for(
-    backend: AggBackend,
-    approx_keys: usize,
-) -> anyhow::Result<Box<dyn PubkeyAggregator>> {
-    Ok(match backend {
-        AggBackend::Cpu => Box::new(CpuAggregator),
-        AggBackend::Gpu => {
-            let ctx = GpuContext::new().context("--backend gpu")?;
-            Box::new(GpuAggregator::new(ctx).context("--backend gpu")?)
-        }
-        // A hardware GPU, probed only when the batch could be big enough to use it.
-        AggBackend::Auto => {
-            let gpu = (approx_keys >= AUTO_GPU_MIN_KEYS)
-                .then(GpuContext::new)
-                .and_then(Result::ok)
-                .filter(|ctx| !ctx.is_software())
-                .and_then(|ctx| GpuAggregator::new(ctx).ok());
-            Box::new(AutoAggregator::new(gpu, AUTO_GPU_MIN_KEYS))
-        }
-    })
+/// The engines of a `--backend` choice; `gpu` without an adapter is an error.
+fn accel(backend: Backend) -> anyhow::Result<Accel> {
+    Accel::new(backend).with_context(|| format!("--backend {}", backend.name()))
 }
 
-fn backend_name(b: Backend) -> &'static str {
-    match b {
-        Backend::Auto => "auto",
-        Backend::Gpu => "gpu",
-        Backend::Simd => "simd",
-        Backend::Scalar => "scalar",
-    }
+/// The pubkey aggregator of a `--backend` choice (`auto` calibrates on its first big batch).
+fn aggregator_for(backend: Backend) -> anyhow::Result<Box<dyn PubkeyAggregator>> {
+    accel(backend)?
+        .aggregator()
+        .with_context(|| format!("--backend {}", backend.name()))
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -1,27 +1,70 @@
-//! Start-up calibration for `--backend auto`: time the CPU and the GPU on trees of growing
-//! size and find the smallest size from which the GPU is faster (host-resident leaves,
-//! upload included, as `auto` will use it).
+//! Start-up calibration for `--backend auto`: time the CPU and the GPU on workloads of
+//! growing size and find the smallest size from which the GPU is faster, for each engine:
+//! hashing (trees of 2^14 … 2^20 host-resident leaves, upload included, as `auto` will use
+//! them) and pubkey aggregation (2^14 … 2^20 keys in sets of [`SET_KEYS`] over the table
+//! the node aggregates from, which is then resident on the device).
+//!
+//! Each engine is calibrated once, on the first workload big enough to possibly go to the
+//! GPU. `QUASAR_GPU_THRESHOLD=<leaves>|never` and `QUASAR_AGG_THRESHOLD=<keys>|never`
+//! override the measurement.
 
 use std::time::{Duration, Instant};
 
+use super::aggregate::{
+    AggregateError, CpuAggregator, GpuAggregator, PubkeyAggregator, PubkeyTable,
+};
+use super::device::GpuError;
 use super::gpu::GpuHasher;
 use super::hash::{BatchHasher, CpuHasher};
 
 /// Trees smaller than this never go to the GPU (a submission costs more than hashing them).
 pub const MIN_GPU_LEAVES: usize = 1 << 14;
-/// Sizes measured, as log2 of the leaf count.
-const SIZES_LOG2: [u32; 4] = [14, 16, 18, 20];
-/// Stop measuring once the GPU is this many times slower than the CPU: it won't catch up.
+/// Batches of fewer keys never go to the GPU (a call costs milliseconds on hardware).
+pub const MIN_GPU_KEYS: usize = 1 << 14;
+/// Tree sizes measured, as log2 of the leaf count.
+const HASH_SIZES_LOG2: [u32; 4] = [14, 16, 18, 20];
+/// Aggregation sizes measured, as log2 of the keys in one call.
+const AGG_SIZES_LOG2: [u32; 4] = [14, 16, 18, 20];
+/// Keys per set in the aggregation workload (a committee's order of magnitude).
+pub const SET_KEYS: usize = 1024;
+/// The GPU is given up on once it is this many times slower than the CPU …
 const HOPELESS: f64 = 8.0;
+/// … and gained less than this factor on the CPU since the previous size.
+const CATCHING_UP: f64 = 2.0;
+/// Measuring stops once one GPU run of a losing size took longer than this.
+const BUDGET: Duration = Duration::from_secs(1);
 
 /// The outcome of a calibration run.
 #[derive(Clone, Debug, Default)]
 pub struct Calibration {
-    /// Smallest leaf count from which the GPU was faster at every larger size measured;
-    /// `None` if the CPU was faster everywhere.
-    pub threshold_leaves: Option<usize>,
-    /// (log2 leaves, cpu seconds, gpu seconds) per size measured.
+    /// Smallest workload (leaves for hashing, keys for aggregation) from which the GPU was
+    /// faster at every larger size measured; `None` if the CPU was faster everywhere.
+    pub threshold: Option<usize>,
+    /// (log2 size, cpu seconds, gpu seconds) per size measured.
     pub points: Vec<(u32, f64, f64)>,
+}
+
+impl Calibration {
+    /// A decision without measurement (tests, overrides).
+    pub fn forced(threshold: Option<usize>) -> Self {
+        Calibration {
+            threshold,
+            points: Vec::new(),
+        }
+    }
+
+    /// Whether a workload of `size` goes to the GPU.
+    pub fn gpu_for(&self, size: usize) -> bool {
+        self.threshold.is_some_and(|t| size >= t)
+    }
+
+    /// The decision in words, for logs.
+    pub fn describe(&self, unit: &str) -> String {
+        match self.threshold {
+            Some(t) => format!("the GPU from {t} {unit} on"),
+            None => "the CPU at every size measured".to_string(),
+        }
+    }
 }
 
 fn best_of(runs: usize, mut f: impl FnMut()) -> Duration {
@@ -35,57 +78,149 @@ fn best_of(runs: usize, mut f: impl FnMut()) -> Duration {
         .unwrap_or_default()
 }
 
-/// Measure and decide. `QUASAR_GPU_THRESHOLD=<leaves>` overrides the measurement
-/// (`QUASAR_GPU_THRESHOLD=never` keeps `auto` on the CPU).
-pub fn calibrate(cpu: &CpuHasher, gpu: &GpuHasher) -> Calibration {
-    if let Ok(v) = std::env::var("QUASAR_GPU_THRESHOLD") {
-        let threshold = if v == "never" { None } else { v.parse().ok() };
-        tracing::info!("calibration: QUASAR_GPU_THRESHOLD={v}");
-        return Calibration {
-            threshold_leaves: threshold,
-            points: vec![],
-        };
-    }
-    let mut points = Vec::new();
-    for log2 in SIZES_LOG2 {
-        let n = 1usize << log2;
-        let leaves: Vec<[u8; 32]> = (0..n as u32)
-            .map(|i| {
-                let mut c = [0u8; 32];
-                c[..4].copy_from_slice(&i.to_le_bytes());
-                c
-            })
-            .collect();
+/// `QUASAR_…_THRESHOLD`: a size or `never`.
+fn overridden(var: &str) -> Option<Calibration> {
+    let v = std::env::var(var).ok()?;
+    tracing::info!("calibration: {var}={v}");
+    Some(Calibration::forced(if v == "never" {
+        None
+    } else {
+        v.parse().ok()
+    }))
+}
+
+/// Which engine one timed run uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    Cpu,
+    Gpu,
+}
+
+/// Times `run` on the CPU and on the GPU (best of two each, after one warm-up GPU run) at
+/// each size, and stops early once the GPU is hopelessly slower and not catching up, or
+/// too slow to wait for. A GPU failure keeps the CPU.
+fn measure(
+    what: &str,
+    sizes: &[u32],
+    mut run: impl FnMut(u32, Side) -> Result<(), GpuError>,
+) -> Calibration {
+    let mut points: Vec<(u32, f64, f64)> = Vec::new();
+    for &log2 in sizes {
         let cpu_t = best_of(2, || {
-            let _ = cpu.merkleize_subtree(&leaves, log2);
+            let _ = run(log2, Side::Cpu);
         });
-        // First GPU call warms the pool and pipelines; best of two.
-        let mut failed = false;
-        let gpu_t = best_of(2, || failed |= gpu.merkleize(&leaves, log2).is_err());
-        if failed {
+        let mut failed = None;
+        let mut gpu = || {
+            if let Err(e) = run(log2, Side::Gpu) {
+                failed.get_or_insert(e);
+            }
+        };
+        gpu();
+        let gpu_t = best_of(2, gpu);
+        if let Some(e) = failed {
             tracing::warn!(
-                "calibration: GPU submission failed at 2^{log2} leaves; keeping the CPU"
+                "calibration: {what} on the GPU failed at 2^{log2} ({e}); keeping the CPU"
             );
             return Calibration {
-                threshold_leaves: None,
+                threshold: None,
                 points,
             };
         }
         let (c, g) = (cpu_t.as_secs_f64(), gpu_t.as_secs_f64());
         tracing::debug!(
-            "calibration: 2^{log2} leaves: cpu {:.3} ms, gpu {:.3} ms",
+            "calibration: {what} at 2^{log2}: cpu {:.3} ms, gpu {:.3} ms",
             c * 1e3,
             g * 1e3
         );
+        let ratio = g / c.max(1e-9);
+        let gained = points
+            .last()
+            .map(|&(_, pc, pg)| (pg / pc.max(1e-9)) / ratio.max(1e-9));
         points.push((log2, c, g));
-        if g > c * HOPELESS {
+        let hopeless = ratio > HOPELESS && gained.is_some_and(|x| x < CATCHING_UP);
+        if g > c && (hopeless || gpu_t > BUDGET) {
             break;
         }
     }
     Calibration {
-        threshold_leaves: threshold_from(&points),
+        threshold: threshold_from(&points),
         points,
     }
+}
+
+/// Measure hashing and decide. `QUASAR_GPU_THRESHOLD=<leaves>` overrides the measurement
+/// (`QUASAR_GPU_THRESHOLD=never` keeps `auto` on the CPU).
+pub fn calibrate(cpu: &CpuHasher, gpu: &GpuHasher) -> Calibration {
+    if let Some(c) = overridden("QUASAR_GPU_THRESHOLD") {
+        return c;
+    }
+    let mut leaves: (u32, Vec<[u8; 32]>) = (u32::MAX, Vec::new());
+    measure("hashing", &HASH_SIZES_LOG2, |log2, side| {
+        if leaves.0 != log2 {
+            let l = (0..1u32 << log2)
+                .map(|i| {
+                    let mut c = [0u8; 32];
+                    c[..4].copy_from_slice(&i.to_le_bytes());
+                    c
+                })
+                .collect();
+            leaves = (log2, l);
+        }
+        match side {
+            Side::Cpu => {
+                let _ = cpu.merkleize_subtree(&leaves.1, log2);
+                Ok(())
+            }
+            Side::Gpu => gpu.merkleize(&leaves.1, log2).map(|_| ()),
+        }
+    })
+}
+
+/// The aggregation workload of 2^log2 keys: sets of [`SET_KEYS`] pseudo-random indices
+/// into a table of `table_len >= 1` keys.
+fn synthetic_sets(log2: u32, table_len: usize) -> Vec<Vec<u32>> {
+    let n = 1usize << log2;
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ u64::from(log2);
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % table_len as u64) as u32
+    };
+    (0..n.div_ceil(SET_KEYS))
+        .map(|s| {
+            (0..SET_KEYS.min(n - s * SET_KEYS))
+                .map(|_| next())
+                .collect()
+        })
+        .collect()
+}
+
+/// Measure aggregation over `table` (it is resident on the GPU afterwards) and decide.
+/// `QUASAR_AGG_THRESHOLD=<keys>|never` overrides the measurement.
+pub fn calibrate_aggregation(gpu: &GpuAggregator, table: &PubkeyTable) -> Calibration {
+    if let Some(c) = overridden("QUASAR_AGG_THRESHOLD") {
+        return c;
+    }
+    if table.is_empty() {
+        return Calibration::forced(None);
+    }
+    let mut sets: (u32, Vec<Vec<u32>>) = (u32::MAX, Vec::new());
+    measure("aggregation", &AGG_SIZES_LOG2, |log2, side| {
+        if sets.0 != log2 {
+            sets = (log2, synthetic_sets(log2, table.len()));
+        }
+        let refs: Vec<&[u32]> = sets.1.iter().map(|v| v.as_slice()).collect();
+        let result = match side {
+            Side::Cpu => CpuAggregator.aggregate(table, &refs),
+            Side::Gpu => gpu.aggregate(table, &refs),
+        };
+        match result {
+            Ok(_) => Ok(()),
+            Err(AggregateError::Gpu(e)) => Err(e),
+            Err(e) => Err(GpuError::Submission(format!("internal: {e}"))),
+        }
+    })
 }
 
 /// Smallest measured size from which the GPU wins at that size and every larger one.
@@ -103,7 +238,7 @@ pub fn threshold_from(points: &[(u32, f64, f64)]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::threshold_from;
+    use super::{measure, synthetic_sets, threshold_from, Side, SET_KEYS};
 
     #[test]
     fn threshold_is_the_start_of_the_winning_suffix() {
@@ -119,5 +254,40 @@ mod tests {
             threshold_from(&[(14, 2.0, 1.0), (16, 1.0, 2.0), (18, 3.0, 1.0)]),
             Some(1 << 18)
         );
+    }
+
+    #[test]
+    fn synthetic_sets_cover_the_size_in_committee_sized_sets() {
+        let sets = synthetic_sets(14, 100);
+        assert_eq!(sets.len(), (1 << 14) / SET_KEYS);
+        assert!(sets.iter().all(|s| s.len() == SET_KEYS));
+        assert!(sets.iter().flatten().all(|&i| i < 100));
+        let small = synthetic_sets(3, 1);
+        assert_eq!(small, vec![vec![0; 8]]);
+    }
+
+    #[test]
+    fn measuring_stops_when_the_gpu_cannot_catch_up() {
+        // A fixed 50x-slower "GPU" (busy loops) is given up after two sizes.
+        let spin = |n: u64| {
+            let mut x = 0u64;
+            for i in 0..n {
+                x = std::hint::black_box(x.wrapping_add(i));
+            }
+            x
+        };
+        let mut gpu_runs = 0;
+        let c = measure("test", &[4, 6, 8, 10], |log2, side| {
+            if side == Side::Gpu {
+                gpu_runs += 1;
+                spin(500_000 << log2);
+            } else {
+                spin(10_000 << log2);
+            }
+            Ok(())
+        });
+        assert_eq!(c.threshold, None);
+        assert_eq!(c.points.len(), 2, "{:?}", c.points);
+        assert_eq!(gpu_runs, 6, "one warm-up and two timed runs per size");
     }
 }

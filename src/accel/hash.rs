@@ -8,26 +8,14 @@
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use quasar_kernels::sha256::{self, Kernel};
 
+use super::backend::DeviceProbe;
 use super::calibrate::{self, Calibration};
 use super::gpu::{GpuContext, GpuError, GpuHasher};
 use crate::merkle::zero_hashes;
-
-/// A backend, as chosen on the command line (`--backend`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Backend {
-    /// GPU above the calibrated crossover size, else the fastest CPU kernel.
-    Auto,
-    /// The GPU (wgpu); an error if there is no adapter.
-    Gpu,
-    /// The fastest SIMD kernel this CPU has (SHA-NI, AVX2, AVX-512).
-    Simd,
-    /// Portable scalar SHA-256.
-    Scalar,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
@@ -249,6 +237,8 @@ impl BatchHasher for GpuBatchHasher {
 /// (no adapter, lost device, failed submission) falls back to the CPU, logged once.
 pub struct AutoHasher {
     cpu: CpuHasher,
+    /// The device, shared with the other engines of the same backend choice.
+    probe: DeviceProbe,
     /// Probed and calibrated on first use by a tree big enough to possibly go to the GPU.
     gpu: OnceLock<Option<(GpuHasher, Calibration)>>,
     disabled: AtomicBool,
@@ -261,9 +251,16 @@ impl Default for AutoHasher {
 }
 
 impl AutoHasher {
+    /// Probes for its own device on first use.
     pub fn new() -> Self {
+        Self::with_probe(DeviceProbe::new())
+    }
+
+    /// Uses the device `probe` finds (shared with other engines).
+    pub fn with_probe(probe: DeviceProbe) -> Self {
         Self {
             cpu: CpuHasher::simd(),
+            probe,
             gpu: OnceLock::new(),
             disabled: AtomicBool::new(false),
         }
@@ -271,7 +268,7 @@ impl AutoHasher {
 
     /// With a GPU (and calibration) already in hand, e.g. shared with other components.
     pub fn with_gpu(gpu: GpuHasher, calibration: Calibration) -> Self {
-        let this = Self::new();
+        let this = Self::with_probe(DeviceProbe::with_context(gpu.context().clone()));
         let _ = this.gpu.set(Some((gpu, calibration)));
         this
     }
@@ -280,11 +277,11 @@ impl AutoHasher {
     pub fn gpu(&self) -> Option<&(GpuHasher, Calibration)> {
         self.gpu
             .get_or_init(|| {
-                let gpu = match GpuContext::new().and_then(GpuHasher::new) {
+                let gpu = match GpuHasher::new(self.probe.context()?) {
                     Ok(gpu) => gpu,
                     Err(e) => {
-                        tracing::info!(
-                            "backend auto: no GPU ({e}); using the CPU ({})",
+                        tracing::warn!(
+                            "hashing auto: no GPU hasher ({e}); using the CPU ({})",
                             self.cpu.name()
                         );
                         return None;
@@ -292,12 +289,10 @@ impl AutoHasher {
                 };
                 let cal = calibrate::calibrate(&self.cpu, &gpu);
                 tracing::info!(
-                    "backend auto: {} — GPU used for trees of {} leaves and more",
+                    "hashing auto: {} — {} ({:?})",
                     gpu.context().adapter_name(),
-                    cal.threshold_leaves.map_or(
-                        "no size (CPU faster at every size measured)".to_string(),
-                        |t| t.to_string()
-                    )
+                    cal.describe("leaves"),
+                    cal.points
                 );
                 Some((gpu, cal))
             })
@@ -312,10 +307,7 @@ impl AutoHasher {
             return None;
         }
         let (gpu, cal) = self.gpu()?;
-        match cal.threshold_leaves {
-            Some(t) if leaves >= t => Some(gpu),
-            _ => None,
-        }
+        cal.gpu_for(leaves).then_some(gpu)
     }
 
     fn fall_back(&self, e: &GpuError) {
@@ -367,14 +359,4 @@ impl BatchHasher for AutoHasher {
         }
         self.cpu.merkleize_subtree(leaves, depth)
     }
-}
-
-/// Build the hasher for a `--backend` choice. `Gpu` fails when there is no adapter.
-pub fn hasher_for(backend: Backend) -> Result<Arc<dyn BatchHasher>, HashError> {
-    Ok(match backend {
-        Backend::Auto => Arc::new(AutoHasher::new()),
-        Backend::Gpu => Arc::new(GpuBatchHasher::new()?),
-        Backend::Simd => Arc::new(CpuHasher::simd()),
-        Backend::Scalar => Arc::new(CpuHasher::scalar()),
-    })
 }

@@ -51,13 +51,27 @@ pub struct PostState {
 }
 
 /// `quasar tool transition`: decode the pre state and the blocks (plain SSZ), apply the
-/// blocks as one segment (signatures batched), then advance to `slots` if given.
+/// blocks as one segment (signatures batched), then advance to `slots` if given; the post
+/// state's cold root through `auto`'s hasher.
 pub fn transition_bytes(
     pre: &[u8],
     blocks: &[Vec<u8>],
     slots: Option<u64>,
     cfg: &ChainConfig,
     aggregator: &dyn PubkeyAggregator,
+) -> Result<PostState, SegmentError> {
+    let hasher = crate::accel::hash::AutoHasher::new();
+    transition_bytes_with(pre, blocks, slots, cfg, aggregator, &hasher)
+}
+
+/// [`transition_bytes`] with the post state's root through `hasher` (the `--backend`'s).
+pub fn transition_bytes_with(
+    pre: &[u8],
+    blocks: &[Vec<u8>],
+    slots: Option<u64>,
+    cfg: &ChainConfig,
+    aggregator: &dyn PubkeyAggregator,
+    hasher: &dyn crate::accel::hash::BatchHasher,
 ) -> Result<PostState, SegmentError> {
     let mut state = types::BeaconState::ssz_decode(pre).map_err(|error| SegmentError::Decode {
         what: "pre state".into(),
@@ -82,8 +96,7 @@ pub fn transition_bytes(
     let ssz = ssz_encode(&state).map_err(|e| SegmentError::Internal(e.to_string()))?;
     // The cold root of the whole state through the batch hasher (the GPU when `auto`
     // calibrated it faster for trees this big).
-    let hasher = crate::accel::hash::AutoHasher::new();
-    let root = crate::merkle::state_root(&hasher, &state)
+    let root = crate::merkle::state_root(hasher, &state)
         .map_err(|e| SegmentError::Internal(e.to_string()))?;
     Ok(PostState { ssz, root })
 }

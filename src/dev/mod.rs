@@ -91,7 +91,10 @@ pub enum DevError {
     #[error("devnet: {0}")]
     Devnet(#[from] DevnetError),
     #[error("node {index}: {source}")]
-    Node { index: usize, source: NodeError },
+    Node {
+        index: usize,
+        source: Box<NodeError>,
+    },
     #[error("aggregator: {0}")]
     Aggregator(String),
     #[error("producer: {0}")]
@@ -709,7 +712,10 @@ fn start_node(
 ) -> Result<Running, DevError> {
     let node = rt
         .block_on(Node::start(cfg))
-        .map_err(|source| DevError::Node { index, source })?;
+        .map_err(|source| DevError::Node {
+            index,
+            source: Box::new(source),
+        })?;
     let gossip = Arc::new(GossipCounters::default());
     let mut events = node.net().subscribe();
     let g = gossip.clone();

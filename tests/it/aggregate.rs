@@ -9,9 +9,10 @@ use std::sync::{Arc, OnceLock};
 use blst::min_pk::{AggregatePublicKey, PublicKey, SecretKey};
 use blst::{blst_fp, blst_p1, blst_p1_affine};
 use quasar::accel::aggregate::{
-    AggregateError, BlsTestKernels, CpuAggregator, FpMul, FpOp, G1Op, GpuAggregator,
-    GpuAggregatorOptions, Projective, PubkeyAggregator, PubkeyTable,
+    AggregateError, AutoAggregator, BlsTestKernels, CpuAggregator, FpMul, FpOp, G1Op,
+    GpuAggregator, GpuAggregatorOptions, Projective, PubkeyAggregator, PubkeyTable,
 };
+use quasar::accel::calibrate::Calibration;
 use quasar::accel::gpu::GpuContext;
 use quasar_kernels::bls as k;
 use rand::rngs::StdRng;
@@ -494,7 +495,7 @@ fn auto_falls_back_to_the_cpu_when_the_device_is_lost() {
     // A device of its own, so destroying it leaves the shared one alone.
     let ctx = GpuContext::new().expect("GPU adapter (install mesa-vulkan-drivers)");
     let gpu = GpuAggregator::new(ctx.clone()).expect("GPU aggregator");
-    let auto = quasar::accel::aggregate::AutoAggregator::new(Some(gpu), 1);
+    let auto = AutoAggregator::with_gpu(gpu, Calibration::forced(Some(1)));
     let sets: Vec<Vec<u32>> = vec![vec![0, 1, 2], vec![5, 5], vec![7]];
     let refs: Vec<&[u32]> = sets.iter().map(|s| s.as_slice()).collect();
     let expect: Vec<[u8; 48]> = sets.iter().map(|s| blst_aggregate(keys(), s)).collect();
@@ -556,4 +557,130 @@ fn pipelines_are_cached_per_context_not_per_process() {
         0,
         "nothing leaks into another context"
     );
+}
+
+/// Sets of `keys` keys in all, 1000 per set, cycling over the shared table.
+fn batch(keys: usize) -> Vec<Vec<u32>> {
+    let all: Vec<u32> = (0..keys).map(|i| (i * 7 % TABLE_KEYS) as u32).collect();
+    all.chunks(1000).map(<[u32]>::to_vec).collect()
+}
+
+#[test]
+fn auto_calibrates_on_the_device_and_picks_by_batch_size() {
+    use quasar::accel::calibrate::MIN_GPU_KEYS;
+    use quasar::accel::DeviceProbe;
+    // A device of its own, so the submission counters are this test's.
+    let ctx = GpuContext::new().expect("GPU adapter (install mesa-vulkan-drivers)");
+    let probe = DeviceProbe::with_context(ctx.clone());
+    let expect_of = |sets: &[Vec<u32>]| -> Vec<[u8; 48]> {
+        let refs: Vec<&[u32]> = sets.iter().map(|s| s.as_slice()).collect();
+        let cpu = CpuAggregator.aggregate(table(), &refs).expect("cpu");
+        cpu.iter().map(k::p1_compress).collect()
+    };
+    let run = |auto: &AutoAggregator, sets: &[Vec<u32>]| -> Vec<[u8; 48]> {
+        let refs: Vec<&[u32]> = sets.iter().map(|s| s.as_slice()).collect();
+        let got = auto.aggregate(table(), &refs).expect("auto");
+        got.iter().map(k::p1_compress).collect()
+    };
+    let small = batch(3000);
+    let big = batch(MIN_GPU_KEYS);
+
+    // By default a software adapter is never calibrated: everything stays on the CPU.
+    if ctx.is_software() {
+        let auto = AutoAggregator::with_probe(probe.clone());
+        let before = ctx.stats().submissions;
+        assert_eq!(run(&auto, &big), expect_of(&big));
+        assert!(auto.calibration().is_none());
+        assert_eq!(ctx.stats().submissions, before, "no GPU work on lavapipe");
+        assert!(auto.name().starts_with("auto(cpu"), "{}", auto.name());
+    }
+
+    let auto = AutoAggregator::with_probe(probe).on_software_adapters(true);
+    // A small batch neither probes nor calibrates.
+    assert_eq!(run(&auto, &small), expect_of(&small));
+    assert!(auto.calibration().is_none(), "calibrated on a small batch");
+    // The first big batch calibrates (CPU against GPU, on this table), then goes where the
+    // calibration says; so does every later batch.
+    let before = ctx.stats().submissions;
+    assert_eq!(run(&auto, &big), expect_of(&big));
+    let cal = auto
+        .calibration()
+        .expect("calibrated on the first big batch")
+        .clone();
+    println!("aggregation calibration on {}: {cal:?}", ctx.adapter_name());
+    assert!(!cal.points.is_empty(), "measured at least one size");
+    assert_eq!(cal.points[0].0, MIN_GPU_KEYS.trailing_zeros());
+    assert!(
+        cal.points.iter().all(|&(_, c, g)| c > 0.0 && g > 0.0),
+        "{:?}",
+        cal.points
+    );
+    assert!(
+        ctx.stats().submissions > before + 2,
+        "the calibration ran on the GPU"
+    );
+    assert_eq!(
+        cal.threshold,
+        quasar::accel::calibrate::threshold_from(&cal.points)
+    );
+    for sets in [&small, &big] {
+        let keys: usize = sets.iter().map(Vec::len).sum();
+        let before = ctx.stats().submissions;
+        assert_eq!(run(&auto, sets), expect_of(sets), "{keys} keys");
+        assert_eq!(
+            ctx.stats().submissions > before,
+            cal.gpu_for(keys),
+            "{keys} keys went to the GPU only if the calibration says so: {:?}",
+            cal
+        );
+    }
+    // Forced onto the GPU from 1 key, the same results.
+    let gpu = GpuAggregator::new(ctx.clone()).expect("gpu");
+    let forced = AutoAggregator::with_gpu(gpu, Calibration::forced(Some(1)));
+    let before = ctx.stats().submissions;
+    assert_eq!(run(&forced, &small), expect_of(&small));
+    assert_eq!(ctx.stats().submissions, before + 1);
+}
+
+#[test]
+fn one_backend_choice_shares_one_device_probe_between_the_engines() {
+    use quasar::accel::{Accel, Backend};
+    let accel = Accel::new(Backend::Auto).expect("auto never fails");
+    let hasher = accel.hasher().expect("hasher");
+    let agg = accel.aggregator().expect("aggregator");
+    // Small work on either engine does not probe.
+    let sets: Vec<Vec<u32>> = vec![vec![1, 2, 3], vec![9]];
+    let refs: Vec<&[u32]> = sets.iter().map(|s| s.as_slice()).collect();
+    let got = agg.aggregate(table(), &refs).expect("auto");
+    let cpu = CpuAggregator.aggregate(table(), &refs).expect("cpu");
+    assert_same(&sets, &got, &cpu, "auto small");
+    let leaves: Vec<[u8; 32]> = (0..100u8).map(|i| [i; 32]).collect();
+    let small_root = quasar::merkle::merkleize(hasher.as_ref(), &leaves, None).expect("root");
+    assert_eq!(
+        small_root,
+        quasar::merkle::merkleize(&quasar::accel::CpuHasher::simd(), &leaves, None).unwrap()
+    );
+    assert!(!accel.probe().probed(), "small work probed the device");
+    // A big batch probes once, for both engines.
+    let big = batch(quasar::accel::calibrate::MIN_GPU_KEYS);
+    let refs: Vec<&[u32]> = big.iter().map(|s| s.as_slice()).collect();
+    let got = agg.aggregate(table(), &refs).expect("auto big");
+    let cpu = CpuAggregator.aggregate(table(), &refs).expect("cpu big");
+    assert_same(&big, &got, &cpu, "auto big");
+    assert!(accel.probe().probed(), "the big batch probed the device");
+    let ctx = accel
+        .probe()
+        .context()
+        .expect("an adapter (lavapipe at least)");
+    assert!(Arc::ptr_eq(
+        &ctx,
+        &accel.probe().context().expect("the same adapter")
+    ));
+    // `cpu` and `gpu` build what they say.
+    let cpu = Accel::new(Backend::Cpu).expect("cpu");
+    assert_eq!(cpu.aggregator().expect("cpu").name(), "cpu(blst)");
+    assert!(!cpu.probe().probed());
+    let gpu = Accel::new(Backend::Gpu).expect("gpu backend on lavapipe");
+    assert!(gpu.aggregator().expect("gpu").name().starts_with("gpu("));
+    assert!(gpu.hasher().expect("gpu").name().starts_with("gpu"));
 }

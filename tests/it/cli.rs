@@ -51,7 +51,7 @@ fn assert_refused(out: &Output, needle: &str) {
     assert!(out.stdout.is_empty());
 }
 
-const BACKENDS: [&str; 4] = ["auto", "gpu", "simd", "scalar"];
+const BACKENDS: [&str; 3] = ["auto", "gpu", "cpu"];
 
 #[test]
 fn merkleize_prints_the_root_on_every_backend() {

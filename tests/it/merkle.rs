@@ -33,10 +33,7 @@ fn backends() -> Vec<(String, Arc<dyn BatchHasher>)> {
     let g = GpuHasher::new(gpu().context().clone()).expect("second GPU hasher on the same context");
     v.push(("gpu".into(), Arc::new(GpuBatchHasher::from_hasher(g))));
     let g = GpuHasher::new(gpu().context().clone()).unwrap();
-    let forced = Calibration {
-        threshold_leaves: Some(1 << 10),
-        points: vec![],
-    };
+    let forced = Calibration::forced(Some(1 << 10));
     v.push((
         "auto(gpu above 2^10)".into(),
         Arc::new(AutoHasher::with_gpu(g, forced)),
@@ -186,13 +183,7 @@ fn auto_falls_back_to_the_cpu_when_the_device_is_lost() {
     // A device of its own, so destroying it leaves the shared one alone.
     let ctx = GpuContext::new().expect("GPU adapter (install mesa-vulkan-drivers)");
     let gpu = GpuHasher::new(ctx.clone()).unwrap();
-    let auto = AutoHasher::with_gpu(
-        gpu,
-        Calibration {
-            threshold_leaves: Some(1 << 10),
-            points: vec![],
-        },
-    );
+    let auto = AutoHasher::with_gpu(gpu, Calibration::forced(Some(1 << 10)));
     let chunks = random_chunks(3000, 3);
     let expect = reference::merkleize(&chunks, None);
     let before = ctx.stats().submissions;

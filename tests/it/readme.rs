@@ -51,7 +51,7 @@ fn flags_in(text: &str) -> impl Iterator<Item = String> + '_ {
         let end = rest
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
             .unwrap_or(rest.len());
-        (end > 0 && text[..i].chars().last() != Some('-')).then(|| format!("--{}", &rest[..end]))
+        (end > 0 && !text[..i].ends_with('-')).then(|| format!("--{}", &rest[..end]))
     })
 }
 

@@ -32,10 +32,7 @@ fn backends() -> Vec<(String, Arc<dyn BatchHasher>)> {
     let g = GpuHasher::new(gpu.context().clone()).expect("GPU hasher on the shared context");
     v.push(("gpu".into(), Arc::new(GpuBatchHasher::from_hasher(g))));
     let g = GpuHasher::new(gpu.context().clone()).expect("GPU hasher on the shared context");
-    let forced = Calibration {
-        threshold_leaves: Some(1),
-        points: vec![],
-    };
+    let forced = Calibration::forced(Some(1));
     v.push((
         "auto(gpu for all)".into(),
         Arc::new(AutoHasher::with_gpu(g, forced)),
