@@ -42,6 +42,16 @@ pub struct TransitionCaches {
     pub pubkeys: PubkeyIndex,
 }
 
+/// Time the transition spent in its two big phases through this context (the importer
+/// reads and resets it per run for its phase breakdown).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PhaseTimes {
+    /// `process_epoch`.
+    pub epoch: std::time::Duration,
+    /// State roots (`state_root`, through the carried cache).
+    pub state_root: std::time::Duration,
+}
+
 /// What the state transition runs with, besides the state (see the module docs).
 #[derive(Debug)]
 pub struct TransitionCtx {
@@ -50,6 +60,8 @@ pub struct TransitionCtx {
     /// The state-root carry: every root the transition takes through this context
     /// updates `roots.cache` (only what changed since the last root is rehashed).
     pub roots: RootCarry,
+    /// Time spent in epoch processing and state roots (travels with the carry).
+    pub phases: PhaseTimes,
 }
 
 impl TransitionCtx {
@@ -64,6 +76,7 @@ impl TransitionCtx {
             cfg,
             caches,
             roots: RootCarry::default(),
+            phases: PhaseTimes::default(),
         }
     }
 
@@ -124,9 +137,13 @@ impl TransitionCtx {
         state: &S,
     ) -> Result<[u8; 32], TransitionError> {
         let hasher = CpuHasher::simd();
-        self.roots
+        let t = std::time::Instant::now();
+        let root = self
+            .roots
             .root(&hasher, state)
-            .map_err(|e| TransitionError::Internal(format!("state root: {e}")))
+            .map_err(|e| TransitionError::Internal(format!("state root: {e}")));
+        self.phases.state_root += t.elapsed();
+        root
     }
 
     /// Run `f` with the root of the state as it stands now declared (`None`: nothing
