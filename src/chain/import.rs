@@ -352,9 +352,9 @@ impl Chain {
         let mut state = base;
         let mut tctx = self.ctx.take();
         let result = (|| -> Result<(), ImportError> {
-            for b in &chain {
+            for (i, b) in chain.iter().enumerate() {
                 let root = t::hash_tree_root(&b.message).map_err(internal)?;
-                let votes = replay_block(&mut state, b, &mut tctx).map_err(internal)?;
+                let votes = replay_block(&mut state, b, &mut tctx, i > 0).map_err(internal)?;
                 if b.message.slot > finalized_slot {
                     let parent = *b.message.parent_root.as_bytes();
                     let (uj, uf) = t::compute_unrealized_checkpoints(&state).map_err(internal)?;
@@ -1296,8 +1296,8 @@ pub(crate) fn rebuild_state_of_block(
     let mut state = base;
     // A sibling context: the chain's caches, its own root carry (from block to block).
     let mut ctx = ctx.sibling();
-    for b in chain.iter().rev() {
-        replay_block(&mut state, b, &mut ctx).map_err(internal)?;
+    for (i, b) in chain.iter().rev().enumerate() {
+        replay_block(&mut state, b, &mut ctx, i > 0).map_err(internal)?;
     }
     Ok(state)
 }
@@ -1425,8 +1425,11 @@ fn apply_run_with(
             // known): if this block crosses no epoch boundary and carries no operation that
             // touches a validator, the registry need not be compared.
             let body = &block.message.body;
-            let unchanged = known_root.is_some()
-                && t::compute_epoch_at_slot(slot) == t::compute_epoch_at_slot(parent_slot)
+            // The state continues the one the previous block of this run left (its root
+            // was checked), in the same epoch: the registry memo holds.
+            let continues = known_root.is_some()
+                && t::compute_epoch_at_slot(slot) == t::compute_epoch_at_slot(parent_slot);
+            let unchanged = continues
                 && body.proposer_slashings.is_empty()
                 && body.attester_slashings.is_empty()
                 && body.voluntary_exits.is_empty()
@@ -1445,7 +1448,9 @@ fn apply_run_with(
                     tctx.with_known_root(known_root.take(), |c| t::process_slots(state, slot, c))?;
                 }
                 t::verify_block_signature(state, block, &mut sigs)?;
-                t::process_block(state, &block.message, tctx, &mut sigs)?;
+                tctx.with_registry_memo(continues, |c| {
+                    t::process_block(state, &block.message, c, &mut sigs)
+                })?;
                 let root = tctx.with_unchanged_validators(unchanged, |c| c.state_root(state))?;
                 if block.message.state_root.as_bytes() == &root {
                     *known_root = Some(root);
@@ -1685,17 +1690,24 @@ fn unix_now() -> u64 {
 
 /// Apply a stored (already verified) block: no signature or state-root checks. Returns
 /// the block's votes.
+/// `continues`: the state is the previous replayed block's post state (the registry memo
+/// holds within its epoch).
 fn replay_block(
     state: &mut BeaconState,
     block: &SignedBeaconBlock,
     ctx: &mut TransitionCtx,
+    continues: bool,
 ) -> Result<Vec<Vote>, TransitionError> {
+    let continues = continues
+        && t::compute_epoch_at_slot(state.slot) == t::compute_epoch_at_slot(block.message.slot);
     if state.slot < block.message.slot {
         t::process_slots(state, block.message.slot, ctx)?;
     }
     let mut skip = SignatureChecker::skip();
-    t::process_block(state, &block.message, ctx, &mut skip)?;
-    votes_of(state, block, ctx)
+    ctx.with_registry_memo(continues, |c| {
+        t::process_block(state, &block.message, c, &mut skip)?;
+        votes_of(state, block, c)
+    })
 }
 
 /// Record the anchor (genesis) state in a new store: its snapshot and summary, the
