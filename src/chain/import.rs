@@ -731,8 +731,12 @@ impl Chain {
                 let (p_result, (applied, apply_time)) = rayon::join(
                     || {
                         let t = Instant::now();
-                        let v =
-                            this.verify_sets(sets, &p.applied.owners, &p.applied.state, &mut p_stats);
+                        let v = this.verify_sets(
+                            sets,
+                            &p.applied.owners,
+                            &p.applied.state,
+                            &mut p_stats,
+                        );
                         p_stats.signatures += t.elapsed();
                         this.settle(&p.run, p.applied, v, &mut p_stats)
                     },
@@ -949,10 +953,11 @@ impl Chain {
     /// Append validators the run added (on the head's chain) to the pubkey table.
     fn grow_table_from(&mut self, state: &BeaconState) {
         if state.validators.len() > self.keys.len()
-            && self.keys.matches(&state.validators, |v| v.pubkey.as_bytes())
+            && self
+                .keys
+                .matches(&state.validators, |v| v.pubkey.as_bytes())
         {
-            self.keys
-                .grow(&state.validators, |v| *v.pubkey.as_bytes());
+            self.keys.grow(&state.validators, |v| *v.pubkey.as_bytes());
         }
     }
 
@@ -991,7 +996,9 @@ impl Chain {
         if sets.is_empty() {
             Ok(())
         } else if state.validators.len() <= self.keys.len()
-            && self.keys.matches(&state.validators, |v| v.pubkey.as_bytes())
+            && self
+                .keys
+                .matches(&state.validators, |v| v.pubkey.as_bytes())
         {
             let unusable = &self.keys.unusable;
             verify_sets_in_table(
@@ -1087,7 +1094,10 @@ impl Chain {
             checkpoints: self.checkpoints.clone(),
             every: self.opts.snapshot_every_epochs.max(1),
             current_slot: fc.current_slot(),
-            now_ms: fc.time().saturating_sub(config.genesis_time).saturating_mul(1000),
+            now_ms: fc
+                .time()
+                .saturating_sub(config.genesis_time)
+                .saturating_mul(1000),
             slot_ms: config.slot_duration_ms,
             finalized,
             finalized_slot,

@@ -115,9 +115,7 @@ impl ResidentKeys {
     /// Whether a registry agrees with the table where both have keys (it always does on
     /// the head's chain; a fork may have appended different deposits).
     pub fn matches<K>(&self, keys: &[K], key: impl Fn(&K) -> &[u8; 48]) -> bool {
-        keys.iter()
-            .zip(&self.compressed)
-            .all(|(v, k)| key(v) == k)
+        keys.iter().zip(&self.compressed).all(|(v, k)| key(v) == k)
     }
 
     /// Build the table for a registry: the stored chunks as far as they are the

@@ -26,8 +26,8 @@ pub use schema::{Checkpoint, Head, Root, StateSummary, SCHEMA_VERSION};
 
 use schema::{
     decode_root, decode_slot_key, decode_u64, slot_key, CF_BLOCKS, CF_BLOCK_SLOTS, CF_METADATA,
-    CF_PUBKEYS, CF_STATES, CF_STATE_SUMMARIES, COLUMN_FAMILIES, META_FINALIZED, META_HEAD, META_JUSTIFIED,
-    META_SCHEMA_VERSION,
+    CF_PUBKEYS, CF_STATES, CF_STATE_SUMMARIES, COLUMN_FAMILIES, META_FINALIZED, META_HEAD,
+    META_JUSTIFIED, META_SCHEMA_VERSION,
 };
 
 /// How to open a [`Store`].

@@ -331,10 +331,14 @@ mod tests {
         // Undeclared: computed every time.
         assert_eq!((total(&ctx, 3, 10), total(&ctx, 3, 10)), (1, 2));
         // Declared: computed once, then remembered across continued blocks.
-        ctx.with_registry_memo(false, |c| assert_eq!((total(c, 3, 10), total(c, 3, 10)), (3, 3)));
+        ctx.with_registry_memo(false, |c| {
+            assert_eq!((total(c, 3, 10), total(c, 3, 10)), (3, 3))
+        });
         ctx.with_registry_memo(true, |c| assert_eq!(total(c, 3, 10), 3));
         // Another epoch or registry length is not the remembered one.
-        ctx.with_registry_memo(true, |c| assert_eq!((total(c, 4, 10), total(c, 4, 11)), (4, 5)));
+        ctx.with_registry_memo(true, |c| {
+            assert_eq!((total(c, 4, 10), total(c, 4, 11)), (4, 5))
+        });
         // A block that does not continue empties the memo; the scope ends the declaration.
         ctx.with_registry_memo(false, |c| assert_eq!(total(c, 4, 11), 6));
         assert!(!ctx.registry.enabled());

@@ -763,7 +763,10 @@ fn the_pubkey_table_is_stored_loaded_and_a_bad_copy_refused_and_rebuilt() {
     // A restart loads the stored table and validates nothing.
     let (h, load) = reopen(&data);
     assert_eq!(h, head);
-    assert_eq!((load.loaded, load.validated, load.refused_chunks), (64, 0, 0));
+    assert_eq!(
+        (load.loaded, load.validated, load.refused_chunks),
+        (64, 0, 0)
+    );
 
     let chunks = pubkey_chunks(&data);
     assert_eq!(chunks.len(), 1, "64 keys fit one chunk");
