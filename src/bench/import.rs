@@ -36,9 +36,23 @@ pub struct ImportBenchRow {
     pub seconds: f64,
     pub blocks_per_second: f64,
     pub transition_seconds: f64,
+    /// Of the transition: epoch processing and state roots.
+    pub epoch_processing_seconds: f64,
+    pub state_root_seconds: f64,
     pub signature_seconds: f64,
+    /// Of the signatures: pubkey aggregation (the rest: parsing and verification).
+    pub aggregation_seconds: f64,
     pub write_seconds: f64,
     pub signature_sets: u64,
+    /// Opening the fresh datadir (genesis decoded, the pubkey table KeyValidate'd and
+    /// stored), before the import is timed.
+    pub startup_seconds: f64,
+    /// Opening the imported datadir again (the stored pubkey table loaded, the head
+    /// state replayed from its snapshot), ending at the same head.
+    pub restart_seconds: f64,
+    /// Keys the restart loaded from the stored table / KeyValidate'd again.
+    pub restart_keys_loaded: usize,
+    pub restart_keys_validated: usize,
     /// Peak resident set size during this import (the counter is reset before it).
     pub peak_rss_mib: Option<u64>,
 }
@@ -74,7 +88,9 @@ fn import_once(
         verification,
         ..ImportOptions::default()
     };
+    let t = Instant::now();
     let service = ChainService::open(datadir, Some(genesis), opts.clone(), aggregator)?;
+    let startup_seconds = t.elapsed().as_secs_f64();
     reset_peak_rss();
     let t = Instant::now();
     let stop = std::sync::atomic::AtomicBool::new(false);
@@ -82,18 +98,36 @@ fn import_once(
         crate::chain::files::import_dir(&service.handle(), chain_dir, &opts, &stop, &mut |_| {});
     let seconds = t.elapsed().as_secs_f64();
     result.map_err(|e| format!("{name}: {e}"))?;
+    let peak_rss_mib = peak_rss_bytes().map(|b| b >> 20);
+    service.shutdown();
+    // A restart: the same datadir opened again, through the stored pubkey table.
+    let t = Instant::now();
+    let service = ChainService::open(datadir, None, opts, Box::new(CpuAggregator))?;
+    let restart_seconds = t.elapsed().as_secs_f64();
+    let head = service.handle().head();
+    if head.head.root != report.head_root {
+        return Err(format!("{name}: the restart ends at another head").into());
+    }
+    let keys = head.keys_load;
+    service.shutdown();
     let row = ImportBenchRow {
         name: name.into(),
         blocks: report.imported,
         seconds,
         blocks_per_second: report.imported as f64 / seconds.max(1e-9),
         transition_seconds: report.transition.as_secs_f64(),
+        epoch_processing_seconds: report.epoch_processing.as_secs_f64(),
+        state_root_seconds: report.state_root.as_secs_f64(),
         signature_seconds: report.signatures.as_secs_f64(),
+        aggregation_seconds: report.aggregation.as_secs_f64(),
         write_seconds: report.write.as_secs_f64(),
         signature_sets: report.signature_sets,
-        peak_rss_mib: peak_rss_bytes().map(|b| b >> 20),
+        startup_seconds,
+        restart_seconds,
+        restart_keys_loaded: keys.loaded,
+        restart_keys_validated: keys.validated,
+        peak_rss_mib,
     };
-    service.shutdown();
     let _ = std::fs::remove_dir_all(datadir);
     Ok((row, report.head_slot, report.head_root))
 }
@@ -132,6 +166,13 @@ pub fn run(
     let genesis = snap::raw::Decoder::new()
         .decompress_vec(&genesis_raw)
         .map_err(|e| format!("genesis: {e}"))?;
+    // The chain's own preset and registry (a given chain's, not the flags').
+    let (preset, validators) = crate::chain::any::genesis_preset_and_validators(&genesis)?;
+    progress(&format!(
+        "chain: {} preset, {validators} validators, {} blocks",
+        preset.name(),
+        crate::devnet::list_blocks(&chain_dir)?.len()
+    ));
 
     let (gpu, gpu_note) = if cfg.no_gpu {
         (None, Some("left out (--no-gpu)".to_string()))
@@ -143,8 +184,20 @@ pub fn run(
     };
     let gpu_name = gpu.as_ref().map(|c| c.adapter_name().to_string());
     progress(&format!(
-        "{:<22} {:>7} {:>9} {:>9} {:>11} {:>11} {:>9} {:>9}",
-        "import", "blocks", "seconds", "blocks/s", "transition", "signatures", "writes", "peak RSS"
+        "{:<16} {:>6} {:>8} {:>8} {:>10} {:>7} {:>7} {:>10} {:>7} {:>7} {:>8} {:>8} {:>9}",
+        "import",
+        "blocks",
+        "seconds",
+        "blocks/s",
+        "transition",
+        "epoch",
+        "root",
+        "signatures",
+        "aggr",
+        "writes",
+        "start-up",
+        "restart",
+        "peak RSS"
     ));
     let mut rows = Vec::new();
     let mut head: Option<(u64, [u8; 32])> = None;
@@ -180,14 +233,19 @@ pub fn run(
             Some(_) => return Err(format!("{name}: ended at another head").into()),
         }
         progress(&format!(
-            "{:<22} {:>7} {:>9.2} {:>9.1} {:>10.2}s {:>10.2}s {:>8.2}s {:>5} MiB",
+            "{:<16} {:>6} {:>8.2} {:>8.1} {:>9.2}s {:>6.2}s {:>6.2}s {:>9.2}s {:>6.2}s {:>6.2}s {:>7.2}s {:>7.2}s {:>5} MiB",
             row.name,
             row.blocks,
             row.seconds,
             row.blocks_per_second,
             row.transition_seconds,
+            row.epoch_processing_seconds,
+            row.state_root_seconds,
             row.signature_seconds,
+            row.aggregation_seconds,
             row.write_seconds,
+            row.startup_seconds,
+            row.restart_seconds,
             row.peak_rss_mib.unwrap_or(0)
         ));
         rows.push(row);
@@ -203,6 +261,11 @@ pub fn run(
     };
     let batched_cpu_speedup = speed("batched, cpu").unwrap_or(0.0);
     let batched_gpu_speedup = speed("batched, gpu");
+    progress(
+        "(epoch, root: of the transition; aggr: pubkey aggregation, of the signatures; \
+         start-up: opening the fresh datadir; restart: opening it again after the import, \
+         through the stored pubkey table)",
+    );
     progress(&format!(
         "batched import: {batched_cpu_speedup:.2}x per-block (cpu){}; threads {}; gpu: {}",
         batched_gpu_speedup.map_or(String::new(), |g| format!(", {g:.2}x (gpu)")),
@@ -214,8 +277,8 @@ pub fn run(
     ));
     let (head_slot, head_root) = head.unwrap_or_default();
     Ok(ImportBenchReport {
-        preset: cfg.preset.name().into(),
-        validators: cfg.validators,
+        preset: preset.name().into(),
+        validators,
         blocks: rows.first().map_or(0, |r| r.blocks),
         threads: rayon::current_num_threads(),
         gpu: gpu_name,

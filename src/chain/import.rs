@@ -18,8 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{t, types};
-use crate::accel::aggregate::{PubkeyAggregator, PubkeyTable};
-use crate::bls::parse_pubkey;
+use crate::accel::aggregate::PubkeyAggregator;
 use crate::cache::budget::MemoryBudget;
 use crate::cache::checkpoint::{CheckpointKey, CheckpointStateCache, TieredConfig};
 use crate::cache::lru::WeighedLru;
@@ -32,10 +31,13 @@ use crate::chain::fork_choice::{ForkChoice, ForkChoiceBlock, ForkChoiceConfig};
 use crate::chain::pipeline::{
     hex, BatchStats, Decoded, ImportError, ImportOptions, SegmentOutcome, Settled, Verification,
 };
+use crate::chain::pubkeys::{KeysLoad, ResidentKeys};
 use crate::chain::resolve::{verify_sets_in_table, SetCheck, SetOwner};
 use crate::chain::{Anchor, OldestBlock, META_ANCHOR, META_OLDEST_BLOCK, META_PRESET};
 use crate::store::{Checkpoint, Head, StateSummary, Store};
-use crate::transition::{ChainConfig, SignatureChecker, TransitionCtx, TransitionError};
+use crate::transition::{
+    ChainConfig, PhaseTimes, SignatureChecker, TransitionCtx, TransitionError,
+};
 use crate::types::ssz::{ssz_encode, SszDecode};
 use crate::types::Preset;
 use types::{BeaconState, SignedBeaconBlock};
@@ -114,60 +116,12 @@ struct Applied {
 /// collected signature sets, and the first block that failed its transition (if any).
 struct AppliedRun {
     state: BeaconState,
+    /// Time the run's transition spent in epoch processing and state roots.
+    phases: PhaseTimes,
     applied: Vec<Applied>,
     sets: Vec<crate::bls::SignatureSet>,
     owners: Vec<SetOwner>,
     failed: Option<(usize, BlockError)>,
-}
-
-/// Every validator's pubkey at its validator index: the aggregators' table (resident on
-/// the GPU, only appended points uploaded), the compressed keys to check a state's
-/// registry against, and the indices whose key failed KeyValidate.
-#[derive(Default)]
-struct ResidentKeys {
-    table: PubkeyTable,
-    compressed: Vec<[u8; 48]>,
-    unusable: HashSet<u32>,
-}
-
-impl ResidentKeys {
-    /// Append `validators[self.len()..]`, each key parsed and KeyValidate'd once, in
-    /// parallel.
-    fn grow(&mut self, validators: &[types::Validator]) {
-        use rayon::prelude::*;
-        let from = self.table.len();
-        if validators.len() <= from {
-            return;
-        }
-        let fresh: Vec<([u8; 48], Option<blst::blst_p1_affine>)> = validators[from..]
-            .par_iter()
-            .map(|v| {
-                let bytes = *v.pubkey.as_bytes();
-                let p = parse_pubkey(&bytes).ok().map(blst::blst_p1_affine::from);
-                (bytes, p)
-            })
-            .collect();
-        for (i, (bytes, p)) in fresh.into_iter().enumerate() {
-            match p {
-                Some(p) => self.table.push(p),
-                None => {
-                    // Never summed: a set naming it is refused before aggregation.
-                    self.unusable.insert((from + i) as u32);
-                    self.table.push(blst::blst_p1_affine::default());
-                }
-            }
-            self.compressed.push(bytes);
-        }
-    }
-
-    /// Whether a registry agrees with the table where both have keys (it always does on
-    /// the head's chain; a fork may have appended different deposits).
-    fn matches(&self, validators: &[types::Validator]) -> bool {
-        validators
-            .iter()
-            .zip(&self.compressed)
-            .all(|(v, k)| v.pubkey.as_bytes() == k)
-    }
 }
 
 /// A run applied but not yet verified: its signatures are checked while the next run is
@@ -194,7 +148,8 @@ pub struct Chain {
     /// preloader's sibling context) and the state-root cache carried through the
     /// transition from block to block.
     ctx: TransitionCtx,
-    /// Every validator's key at its index (KeyValidate'd once), resident on the GPU.
+    /// Every validator's key at its index (KeyValidate'd once, stored in the datadir),
+    /// resident on the GPU.
     keys: ResidentKeys,
     aggregator: Box<dyn PubkeyAggregator>,
     fork_choice: ForkChoice,
@@ -360,8 +315,7 @@ impl Chain {
             .head()?
             .ok_or_else(|| internal("the store has an anchor but no head"))?;
         if head.root == self.anchor.root {
-            self.keys.grow(&self.head_state.validators);
-            return Ok(());
+            return self.load_keys();
         }
         let finalized = self.store.finalized_checkpoint()?.unwrap_or(Checkpoint {
             epoch: t::compute_epoch_at_slot(self.anchor.slot),
@@ -398,9 +352,9 @@ impl Chain {
         let mut state = base;
         let mut tctx = self.ctx.take();
         let result = (|| -> Result<(), ImportError> {
-            for b in &chain {
+            for (i, b) in chain.iter().enumerate() {
                 let root = t::hash_tree_root(&b.message).map_err(internal)?;
-                let votes = replay_block(&mut state, b, &mut tctx).map_err(internal)?;
+                let votes = replay_block(&mut state, b, &mut tctx, i > 0).map_err(internal)?;
                 if b.message.slot > finalized_slot {
                     let parent = *b.message.parent_root.as_bytes();
                     let (uj, uf) = t::compute_unrealized_checkpoints(&state).map_err(internal)?;
@@ -444,8 +398,43 @@ impl Chain {
         }
         self.head_root = head.root;
         self.head_state = Arc::new(state);
-        self.keys.grow(&self.head_state.validators);
+        self.load_keys()
+    }
+
+    /// The pubkey table of the head's registry: the datadir's stored table as far as it
+    /// holds (checked), the rest KeyValidate'd and stored (see `chain::pubkeys`).
+    fn load_keys(&mut self) -> Result<(), ImportError> {
+        let t = Instant::now();
+        self.keys = ResidentKeys::load(&self.store, &self.head_state.validators, |v| {
+            *v.pubkey.as_bytes()
+        })?;
+        let load = self.keys.load_stats();
+        if self.keys.has_unstored() {
+            let mut batch = self.store.batch().with_sync(true);
+            self.keys.store_into(&mut batch)?;
+            batch.commit()?;
+            self.keys.stored_now();
+        }
+        tracing::info!(
+            loaded = load.loaded,
+            validated = load.validated,
+            refused_chunks = load.refused_chunks,
+            ms = t.elapsed().as_millis() as u64,
+            "pubkey table"
+        );
+        if load.refused_chunks > 0 {
+            tracing::warn!(
+                refused_chunks = load.refused_chunks,
+                "the stored pubkey table was refused in part: validated again and rewritten"
+            );
+        }
         Ok(())
+    }
+
+    /// How the pubkey table was built at open: keys loaded from the datadir, keys
+    /// KeyValidate'd, stored chunks refused.
+    pub fn keys_load(&self) -> KeysLoad {
+        self.keys.load_stats()
     }
 
     /// The store this chain writes.
@@ -743,7 +732,12 @@ impl Chain {
                 let (p_result, (applied, apply_time)) = rayon::join(
                     || {
                         let t = Instant::now();
-                        let v = this.verify_sets(sets, &p.applied.owners, &p.applied.state);
+                        let v = this.verify_sets(
+                            sets,
+                            &p.applied.owners,
+                            &p.applied.state,
+                            &mut p_stats,
+                        );
                         p_stats.signatures += t.elapsed();
                         this.settle(&p.run, p.applied, v, &mut p_stats)
                     },
@@ -755,6 +749,9 @@ impl Chain {
                 );
                 self.ctx = tctx;
                 stats.transition += apply_time;
+                if let Ok(a) = &applied {
+                    add_phases(&mut stats, &a.phases);
+                }
                 let p_ok = p_result.is_ok();
                 settled.push(Settled {
                     id: p.id,
@@ -784,6 +781,9 @@ impl Chain {
                 let a = apply_run_with(&ctx, &mut tctx, pre, parent, &fresh);
                 self.ctx = tctx;
                 stats.transition += t.elapsed();
+                if let Ok(a) = &a {
+                    add_phases(&mut stats, &a.phases);
+                }
                 a
             }
         };
@@ -821,7 +821,7 @@ impl Chain {
         let t = Instant::now();
         let sets = std::mem::take(&mut p.applied.sets);
         stats.signature_sets += sets.len();
-        let verified = self.verify_sets(sets, &p.applied.owners, &p.applied.state);
+        let verified = self.verify_sets(sets, &p.applied.owners, &p.applied.state, &mut stats);
         stats.signatures += t.elapsed();
         let result = self.settle(&p.run, p.applied, verified, &mut stats);
         vec![Settled {
@@ -941,19 +941,24 @@ impl Chain {
         let t0 = Instant::now();
         let mut applied = self.apply_run(pre, parent, run)?;
         stats.transition += t0.elapsed();
+        add_phases(stats, &applied.phases);
         self.grow_table_from(&applied.state);
         let t1 = Instant::now();
         let sets = std::mem::take(&mut applied.sets);
         stats.signature_sets += sets.len();
-        let verified = self.verify_sets(sets, &applied.owners, &applied.state);
+        let verified = self.verify_sets(sets, &applied.owners, &applied.state, stats);
         stats.signatures += t1.elapsed();
         self.settle(run, applied, verified, stats)
     }
 
     /// Append validators the run added (on the head's chain) to the pubkey table.
     fn grow_table_from(&mut self, state: &BeaconState) {
-        if state.validators.len() > self.keys.table.len() && self.keys.matches(&state.validators) {
-            self.keys.grow(&state.validators);
+        if state.validators.len() > self.keys.len()
+            && self
+                .keys
+                .matches(&state.validators, |v| v.pubkey.as_bytes())
+        {
+            self.keys.grow(&state.validators, |v| *v.pubkey.as_bytes());
         }
     }
 
@@ -964,6 +969,26 @@ impl Chain {
         sets: Vec<crate::bls::SignatureSet>,
         owners: &[SetOwner],
         state: &BeaconState,
+        stats: &mut BatchStats,
+    ) -> Result<(), crate::chain::SegmentError> {
+        let aggregator = Timed {
+            inner: self.aggregator.as_ref(),
+            spent: std::sync::Mutex::new(std::time::Duration::ZERO),
+        };
+        let out = self.verify_sets_with(sets, owners, state, &aggregator);
+        stats.aggregation += aggregator
+            .spent
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner());
+        out
+    }
+
+    fn verify_sets_with(
+        &self,
+        sets: Vec<crate::bls::SignatureSet>,
+        owners: &[SetOwner],
+        state: &BeaconState,
+        aggregator: &dyn PubkeyAggregator,
     ) -> Result<(), crate::chain::SegmentError> {
         let check = match self.opts.verification {
             Verification::Batched => SetCheck::Batch,
@@ -971,8 +996,10 @@ impl Chain {
         };
         if sets.is_empty() {
             Ok(())
-        } else if state.validators.len() <= self.keys.table.len()
-            && self.keys.matches(&state.validators)
+        } else if state.validators.len() <= self.keys.len()
+            && self
+                .keys
+                .matches(&state.validators, |v| v.pubkey.as_bytes())
         {
             let unusable = &self.keys.unusable;
             verify_sets_in_table(
@@ -980,7 +1007,7 @@ impl Chain {
                 owners,
                 &self.keys.table,
                 |i| !unusable.contains(&i),
-                self.aggregator.as_ref(),
+                aggregator,
                 check,
             )
         } else {
@@ -990,7 +1017,7 @@ impl Chain {
                     .get(i as usize)
                     .map(|v| *v.pubkey.as_bytes())
             };
-            crate::chain::resolve::resolve_sets(sets, owners, pubkey_of, self.aggregator.as_ref())
+            crate::chain::resolve::resolve_sets(sets, owners, pubkey_of, aggregator)
         }
     }
 
@@ -1157,7 +1184,10 @@ impl Chain {
             slot: head_slot,
             root: head,
         })?;
+        // The keys the run's registry added (checked against the registry when loaded).
+        self.keys.store_into(&mut batch)?;
         batch.commit()?;
+        self.keys.stored_now();
 
         for (d, a) in run.iter().zip(&applied) {
             self.blocks.insert(a.root, Arc::new(d.block.clone()));
@@ -1274,10 +1304,41 @@ pub(crate) fn rebuild_state_of_block(
     let mut state = base;
     // A sibling context: the chain's caches, its own root carry (from block to block).
     let mut ctx = ctx.sibling();
-    for b in chain.iter().rev() {
-        replay_block(&mut state, b, &mut ctx).map_err(internal)?;
+    for (i, b) in chain.iter().rev().enumerate() {
+        replay_block(&mut state, b, &mut ctx, i > 0).map_err(internal)?;
     }
     Ok(state)
+}
+
+/// Add a run's transition phases to its batch's stats.
+fn add_phases(stats: &mut BatchStats, phases: &PhaseTimes) {
+    stats.epoch_processing += phases.epoch;
+    stats.state_root += phases.state_root;
+}
+
+/// An aggregator that counts the time spent in it (the phase breakdown's "aggregation").
+struct Timed<'a> {
+    inner: &'a dyn PubkeyAggregator,
+    spent: std::sync::Mutex<std::time::Duration>,
+}
+
+impl PubkeyAggregator for Timed<'_> {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+
+    fn aggregate(
+        &self,
+        table: &crate::accel::aggregate::PubkeyTable,
+        sets: &[&[u32]],
+    ) -> Result<Vec<blst::blst_p1>, crate::accel::aggregate::AggregateError> {
+        let t = Instant::now();
+        let out = self.inner.aggregate(table, sets);
+        if let Ok(mut spent) = self.spent.lock() {
+            *spent += t.elapsed();
+        }
+        out
+    }
 }
 
 /// A settled segment's outcome: a refused block is an outcome (the blocks before it are
@@ -1327,6 +1388,7 @@ fn apply_run_with(
 ) -> Result<AppliedRun, ImportError> {
     let mut out = AppliedRun {
         state: pre,
+        phases: PhaseTimes::default(),
         applied: Vec::with_capacity(run.len()),
         sets: Vec::new(),
         owners: Vec::new(),
@@ -1371,8 +1433,11 @@ fn apply_run_with(
             // known): if this block crosses no epoch boundary and carries no operation that
             // touches a validator, the registry need not be compared.
             let body = &block.message.body;
-            let unchanged = known_root.is_some()
-                && t::compute_epoch_at_slot(slot) == t::compute_epoch_at_slot(parent_slot)
+            // The state continues the one the previous block of this run left (its root
+            // was checked), in the same epoch: the registry memo holds.
+            let continues = known_root.is_some()
+                && t::compute_epoch_at_slot(slot) == t::compute_epoch_at_slot(parent_slot);
+            let unchanged = continues
                 && body.proposer_slashings.is_empty()
                 && body.attester_slashings.is_empty()
                 && body.voluntary_exits.is_empty()
@@ -1391,7 +1456,9 @@ fn apply_run_with(
                     tctx.with_known_root(known_root.take(), |c| t::process_slots(state, slot, c))?;
                 }
                 t::verify_block_signature(state, block, &mut sigs)?;
-                t::process_block(state, &block.message, tctx, &mut sigs)?;
+                tctx.with_registry_memo(continues, |c| {
+                    t::process_block(state, &block.message, c, &mut sigs)
+                })?;
                 let root = tctx.with_unchanged_validators(unchanged, |c| c.state_root(state))?;
                 if block.message.state_root.as_bytes() == &root {
                     *known_root = Some(root);
@@ -1466,6 +1533,7 @@ fn apply_run_with(
         }
         Ok(())
     })();
+    out.phases = std::mem::take(&mut tctx.phases);
     result?;
     Ok(out)
 }
@@ -1630,17 +1698,24 @@ fn unix_now_ms() -> u64 {
 
 /// Apply a stored (already verified) block: no signature or state-root checks. Returns
 /// the block's votes.
+/// `continues`: the state is the previous replayed block's post state (the registry memo
+/// holds within its epoch).
 fn replay_block(
     state: &mut BeaconState,
     block: &SignedBeaconBlock,
     ctx: &mut TransitionCtx,
+    continues: bool,
 ) -> Result<Vec<Vote>, TransitionError> {
+    let continues = continues
+        && t::compute_epoch_at_slot(state.slot) == t::compute_epoch_at_slot(block.message.slot);
     if state.slot < block.message.slot {
         t::process_slots(state, block.message.slot, ctx)?;
     }
     let mut skip = SignatureChecker::skip();
-    t::process_block(state, &block.message, ctx, &mut skip)?;
-    votes_of(state, block, ctx)
+    ctx.with_registry_memo(continues, |c| {
+        t::process_block(state, &block.message, c, &mut skip)?;
+        votes_of(state, block, c)
+    })
 }
 
 /// Record the anchor (genesis) state in a new store: its snapshot and summary, the

@@ -17,6 +17,7 @@ pub mod gossip_attestation;
 pub mod gossip_ops;
 pub mod metrics;
 pub mod pipeline;
+pub mod pubkeys;
 pub mod resolve;
 pub mod service;
 pub mod views;

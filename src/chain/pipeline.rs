@@ -129,7 +129,12 @@ pub struct BatchStats {
     pub skipped: usize,
     pub signature_sets: usize,
     pub transition: Duration,
+    /// Of `transition`: epoch processing and state roots.
+    pub epoch_processing: Duration,
+    pub state_root: Duration,
     pub signatures: Duration,
+    /// Of `signatures`: pubkey aggregation (the rest is parsing and verification).
+    pub aggregation: Duration,
     pub write: Duration,
 }
 
@@ -149,7 +154,12 @@ pub struct ImportReport {
     pub finalized_epoch: u64,
     pub elapsed: Duration,
     pub transition: Duration,
+    /// Of `transition`: epoch processing and state roots.
+    pub epoch_processing: Duration,
+    pub state_root: Duration,
     pub signatures: Duration,
+    /// Of `signatures`: pubkey aggregation.
+    pub aggregation: Duration,
     pub write: Duration,
     /// The first invalid block, when the import stopped at one (the blocks before it are
     /// imported and counted above).
@@ -164,7 +174,10 @@ impl ImportReport {
         self.skipped += b.skipped as u64;
         self.signature_sets += b.signature_sets as u64;
         self.transition += b.transition;
+        self.epoch_processing += b.epoch_processing;
+        self.state_root += b.state_root;
         self.signatures += b.signatures;
+        self.aggregation += b.aggregation;
         self.write += b.write;
     }
 

@@ -93,6 +93,7 @@ impl PresetChain for Chain {
             anchor_slot: anchor.slot,
             state: super::any_state(state),
             fork_choice: self.fork_choice().nodes().into(),
+            keys_load: self.keys_load(),
         })
     }
 

@@ -107,6 +107,9 @@ pub struct HeadSnapshot {
     pub state: AnyState,
     /// Fork choice's blocks, as of this commit.
     pub fork_choice: Arc<[super::fork_choice::ForkChoiceNode]>,
+    /// How the pubkey table was built when the chain was opened (stored keys loaded,
+    /// keys KeyValidate'd).
+    pub keys_load: super::pubkeys::KeysLoad,
 }
 
 /// A state of either preset, shared.

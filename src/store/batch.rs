@@ -213,6 +213,11 @@ impl<'a> StoreBatch<'a> {
         self.put_raw(CF_METADATA, META_FINALIZED, &checkpoint.encode())
     }
 
+    /// Put a chunk of the pubkey table starting at validator `from` (see `chain::pubkeys`).
+    pub fn put_pubkey_chunk(&mut self, from: u32, chunk: &[u8]) -> Result<()> {
+        self.put_raw(super::schema::CF_PUBKEYS, &from.to_be_bytes(), chunk)
+    }
+
     /// Set an arbitrary metadata entry.
     pub fn put_metadata(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         self.put_raw(CF_METADATA, key, value)

@@ -3,7 +3,8 @@
 //! Column families (see [`schema`]): `blocks` (block root → SSZ `SignedBeaconBlock`),
 //! `states` (state root → SSZ snapshot), `state_summaries` (state root → slot and latest
 //! block root), `block_slots` (big-endian slot → canonical block root, for range reads)
-//! and `metadata` (head, justified and finalized checkpoints, schema version).
+//! `metadata` (head, justified and finalized checkpoints, schema version) and `pubkeys`
+//! (the validated pubkey table's chunks, a cache checked when loaded).
 //!
 //! Values are the caller's bytes: the store does not depend on presets. All writes go
 //! through a [`StoreBatch`], which commits atomic RocksDB write batches and auto-commits
@@ -25,8 +26,8 @@ pub use schema::{Checkpoint, Head, Root, StateSummary, SCHEMA_VERSION};
 
 use schema::{
     decode_root, decode_slot_key, decode_u64, slot_key, CF_BLOCKS, CF_BLOCK_SLOTS, CF_METADATA,
-    CF_STATES, CF_STATE_SUMMARIES, COLUMN_FAMILIES, META_FINALIZED, META_HEAD, META_JUSTIFIED,
-    META_SCHEMA_VERSION,
+    CF_PUBKEYS, CF_STATES, CF_STATE_SUMMARIES, COLUMN_FAMILIES, META_FINALIZED, META_HEAD,
+    META_JUSTIFIED, META_SCHEMA_VERSION,
 };
 
 /// How to open a [`Store`].
@@ -258,6 +259,20 @@ impl Store {
         self.get_raw(CF_METADATA, META_FINALIZED)?
             .map(|b| Checkpoint::decode(&b))
             .transpose()
+    }
+
+    /// Every stored chunk of the pubkey table, as (key, value) bytes in key order (the
+    /// caller decodes and checks them: see `chain::pubkeys`).
+    #[allow(clippy::type_complexity)]
+    pub fn pubkey_chunks(&self) -> Result<Vec<(Box<[u8]>, Box<[u8]>)>> {
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(self.cf(CF_PUBKEYS)?, IteratorMode::Start)
+        {
+            out.push(item?);
+        }
+        Ok(out)
     }
 
     /// Number of entries in a column family (a full scan; for `db info` and tests).

@@ -22,14 +22,18 @@ pub const CF_STATE_SUMMARIES: &str = "state_summaries";
 pub const CF_BLOCK_SLOTS: &str = "block_slots";
 /// Named singletons: head, checkpoints, schema version.
 pub const CF_METADATA: &str = "metadata";
+/// First validator index (big-endian u32) → a checksummed chunk of the validated pubkey
+/// table (`chain::pubkeys`): a cache, checked against the registry when it is loaded.
+pub const CF_PUBKEYS: &str = "pubkeys";
 
 /// Every column family of the schema, in creation order.
-pub const COLUMN_FAMILIES: [&str; 5] = [
+pub const COLUMN_FAMILIES: [&str; 6] = [
     CF_BLOCKS,
     CF_STATES,
     CF_STATE_SUMMARIES,
     CF_BLOCK_SLOTS,
     CF_METADATA,
+    CF_PUBKEYS,
 ];
 
 /// Metadata key of the schema version (u64 big-endian).

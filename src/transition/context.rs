@@ -42,6 +42,102 @@ pub struct TransitionCaches {
     pub pubkeys: PubkeyIndex,
 }
 
+/// Time the transition spent in its two big phases through this context (the importer
+/// reads and resets it per run for its phase breakdown).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PhaseTimes {
+    /// `process_epoch`.
+    pub epoch: std::time::Duration,
+    /// State roots (`state_root`, through the carried cache).
+    pub state_root: std::time::Duration,
+}
+
+/// What a block's transition reads off the whole registry, remembered from block to block
+/// of one chain of states within an epoch: the attester shufflings by epoch and the
+/// current epoch's total active balance. Read and filled only while the caller declares it
+/// (see [`TransitionCtx::with_registry_memo`]): nothing a block does changes the active
+/// set of the current or previous epoch (exits and slashings take effect at least
+/// `MAX_SEED_LOOKAHEAD + 1` epochs later) or an effective balance (only epoch processing
+/// does), so while the states continue one another inside an epoch the values hold —
+/// each is also keyed by epoch and registry length.
+#[derive(Debug, Default)]
+pub struct RegistryMemo {
+    enabled: bool,
+    entries: std::sync::Mutex<MemoEntries>,
+}
+
+#[derive(Debug, Default)]
+struct MemoEntries {
+    /// (epoch, registry length, shuffling).
+    shufflings: Vec<(u64, usize, Arc<Vec<u64>>)>,
+    /// (epoch, registry length, total active balance).
+    total_active_balance: Option<(u64, usize, u64)>,
+}
+
+impl RegistryMemo {
+    fn entries(&self) -> std::sync::MutexGuard<'_, MemoEntries> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether the memo is declared for the block in progress.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The shuffling of `epoch` for a registry of `len`: remembered, or `compute`d (and
+    /// remembered while enabled).
+    pub fn shuffling<E>(
+        &self,
+        epoch: u64,
+        len: usize,
+        compute: impl FnOnce() -> Result<Arc<Vec<u64>>, E>,
+    ) -> Result<Arc<Vec<u64>>, E> {
+        if !self.enabled {
+            return compute();
+        }
+        if let Some((_, _, s)) = self
+            .entries()
+            .shufflings
+            .iter()
+            .find(|(e, l, _)| *e == epoch && *l == len)
+        {
+            return Ok(s.clone());
+        }
+        let s = compute()?;
+        let mut m = self.entries();
+        m.shufflings.retain(|(e, _, _)| epoch.abs_diff(*e) <= 1);
+        m.shufflings.push((epoch, len, s.clone()));
+        Ok(s)
+    }
+
+    /// The total active balance of `epoch` (the state's current epoch) for a registry of
+    /// `len`: remembered, or `compute`d (and remembered while enabled).
+    pub fn total_active_balance<E>(
+        &self,
+        epoch: u64,
+        len: usize,
+        compute: impl FnOnce() -> Result<u64, E>,
+    ) -> Result<u64, E> {
+        if !self.enabled {
+            return compute();
+        }
+        if let Some((e, l, t)) = self.entries().total_active_balance {
+            if e == epoch && l == len {
+                return Ok(t);
+            }
+        }
+        let t = compute()?;
+        self.entries().total_active_balance = Some((epoch, len, t));
+        Ok(t)
+    }
+
+    fn clear(&mut self) {
+        *self.entries() = MemoEntries::default();
+    }
+}
+
 /// What the state transition runs with, besides the state (see the module docs).
 #[derive(Debug)]
 pub struct TransitionCtx {
@@ -50,6 +146,10 @@ pub struct TransitionCtx {
     /// The state-root carry: every root the transition takes through this context
     /// updates `roots.cache` (only what changed since the last root is rehashed).
     pub roots: RootCarry,
+    /// Time spent in epoch processing and state roots (travels with the carry).
+    pub phases: PhaseTimes,
+    /// Registry-derived values remembered from block to block (travels with the carry).
+    pub registry: RegistryMemo,
 }
 
 impl TransitionCtx {
@@ -64,6 +164,8 @@ impl TransitionCtx {
             cfg,
             caches,
             roots: RootCarry::default(),
+            phases: PhaseTimes::default(),
+            registry: RegistryMemo::default(),
         }
     }
 
@@ -124,9 +226,13 @@ impl TransitionCtx {
         state: &S,
     ) -> Result<[u8; 32], TransitionError> {
         let hasher = CpuHasher::simd();
-        self.roots
+        let t = std::time::Instant::now();
+        let root = self
+            .roots
             .root(&hasher, state)
-            .map_err(|e| TransitionError::Internal(format!("state root: {e}")))
+            .map_err(|e| TransitionError::Internal(format!("state root: {e}")));
+        self.phases.state_root += t.elapsed();
+        root
     }
 
     /// Run `f` with the root of the state as it stands now declared (`None`: nothing
@@ -163,6 +269,31 @@ impl TransitionCtx {
     }
 }
 
+impl TransitionCtx {
+    /// Run `f` (one block's `process_block`) with the registry memo declared. `continues`:
+    /// the state is the one the memo was last filled from, advanced by whole blocks
+    /// within the same epoch (the importer's run, block after block); otherwise the memo
+    /// is emptied first. The declaration ends with `f` (also when it unwinds).
+    pub fn with_registry_memo<R>(
+        &mut self,
+        continues: bool,
+        f: impl FnOnce(&mut TransitionCtx) -> R,
+    ) -> R {
+        if !continues {
+            self.registry.clear();
+        }
+        self.registry.enabled = true;
+        struct Off<'a>(&'a mut TransitionCtx);
+        impl Drop for Off<'_> {
+            fn drop(&mut self) {
+                self.0.registry.enabled = false;
+            }
+        }
+        let scope = Off(self);
+        f(&mut *scope.0)
+    }
+}
+
 /// Drops a declaration of the carry when its scope ends.
 struct Declared<'a> {
     ctx: &'a mut TransitionCtx,
@@ -184,6 +315,35 @@ mod tests {
     use super::*;
     use crate::transition::minimal::state_root_of;
     use crate::types::minimal::BeaconState;
+
+    #[test]
+    fn the_registry_memo_is_read_only_while_declared_and_emptied_unless_continued() {
+        let mut ctx = TransitionCtx::new(ChainConfig::minimal());
+        let calls = std::cell::Cell::new(0);
+        let total = |ctx: &TransitionCtx, epoch, len| {
+            ctx.registry
+                .total_active_balance::<()>(epoch, len, || {
+                    calls.set(calls.get() + 1);
+                    Ok(calls.get())
+                })
+                .unwrap()
+        };
+        // Undeclared: computed every time.
+        assert_eq!((total(&ctx, 3, 10), total(&ctx, 3, 10)), (1, 2));
+        // Declared: computed once, then remembered across continued blocks.
+        ctx.with_registry_memo(false, |c| {
+            assert_eq!((total(c, 3, 10), total(c, 3, 10)), (3, 3))
+        });
+        ctx.with_registry_memo(true, |c| assert_eq!(total(c, 3, 10), 3));
+        // Another epoch or registry length is not the remembered one.
+        ctx.with_registry_memo(true, |c| {
+            assert_eq!((total(c, 4, 10), total(c, 4, 11)), (4, 5))
+        });
+        // A block that does not continue empties the memo; the scope ends the declaration.
+        ctx.with_registry_memo(false, |c| assert_eq!(total(c, 4, 11), 6));
+        assert!(!ctx.registry.enabled());
+        assert_eq!(total(&ctx, 4, 11), 7);
+    }
 
     #[test]
     fn declarations_hold_for_one_root_and_their_scope() {

@@ -34,6 +34,6 @@ pub mod shuffling;
 pub mod signatures;
 
 pub use config::{BlobScheduleEntry, ChainConfig};
-pub use context::{TransitionCaches, TransitionCtx};
+pub use context::{PhaseTimes, RegistryMemo, TransitionCaches, TransitionCtx};
 pub use error::{Check, TransitionError};
 pub use signatures::{SignatureChecker, SignatureStrategy};

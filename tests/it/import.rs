@@ -9,7 +9,9 @@
 //! - `quasar import` killed with SIGKILL at random moments ten times, then re-run, ends at
 //!   the same head with a clean `db verify`;
 //! - under a small memory budget the caches evict (logs, metrics) and still serve the
-//!   right checkpoint states, from memory, disk or the database.
+//!   right checkpoint states, from memory, disk or the database;
+//! - the stored pubkey table: a restart loads it (nothing KeyValidate'd), a flipped,
+//!   truncated or forged chunk is refused and the table rebuilt, at the same head.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -698,4 +700,117 @@ fn sanity_blocks_vectors_through_the_importer() {
     );
     assert!(failures.is_empty(), "{failures:#?}");
     assert!(valid > 50, "only {valid} valid cases");
+}
+
+/// Opens the chain in `data` (existing datadir) and returns its head and how it built its
+/// pubkey table.
+fn reopen(data: &Path) -> ([u8; 32], quasar::chain::pubkeys::KeysLoad) {
+    let chain = Chain::open(
+        data,
+        None,
+        ChainConfig::minimal(),
+        ImportOptions::default(),
+        Box::new(CpuAggregator),
+    )
+    .expect("reopen");
+    (chain.head().root, chain.keys_load())
+}
+
+/// The stored pubkey chunks of a closed datadir; `put` rewrites one.
+fn pubkey_chunks(data: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let store = quasar::store::Store::open(data.join("db")).unwrap();
+    store
+        .pubkey_chunks()
+        .unwrap()
+        .into_iter()
+        .map(|(k, v)| (k.to_vec(), v.to_vec()))
+        .collect()
+}
+
+fn put_chunk(data: &Path, key: &[u8], value: &[u8]) {
+    let store = quasar::store::Store::open(data.join("db")).unwrap();
+    let mut b = store.batch().with_sync(true);
+    b.put_raw(quasar::store::schema::CF_PUBKEYS, key, value)
+        .unwrap();
+    b.commit().unwrap();
+}
+
+#[test]
+fn the_pubkey_table_is_stored_loaded_and_a_bad_copy_refused_and_rebuilt() {
+    use sha2::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    let chain_dir = dir.path().join("chain");
+    let summary = generate(&chain_dir, 64, 24);
+    let genesis = read(&devnet::genesis_path(&chain_dir));
+    let data = dir.path().join("data");
+    {
+        let mut chain = Chain::open(
+            &data,
+            Some(&genesis),
+            ChainConfig::minimal(),
+            ImportOptions::default(),
+            Box::new(CpuAggregator),
+        )
+        .expect("open");
+        // A new datadir KeyValidates the registry once, and stores it.
+        assert_eq!(chain.keys_load().validated, 64);
+        assert_eq!(chain.keys_load().loaded, 0);
+        assert_eq!(feed_chain(&mut chain, &chain_dir, 8), 24);
+        assert_eq!(chain.head().root, summary.head_root);
+    }
+    let head = summary.head_root;
+
+    // A restart loads the stored table and validates nothing.
+    let (h, load) = reopen(&data);
+    assert_eq!(h, head);
+    assert_eq!(
+        (load.loaded, load.validated, load.refused_chunks),
+        (64, 0, 0)
+    );
+
+    let chunks = pubkey_chunks(&data);
+    assert_eq!(chunks.len(), 1, "64 keys fit one chunk");
+    let (key, good) = chunks[0].clone();
+    let mut bad_copies: Vec<(&str, Vec<u8>)> = Vec::new();
+    // A flipped byte in a point, a truncated chunk, a wrong count.
+    let mut flipped = good.clone();
+    flipped[12 + 1 + 40] ^= 0x10;
+    bad_copies.push(("flipped byte", flipped));
+    bad_copies.push(("truncated", good[..good.len() - 50].to_vec()));
+    let mut count = good.clone();
+    count[8] = 63;
+    bad_copies.push(("wrong count", count));
+    // A well-formed chunk with a valid checksum whose first point is another key's: not
+    // the registry's key, refused by the compression check.
+    let mut swapped = good[..good.len() - 32].to_vec();
+    let (e0, e1) = (12..12 + 97, 12 + 97..12 + 2 * 97);
+    let first: Vec<u8> = swapped[e0.clone()].to_vec();
+    let second: Vec<u8> = swapped[e1.clone()].to_vec();
+    swapped[e0].copy_from_slice(&second);
+    swapped[e1].copy_from_slice(&first);
+    let sum = sha2::Sha256::digest(&swapped);
+    swapped.extend_from_slice(&sum);
+    bad_copies.push(("another key's point", swapped));
+    // A valid key marked unusable (checksum recomputed): KeyValidate'd again, refused.
+    let mut unusable = good[..good.len() - 32].to_vec();
+    unusable[12] = 0;
+    let sum = sha2::Sha256::digest(&unusable);
+    unusable.extend_from_slice(&sum);
+    bad_copies.push(("usable key marked unusable", unusable));
+
+    for (what, bytes) in bad_copies {
+        put_chunk(&data, &key, &bytes);
+        let (h, load) = reopen(&data);
+        assert_eq!(h, head, "{what}");
+        assert!(load.refused_chunks >= 1, "{what}: {load:?}");
+        assert_eq!((load.loaded, load.validated), (0, 64), "{what}: {load:?}");
+        // Rebuilt: the next start loads it again.
+        let (h, load) = reopen(&data);
+        assert_eq!(h, head, "{what}");
+        assert_eq!(
+            (load.loaded, load.validated, load.refused_chunks),
+            (64, 0, 0),
+            "{what}"
+        );
+    }
 }

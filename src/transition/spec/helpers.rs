@@ -516,11 +516,24 @@ pub fn get_shuffling(
     epoch: u64,
     ctx: &TransitionCtx,
 ) -> Result<std::sync::Arc<Vec<u64>>> {
-    let indices = get_active_validator_indices(state, epoch);
-    let seed = get_seed(state, epoch, DOMAIN_BEACON_ATTESTER)?;
-    Ok(ctx
-        .shuffling()
-        .shuffled_indices(&seed, SHUFFLE_ROUND_COUNT, &indices))
+    // Through the registry memo while the importer declares it (a whole-registry pass and
+    // a digest of the active set otherwise, per call).
+    ctx.registry.shuffling(epoch, state.validators.len(), || {
+        let indices = get_active_validator_indices(state, epoch);
+        let seed = get_seed(state, epoch, DOMAIN_BEACON_ATTESTER)?;
+        Ok(ctx
+            .shuffling()
+            .shuffled_indices(&seed, SHUFFLE_ROUND_COUNT, &indices))
+    })
+}
+
+/// `get_total_active_balance`, through the context's registry memo while it is declared
+/// (see [`RegistryMemo`](crate::transition::RegistryMemo)).
+pub fn get_total_active_balance_in(state: &BeaconState, ctx: &TransitionCtx) -> Result<u64> {
+    ctx.registry
+        .total_active_balance(get_current_epoch(state), state.validators.len(), || {
+            get_total_active_balance(state)
+        })
 }
 
 /// `get_beacon_committee(state, slot, index)` as a slice of the epoch's shuffling (from

@@ -647,7 +647,9 @@ pub fn process_attestation(
     let mut proposer_reward_numerator: u64 = 0;
     // `get_base_reward` reads the total active balance, which no step of an attestation
     // changes: computed once here instead of once per attester (O(n) each).
-    let per_increment = get_base_reward_per_increment(state)?;
+    let per_increment = EFFECTIVE_BALANCE_INCREMENT
+        .safe_mul(BASE_REWARD_FACTOR)?
+        .safe_div(integer_squareroot(get_total_active_balance_in(state, ctx)?))?;
     for &index in indexed.attesting_indices.iter() {
         let i = checked_index(
             "participation",
@@ -1047,7 +1049,7 @@ pub fn process_sync_aggregate(
 
     // `get_total_active_balance` once (it is O(validators)); the per-increment reward is
     // `get_base_reward_per_increment` over the same total.
-    let total_active_balance = get_total_active_balance(state)?;
+    let total_active_balance = get_total_active_balance_in(state, ctx)?;
     let total_active_increments = total_active_balance / EFFECTIVE_BALANCE_INCREMENT;
     let base_reward_per_increment = EFFECTIVE_BALANCE_INCREMENT
         .safe_mul(BASE_REWARD_FACTOR)?

@@ -19,7 +19,9 @@ pub fn process_slots(state: &mut BeaconState, slot: u64, ctx: &mut TransitionCtx
     while state.slot < slot {
         process_slot(state, ctx)?;
         if (state.slot + 1) % SLOTS_PER_EPOCH_U64 == 0 {
+            let t = std::time::Instant::now();
             process_epoch(state, ctx)?;
+            ctx.phases.epoch += t.elapsed();
         }
         state.slot = state.slot.safe_add(1)?;
     }
