@@ -99,6 +99,17 @@ enum Side {
 /// Times `run` on the CPU and on the GPU (best of two each, after one warm-up GPU run) at
 /// each size, and stops early once the GPU is hopelessly slower and not catching up, or
 /// too slow to wait for. A GPU failure keeps the CPU.
+/// Whether measuring stops after a size whose best times were `c` (CPU) and `g` (GPU)
+/// seconds, `previous` the size before's: the GPU loses and is either hopeless (more
+/// than `HOPELESS` times slower and not gaining `CATCHING_UP` on the size before) or
+/// over the time budget for one run.
+fn gives_up(previous: Option<(f64, f64)>, c: f64, g: f64, gpu_t: Duration) -> bool {
+    let ratio = g / c.max(1e-9);
+    let gained = previous.map(|(pc, pg)| (pg / pc.max(1e-9)) / ratio.max(1e-9));
+    let hopeless = ratio > HOPELESS && gained.is_some_and(|x| x < CATCHING_UP);
+    g > c && (hopeless || gpu_t > BUDGET)
+}
+
 fn measure(
     what: &str,
     sizes: &[u32],
@@ -132,13 +143,9 @@ fn measure(
             c * 1e3,
             g * 1e3
         );
-        let ratio = g / c.max(1e-9);
-        let gained = points
-            .last()
-            .map(|&(_, pc, pg)| (pg / pc.max(1e-9)) / ratio.max(1e-9));
+        let previous = points.last().map(|&(_, pc, pg)| (pc, pg));
         points.push((log2, c, g));
-        let hopeless = ratio > HOPELESS && gained.is_some_and(|x| x < CATCHING_UP);
-        if g > c && (hopeless || gpu_t > BUDGET) {
+        if gives_up(previous, c, g, gpu_t) {
             break;
         }
     }
@@ -238,7 +245,10 @@ pub fn threshold_from(points: &[(u32, f64, f64)]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::{measure, synthetic_sets, threshold_from, Side, SET_KEYS};
+    use super::{
+        gives_up, measure, synthetic_sets, threshold_from, GpuError, Side, BUDGET, SET_KEYS,
+    };
+    use std::time::Duration;
 
     #[test]
     fn threshold_is_the_start_of_the_winning_suffix() {
@@ -267,27 +277,31 @@ mod tests {
     }
 
     #[test]
-    fn measuring_stops_when_the_gpu_cannot_catch_up() {
-        // A fixed 50x-slower "GPU" (busy loops) is given up after two sizes.
-        let spin = |n: u64| {
-            let mut x = 0u64;
-            for i in 0..n {
-                x = std::hint::black_box(x.wrapping_add(i));
-            }
-            x
-        };
+    fn measuring_gives_up_on_a_gpu_that_cannot_catch_up() {
+        // The rule on fixed figures (no timing in a test): 50x slower at two sizes in a row
+        // gives up; 50x slower but gaining fast, or the first size alone, goes on; a GPU
+        // that wins never stops; one GPU run over the budget stops a losing GPU.
+        let ms = Duration::from_millis;
+        assert!(gives_up(Some((1.0, 50.0)), 2.0, 100.0, ms(100)));
+        assert!(!gives_up(None, 2.0, 100.0, ms(100)));
+        assert!(!gives_up(Some((1.0, 500.0)), 2.0, 100.0, ms(100)));
+        assert!(!gives_up(Some((1.0, 50.0)), 2.0, 1.0, ms(100)));
+        assert!(gives_up(None, 1.0, 2.0, BUDGET + ms(1)));
+        assert!(!gives_up(None, 2.0, 1.0, BUDGET + ms(1)));
+    }
+
+    #[test]
+    fn a_failing_gpu_keeps_the_cpu_after_one_warm_up_and_two_runs() {
         let mut gpu_runs = 0;
-        let c = measure("test", &[4, 6, 8, 10], |log2, side| {
+        let c = measure("test", &[4, 6], |_, side| {
             if side == Side::Gpu {
                 gpu_runs += 1;
-                spin(500_000 << log2);
-            } else {
-                spin(10_000 << log2);
+                return Err(GpuError::Submission("test".into()));
             }
             Ok(())
         });
         assert_eq!(c.threshold, None);
-        assert_eq!(c.points.len(), 2, "{:?}", c.points);
-        assert_eq!(gpu_runs, 6, "one warm-up and two timed runs per size");
+        assert!(c.points.is_empty(), "{:?}", c.points);
+        assert_eq!(gpu_runs, 3, "one warm-up and two timed runs, then it stops");
     }
 }
