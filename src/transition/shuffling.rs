@@ -147,28 +147,37 @@ pub fn shuffle_positions(seed: &[u8; 32], rounds: usize, n: u64) -> Vec<u64> {
             (pivot, sources)
         })
         .collect();
-    let one = |index: u64| {
-        let mut index = index;
-        for (pivot, sources) in &tables {
-            // `(pivot + n - index) % n` without a division: pivot, index < n.
-            let mut flip = pivot + n - index;
-            if flip >= n {
-                flip -= n;
+    // The whole list, round by round (the swap-or-not network run over a list instead of
+    // one index at a time): round r swaps the pairs {i, flip} whose bit at max(i, flip)
+    // is set. With `a` the identity, applying the rounds from the last to the first gives
+    // `a[i] = π_last(… π_0(i))`, which is `compute_shuffled_index(i)`. Each round walks
+    // the list from both ends (sequential memory) instead of a random table read per
+    // index per round.
+    let n_usize = n as usize;
+    let mut a: Vec<u64> = (0..n).collect();
+    for (pivot, sources) in tables.iter().rev() {
+        let pivot = *pivot as usize;
+        // Pairs mirror around pivot / 2 in [0, pivot] and around (pivot + n) / 2 in
+        // (pivot, n): i pairs with flip = (pivot - i) mod n.
+        let mut swap_pairs = |lo: usize, hi: usize| {
+            // Pairs (i, j) with i < j, i + j ≡ pivot (mod n), lo <= i, j <= hi, i + j = lo + hi.
+            let (mut i, mut j) = (lo, hi);
+            while i < j {
+                let position = j; // max(i, flip)
+                let byte = sources[position / 256][(position % 256) / 8];
+                if (byte >> (position % 8)) & 1 == 1 {
+                    a.swap(i, j);
+                }
+                i += 1;
+                j -= 1;
             }
-            let position = index.max(flip);
-            let source = &sources[(position / 256) as usize];
-            let byte = source[((position % 256) / 8) as usize];
-            if (byte >> (position % 8)) & 1 == 1 {
-                index = flip;
-            }
+        };
+        swap_pairs(0, pivot);
+        if pivot + 1 < n_usize {
+            swap_pairs(pivot + 1, n_usize - 1);
         }
-        index
-    };
-    if n >= 4096 {
-        (0..n).into_par_iter().map(one).collect()
-    } else {
-        (0..n).map(one).collect()
     }
+    a
 }
 
 /// `compute_shuffled_index(index, n, seed)` for many indices under one seed (the
@@ -261,6 +270,9 @@ mod tests {
             (257, 10, 5),
             (1000, 90, 6),
             (5000, 10, 7),
+            (3, 90, 8),
+            (4096, 90, 9),
+            (70_001, 12, 10),
         ] {
             let seed = [s; 32];
             let all = shuffle_positions(&seed, rounds, n);
@@ -275,6 +287,51 @@ mod tests {
             let mut sorted = all.clone();
             sorted.sort_unstable();
             assert_eq!(sorted, (0..n).collect::<Vec<_>>(), "a permutation");
+        }
+    }
+
+    /// The per-index form (every round's tables, then each index through all rounds):
+    /// the earlier implementation, an oracle at sizes where `spec_index` is too slow.
+    fn by_index(seed: &[u8; 32], rounds: usize, n: u64) -> Vec<u64> {
+        let tables: Vec<(u64, Vec<[u8; 32]>)> = (0..rounds)
+            .map(|round| {
+                let r = [round as u8];
+                let pivot = u64::from_le_bytes(sha256(&[seed, &r])[0..8].try_into().unwrap()) % n;
+                let sources = (0..n / 256 + 1)
+                    .map(|b| sha256(&[seed, &r, &(b as u32).to_le_bytes()]))
+                    .collect();
+                (pivot, sources)
+            })
+            .collect();
+        (0..n)
+            .into_par_iter()
+            .map(|mut index| {
+                for (pivot, sources) in &tables {
+                    let flip = (pivot + n - index) % n;
+                    let position = index.max(flip);
+                    let byte = sources[(position / 256) as usize][((position % 256) / 8) as usize];
+                    if (byte >> (position % 8)) & 1 == 1 {
+                        index = flip;
+                    }
+                }
+                index
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_whole_list_form_equals_the_per_index_form_at_registry_sizes() {
+        for (n, s) in [(300_000u64, 11u8), (262_145, 12)] {
+            let seed = [s; 32];
+            let t = std::time::Instant::now();
+            let list = shuffle_positions(&seed, 90, n);
+            let list_t = t.elapsed();
+            let t = std::time::Instant::now();
+            let each = by_index(&seed, 90, n);
+            let each_t = t.elapsed();
+            assert_eq!(list, each, "n={n}");
+            // Printed for the note, never asserted (speed is a benchmark, not a test).
+            println!("n={n}: whole list {list_t:?}, per index {each_t:?}");
         }
     }
 
