@@ -158,19 +158,8 @@ impl Store {
     fn head(&mut self) -> Result<Root, String> {
         let justified = self.fc.justified_checkpoint();
         let state = self.checkpoint_state(justified)?;
-        let epoch = t::get_current_epoch(state);
-        let balances: Vec<u64> = state
-            .validators
-            .iter()
-            .map(|v| {
-                if t::is_active_validator(v, epoch) && !v.slashed {
-                    v.effective_balance
-                } else {
-                    0
-                }
-            })
-            .collect();
-        let total = t::get_total_active_balance(state).map_err(|e| e.to_string())?;
+        // The chain's own balances for fork choice (what `Chain` feeds it).
+        let (balances, total) = quasar::chain::minimal::fork_choice_balances(state);
         self.fc
             .find_head(&balances, total)
             .map_err(|e| format!("find_head: {e}"))

@@ -150,23 +150,6 @@ pub fn dial_addr(node: &Node) -> String {
     }
 }
 
-fn import_blocks(rt: &tokio::runtime::Runtime, node: &Node, chain_dir: &Path, slots: u64) {
-    use quasar::chain::service::BlockSource;
-    let blocks: Vec<Vec<u8>> = (1..=slots)
-        .map(|s| crate::service::read(&quasar::devnet::block_path(chain_dir, s)))
-        .collect();
-    for part in blocks.chunks(256) {
-        let out = rt
-            .block_on(
-                node.chain
-                    .handle()
-                    .import_segment(part.to_vec(), BlockSource::Local),
-            )
-            .unwrap();
-        assert!(out.failed.is_none(), "{:?}", out.failed);
-    }
-}
-
 pub fn node_args(datadir: &Path, genesis: &Path, listen: &str, boot: &str) -> Vec<String> {
     [
         "--datadir",
@@ -202,7 +185,7 @@ fn sigkill_during_range_sync_then_restart_resumes_from_the_store() {
     generate(&chain_dir, 64, SLOTS);
     let rt = runtime();
     let server = start(&rt, &dir.path().join("server"), &chain_dir);
-    import_blocks(&rt, &server, &chain_dir, SLOTS);
+    crate::sync::import_all(&rt, &server, &chain_dir, SLOTS);
     let want = server.chain.handle().head();
     assert_eq!(want.head.slot, SLOTS);
     let want_root: String = std::iter::once("0x".to_string())

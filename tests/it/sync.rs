@@ -19,8 +19,9 @@ const SLOTS: u64 = 1056;
 /// Blocks the serving node gets after the sync, the last one published on gossip.
 const EXTRA: u64 = 5;
 
-fn import_all(rt: &tokio::runtime::Runtime, node: &Node, chain_dir: &Path) {
-    let blocks: Vec<Vec<u8>> = (1..=SLOTS)
+/// Import blocks 1 ..= `slots` of `chain_dir` into `node` through its chain handle.
+pub fn import_all(rt: &tokio::runtime::Runtime, node: &Node, chain_dir: &Path, slots: u64) {
+    let blocks: Vec<Vec<u8>> = (1..=slots)
         .map(|s| read(&devnet::block_path(chain_dir, s)))
         .collect();
     for part in blocks.chunks(256) {
@@ -51,7 +52,7 @@ fn a_node_syncs_from_three_peers_past_a_corrupt_one_and_a_leaving_one() {
         .map(|n| start(&rt, &dir.path().join(n), &chain_dir))
         .collect();
     for s in &servers {
-        import_all(&rt, s, &chain_dir);
+        import_all(&rt, s, &chain_dir, SLOTS);
     }
     let want = servers[0].chain.handle().head();
     assert_eq!(want.head.slot, SLOTS);
