@@ -362,6 +362,35 @@ enum BenchCmd {
     /// Range-sync blocks/s from several local peers (batched and per-block, CPU and GPU
     /// aggregation) beside import of the same chain from files.
     Sync(SyncBenchArgs),
+    /// The node's GPU workloads at mainnet scale on every backend: cold state root, the
+    /// root after a block and after an epoch (host trees vs resident GPU trees), segment
+    /// aggregation.
+    Gpu(GpuBenchArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct GpuBenchArgs {
+    /// Registry sizes (validators), comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![65536usize, 262144, 1048576])]
+    validators: Vec<usize>,
+    /// Attesters per block in the segment aggregation.
+    #[arg(long, default_value_t = 32768)]
+    attesters: usize,
+    /// Blocks per segment in the segment aggregation.
+    #[arg(long, default_value_t = 64)]
+    blocks: usize,
+    /// Milliseconds spent per measurement.
+    #[arg(long, default_value_t = 500)]
+    millis: u64,
+    /// Leave the GPU out.
+    #[arg(long)]
+    no_gpu: bool,
+    /// Print the report as JSON on stdout instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Also write an SVG plot of time against registry size.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -638,6 +667,54 @@ fn run(cli: Cli, signals: &Signals) -> anyhow::Result<ExitCode> {
             };
             report_bench(a.json, |p| bench::net::run(&cfg, p))?;
         }
+        Command::Bench(BenchCmd::Gpu(a)) => {
+            anyhow::ensure!(
+                !a.validators.is_empty()
+                    && a.validators.iter().all(|&n| (1..=1 << 22).contains(&n)),
+                "--validators: sizes between 1 and 4194304"
+            );
+            anyhow::ensure!(
+                a.attesters >= 1 && a.blocks >= 1,
+                "--attesters and --blocks must be at least 1"
+            );
+            let cfg = bench::gpu::GpuBenchConfig {
+                validators: a.validators.clone(),
+                attesters: a.attesters,
+                blocks: a.blocks,
+                target: std::time::Duration::from_millis(a.millis),
+                no_gpu: a.no_gpu,
+                ..Default::default()
+            };
+            if !a.json {
+                println!("{}", bench::gpu::header());
+            }
+            let json = a.json;
+            let report = bench::gpu::run(&cfg, |line| {
+                if json {
+                    eprintln!("{line}");
+                } else {
+                    println!("{line}");
+                }
+            })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "cpu: {} x{}; gpu: {}",
+                    report.cpu,
+                    report.threads,
+                    report
+                        .gpu
+                        .as_deref()
+                        .or(report.gpu_note.as_deref())
+                        .unwrap_or("none")
+                );
+            }
+            if let Some(path) = a.plot {
+                bench::gpu::plot(&report, &path)?;
+                eprintln!("plot written to {}", path.display());
+            }
+        }
         Command::Bench(BenchCmd::Import(a)) => {
             let cfg = bench::import::ImportBenchConfig {
                 preset: a.preset.parse()?,
@@ -794,7 +871,11 @@ fn run(cli: Cli, signals: &Signals) -> anyhow::Result<ExitCode> {
             let (is_agg, a) = match cmd {
                 BenchCmd::Aggregate(a) => (true, a),
                 BenchCmd::Verify(a) => (false, a),
-                BenchCmd::Hash(_) | BenchCmd::Import(_) | BenchCmd::Net(_) | BenchCmd::Sync(_) => {
+                BenchCmd::Hash(_)
+                | BenchCmd::Import(_)
+                | BenchCmd::Net(_)
+                | BenchCmd::Sync(_)
+                | BenchCmd::Gpu(_) => {
                     unreachable!()
                 }
             };
@@ -925,8 +1006,9 @@ fn import_command(
         .then_some(g)
     });
     let genesis_bytes = genesis.as_deref().map(read_ssz_file).transpose()?;
-    let agg = aggregator_for(args.backend)?;
-    let opts = args.options();
+    let (agg, resident) = engines_for(args.backend)?;
+    let mut opts = args.options();
+    opts.resident_roots = resident;
     let service = ChainService::open(datadir, genesis_bytes.as_deref(), opts.clone(), agg)?;
     let handle = service.handle();
     let bar = if quiet {
@@ -1045,8 +1127,9 @@ fn node_command(args: NodeArgs, signals: &Signals) -> anyhow::Result<ExitCode> {
     if let Some(n) = &network {
         n.check(&args.datadir, genesis.as_deref())?;
     }
-    let agg = aggregator_for(args.backend)?;
+    let (agg, resident) = engines_for(args.backend)?;
     let mut cfg = quasar::node::NodeConfig::local(args.datadir.clone(), genesis, agg);
+    cfg.import.resident_roots = resident;
     cfg.chain_config = network.map(|n| n.config);
     cfg.import.memory_budget = args.memory_budget;
     cfg.checkpoint_sync_url = args.checkpoint_sync_url.clone();
@@ -1287,6 +1370,19 @@ fn aggregator_for(backend: Backend) -> anyhow::Result<Box<dyn PubkeyAggregator>>
     accel(backend)?
         .aggregator()
         .with_context(|| format!("--backend {}", backend.name()))
+}
+
+/// The device that keeps the state-root trees resident, if any.
+type ResidentDevice = Option<std::sync::Arc<quasar::accel::device::GpuContext>>;
+
+/// The aggregator of a `--backend` choice and, for `gpu`, the device that keeps the
+/// state-root trees resident.
+fn engines_for(backend: Backend) -> anyhow::Result<(Box<dyn PubkeyAggregator>, ResidentDevice)> {
+    let accel = accel(backend)?;
+    let agg = accel
+        .aggregator()
+        .with_context(|| format!("--backend {}", backend.name()))?;
+    Ok((agg, accel.resident_device()))
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -2,7 +2,8 @@
 //! pubkey aggregation — and the device probe they share.
 //!
 //! * `cpu`: the fastest SIMD SHA-256 kernel this CPU has, and blst's batch-affine sums.
-//! * `gpu`: the WGSL kernels on the adapter wgpu finds; no adapter is an error.
+//! * `gpu`: the WGSL kernels on the adapter wgpu finds; no adapter is an error. The
+//!   state-root trees are kept resident on it ([`Accel::resident_device`]).
 //! * `auto`: the CPU for small workloads; the first workload that could be big enough for
 //!   the GPU (a tree of 2^14 leaves, a batch of 2^14 keys) probes for an adapter once for
 //!   both engines, and each engine then calibrates itself on it (CPU vs GPU at a few sizes,
@@ -120,6 +121,16 @@ impl Accel {
             Backend::Gpu => Arc::new(GpuBatchHasher::from_hasher(GpuHasher::new(self.device()?)?)),
             Backend::Auto => Arc::new(AutoHasher::with_probe(self.probe.clone())),
         })
+    }
+
+    /// The device that keeps the state-root trees resident (`accel::resident`): `gpu`'s.
+    /// `auto` keeps them on the host: a resident update costs a submission's latency per
+    /// block, and whether that beats the host's rehash has not been calibrated yet.
+    pub fn resident_device(&self) -> Option<Arc<GpuContext>> {
+        match self.backend {
+            Backend::Gpu => self.probe.context(),
+            Backend::Auto | Backend::Cpu => None,
+        }
     }
 
     /// The pubkey aggregator: `auto` calibrates on first use of a big batch.

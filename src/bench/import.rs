@@ -82,10 +82,12 @@ fn import_once(
     datadir: &Path,
     verification: Verification,
     aggregator: Box<dyn PubkeyAggregator>,
+    resident_roots: Option<std::sync::Arc<GpuContext>>,
 ) -> Result<(ImportBenchRow, u64, [u8; 32]), Error> {
     let _ = std::fs::remove_dir_all(datadir);
     let opts = ImportOptions {
         verification,
+        resident_roots,
         ..ImportOptions::default()
     };
     let t = Instant::now();
@@ -201,24 +203,34 @@ pub fn run(
     ));
     let mut rows = Vec::new();
     let mut head: Option<(u64, [u8; 32])> = None;
-    let mut runs: Vec<(String, Verification, Box<dyn PubkeyAggregator>)> = vec![(
+    type Run = (
+        String,
+        Verification,
+        Box<dyn PubkeyAggregator>,
+        Option<std::sync::Arc<GpuContext>>,
+    );
+    let mut runs: Vec<Run> = vec![(
         "batched, cpu".into(),
         Verification::Batched,
         Box::new(CpuAggregator),
+        None,
     )];
     if let Some(ctx) = &gpu {
+        // As `--backend gpu` runs: GPU aggregation and the state-root trees resident.
         runs.push((
             "batched, gpu".into(),
             Verification::Batched,
             Box::new(GpuAggregator::new(ctx.clone())?),
+            Some(ctx.clone()),
         ));
     }
     runs.push((
         "per-block, cpu".into(),
         Verification::PerBlock,
         Box::new(CpuAggregator),
+        None,
     ));
-    for (name, verification, agg) in runs {
+    for (name, verification, agg, resident) in runs {
         let (row, slot, root) = import_once(
             &name,
             &chain_dir,
@@ -226,6 +238,7 @@ pub fn run(
             &tmp.0.join("data"),
             verification,
             agg,
+            resident,
         )?;
         match head {
             None => head = Some((slot, root)),

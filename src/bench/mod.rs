@@ -2,6 +2,7 @@
 //! and reported as ratios (these machines are shared and noisy; absolute times mean little).
 
 pub mod bls;
+pub mod gpu;
 pub mod hash;
 pub mod import;
 pub mod net;

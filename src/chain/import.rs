@@ -275,7 +275,15 @@ impl Chain {
         let mut fork_choice = ForkChoice::new(fc_config, anchor.root, anchor.slot, anchor_cp);
         // The store's time is the wall clock (the chain service ticks it on).
         fork_choice.on_tick_ms(unix_now_ms());
-        let ctx = TransitionCtx::new(cfg);
+        let mut ctx = TransitionCtx::new(cfg);
+        if let Some(device) = &opts.resident_roots {
+            match crate::accel::resident::ResidentTrees::new(device.clone()) {
+                Ok(trees) => ctx.roots.set_resident(Some(trees)),
+                Err(e) => tracing::warn!(
+                    "state roots: no resident GPU trees ({e}); the trees stay on the CPU"
+                ),
+            }
+        }
         let mut chain = Chain {
             store,
             opts,

@@ -57,6 +57,10 @@ pub struct ImportOptions {
     /// A batch's write auto-commits past this many bytes (between blocks; the head and
     /// checkpoints always go in its last part).
     pub write_batch_bytes: usize,
+    /// Keep the state-root trees resident on this device (`--backend gpu`): after each
+    /// block only the changed leaves go up and the device rehashes the dirty paths
+    /// (`accel::resident`). `None`: the trees stay on the host.
+    pub resident_roots: Option<std::sync::Arc<crate::accel::device::GpuContext>>,
 }
 
 impl Default for ImportOptions {
@@ -72,6 +76,7 @@ impl Default for ImportOptions {
             disk_states: 16,
             preload: true,
             write_batch_bytes: crate::store::DEFAULT_BATCH_THRESHOLD_BYTES,
+            resident_roots: None,
         }
     }
 }

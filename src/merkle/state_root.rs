@@ -22,9 +22,10 @@ use rayon::prelude::*;
 use ssz_rs::SimpleSerialize;
 
 use super::elements::{element_roots, element_roots_at, BatchRoots};
-use super::tree::{rehash, LeafTree};
+use super::tree::{pad_natural, rehash, LeafTree};
 use super::{merkleize, mix_in_length, pack, Chunk, MerkleError};
 use crate::accel::hash::BatchHasher;
+use crate::accel::resident::{ResidentTrees, TreeUpdate};
 use crate::types::common::{
     HistoricalSummary, PendingConsolidation, PendingDeposit, PendingPartialWithdrawal, Validator,
 };
@@ -377,7 +378,14 @@ pub struct Dirty {
 }
 
 /// A state root that remembers the big fields' trees and rehashes only what changed.
-#[derive(Clone, Debug, Default)]
+///
+/// The trees' upper levels live on the host (in `trees`, rehashed through the hasher) or,
+/// with [`with_resident`](Self::with_resident), in device memory ([`ResidentTrees`]: only
+/// the changed leaves go up, the device rehashes the dirty paths of all fourteen trees in
+/// one submission, fourteen roots come back); the host then keeps only the leaves. Both
+/// are given the same dirty sets and give the same root (`tests/it/state_root.rs`). A
+/// device failure drops the device trees and rebuilds the levels on the host, once.
+#[derive(Debug)]
 pub struct CachedStateRoot {
     trees: [LeafTree; BIG_FIELDS],
     validators: Vec<Validator>,
@@ -387,6 +395,48 @@ pub struct CachedStateRoot {
     pending_consolidations: Vec<PendingConsolidation>,
     small: SmallRoots,
     root: Option<Chunk>,
+    /// The trees' levels on the device, when resident.
+    resident: Option<ResidentTrees>,
+    /// Whether `trees` hold current upper levels (not while resident, nor in a clone of a
+    /// resident cache): when not, the next host rehash rebuilds every level.
+    host_levels: bool,
+}
+
+impl Default for CachedStateRoot {
+    fn default() -> Self {
+        CachedStateRoot {
+            trees: Default::default(),
+            validators: Vec::new(),
+            historical_summaries: Vec::new(),
+            pending_deposits: Vec::new(),
+            pending_partial_withdrawals: Vec::new(),
+            pending_consolidations: Vec::new(),
+            small: SmallRoots::default(),
+            root: None,
+            resident: None,
+            host_levels: true,
+        }
+    }
+}
+
+/// A clone keeps the leaves and element copies but not the device trees (a device buffer
+/// has one owner): a clone of a resident cache rebuilds its levels on the host when first
+/// updated.
+impl Clone for CachedStateRoot {
+    fn clone(&self) -> Self {
+        CachedStateRoot {
+            trees: self.trees.clone(),
+            validators: self.validators.clone(),
+            historical_summaries: self.historical_summaries.clone(),
+            pending_deposits: self.pending_deposits.clone(),
+            pending_partial_withdrawals: self.pending_partial_withdrawals.clone(),
+            pending_consolidations: self.pending_consolidations.clone(),
+            small: self.small.clone(),
+            root: self.root,
+            resident: None,
+            host_levels: self.host_levels && self.resident.is_none(),
+        }
+    }
 }
 
 /// Compares `new` with the cached copy (only at `hint`'s indices when given), recomputes
@@ -441,6 +491,93 @@ impl CachedStateRoot {
     /// The root of the last update, if any.
     pub fn root(&self) -> Option<Chunk> {
         self.root
+    }
+
+    /// This cache with its trees' levels on the device from the next update on (which
+    /// uploads every leaf once); the host keeps only the leaves.
+    pub fn with_resident(mut self, resident: ResidentTrees) -> Self {
+        self.set_resident(Some(resident));
+        self
+    }
+
+    /// Moves the trees' levels to the device (`Some`) or back to the host (`None`, the
+    /// next update rebuilds them there).
+    pub fn set_resident(&mut self, resident: Option<ResidentTrees>) {
+        if let Some(mut r) = resident {
+            r.reset();
+            for t in &mut self.trees {
+                t.drop_upper_levels();
+            }
+            self.resident = Some(r);
+        } else if self.resident.take().is_some() {
+            self.host_levels = false;
+        }
+        if self.resident.is_some() {
+            self.host_levels = false;
+        }
+    }
+
+    /// The device trees, when resident.
+    pub fn resident(&self) -> Option<&ResidentTrees> {
+        self.resident.as_ref()
+    }
+
+    /// Takes the device trees out (the host rebuilds its levels on the next update).
+    pub fn take_resident(&mut self) -> Option<ResidentTrees> {
+        let r = self.resident.take();
+        if r.is_some() {
+            self.host_levels = false;
+        }
+        r
+    }
+
+    /// The natural roots of the trees after `dirty` changed, on the device when resident
+    /// (falling back to the host, for good, on a device failure), else on the host.
+    fn rehash_trees(
+        &mut self,
+        hasher: &dyn BatchHasher,
+        mut dirty: Vec<Vec<usize>>,
+    ) -> Result<[Chunk; BIG_FIELDS], StateRootError> {
+        if let Some(resident) = self.resident.as_mut() {
+            let updates: Vec<TreeUpdate<'_>> = self
+                .trees
+                .iter()
+                .zip(&dirty)
+                .map(|(t, d)| TreeUpdate {
+                    leaves: t.leaves(),
+                    dirty: d,
+                })
+                .collect();
+            match resident.update(&updates) {
+                Ok(roots) => {
+                    let mut out = [[0u8; 32]; BIG_FIELDS];
+                    out.copy_from_slice(&roots);
+                    return Ok(out);
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "state root: the resident GPU trees failed ({e}); rebuilding them on the CPU"
+                    );
+                    self.resident = None;
+                    self.host_levels = false;
+                }
+            }
+        }
+        if !self.host_levels {
+            for (t, d) in self.trees.iter().zip(dirty.iter_mut()) {
+                *d = (0..t.leaves().len()).collect();
+            }
+        }
+        {
+            let mut trees: Vec<&mut LeafTree> = self.trees.iter_mut().collect();
+            rehash(hasher, &mut trees, dirty)?;
+        }
+        self.host_levels = true;
+        let mut out = [[0u8; 32]; BIG_FIELDS];
+        for (o, t) in out.iter_mut().zip(&self.trees) {
+            *o = t.natural_root();
+        }
+        Ok(out)
     }
 
     /// The root of `state`, comparing every field with the cache and rehashing only the
@@ -501,14 +638,12 @@ impl CachedStateRoot {
             l.pending_consolidations,
             None,
         )?;
-        {
-            let mut trees: Vec<&mut LeafTree> = self.trees.iter_mut().collect();
-            rehash(hasher, &mut trees, dirty_leaves)?;
-        }
+        let naturals = self.rehash_trees(hasher, dirty_leaves)?;
         let mut big = [[0u8; 32]; BIG_FIELDS];
         for (i, root) in big.iter_mut().enumerate() {
             let (limit, length) = shapes[i];
-            *root = finish(self.trees[i].root(limit), length);
+            let padded = pad_natural(naturals[i], self.trees[i].depth(), limit);
+            *root = finish(padded, length);
         }
         let small = state.small_roots(&mut self.small)?;
         let root = assemble(hasher, &big, &small)?;
@@ -582,8 +717,16 @@ impl RootCarry {
         };
         if out.is_ok() {
             self.cache = cache;
+        } else if let Some(resident) = cache.take_resident() {
+            // The device trees stay with the carry; the rebuilt cache re-lays them out.
+            self.cache.set_resident(Some(resident));
         }
         out
+    }
+
+    /// Keeps the carried cache's trees on the device (see [`CachedStateRoot::with_resident`]).
+    pub fn set_resident(&mut self, resident: Option<ResidentTrees>) {
+        self.cache.set_resident(resident);
     }
 
     /// Drop both declarations (they hold for the next root only).

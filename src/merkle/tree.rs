@@ -137,13 +137,26 @@ impl LeafTree {
 
     /// `merkleize(leaves, limit)` for a limit of `limit_chunks` (>= the leaf count).
     pub fn root(&self, limit_chunks: u64) -> Chunk {
-        pad_root(
-            Kernel::detect(),
-            self.natural_root(),
-            self.depth(),
-            ceil_log2(limit_chunks).max(self.depth()),
-        )
+        pad_natural(self.natural_root(), self.depth(), limit_chunks)
     }
+
+    /// Keeps only the leaves (their levels live elsewhere, e.g. on the device); the next
+    /// [`rehash`] of this tree must mark every leaf dirty.
+    pub fn drop_upper_levels(&mut self) {
+        self.levels.truncate(1);
+        self.levels.shrink_to_fit();
+    }
+}
+
+/// `merkleize(leaves, limit)` from the natural root of a tree of height `depth` (the
+/// leaves padded to 2^depth) for a limit of `limit_chunks`.
+pub fn pad_natural(natural: Chunk, depth: u32, limit_chunks: u64) -> Chunk {
+    pad_root(
+        Kernel::detect(),
+        natural,
+        depth,
+        ceil_log2(limit_chunks).max(depth),
+    )
 }
 
 /// Adds `len - 1` to the ascending `dirty` list (when `len > 0`) if it is not there.

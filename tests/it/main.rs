@@ -31,6 +31,7 @@ mod node_process;
 mod operations;
 mod readme;
 mod reference;
+mod resident;
 mod rewards;
 mod sanity;
 mod service;

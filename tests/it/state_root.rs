@@ -11,6 +11,7 @@ use std::sync::Arc;
 use quasar::accel::calibrate::Calibration;
 use quasar::accel::gpu::GpuHasher;
 use quasar::accel::hash::{AutoHasher, BatchHasher, CpuHasher, GpuBatchHasher};
+use quasar::accel::resident::ResidentTrees;
 use quasar::merkle::synthetic;
 use quasar::merkle::{state_root, CachedStateRoot, Dirty};
 use quasar::types::ssz::{hash_tree_root, SszDecode};
@@ -173,13 +174,21 @@ macro_rules! random_changes_test {
         #[test]
         fn $name() {
             use quasar::types::$preset as p;
-            for (bname, h) in backends() {
+            for (bi, (bname, h)) in backends().into_iter().enumerate() {
                 let h = h.as_ref();
                 let mut rng = synthetic::rng(7);
                 let mut state = synthetic::$state_fn($validators, 1);
                 assert_eq!(state_root(h, &state).expect("cold"), reference(&state));
                 let mut cache = CachedStateRoot::new(h, &state).expect("cache");
                 let mut hinted = cache.clone();
+                // With the first backend, a twin whose trees live on the GPU.
+                let mut resident = (bi == 0).then(|| {
+                    let ctx = crate::merkle::gpu().context().clone();
+                    let trees = ResidentTrees::new(ctx).expect("resident trees");
+                    let mut c = CachedStateRoot::default().with_resident(trees);
+                    assert_eq!(c.update(h, &state).expect("resident"), reference(&state));
+                    c
+                });
                 for round in 0..$rounds {
                     let mut changed = Vec::new();
                     match round % 6 {
@@ -265,6 +274,20 @@ macro_rules! random_changes_test {
                         .update_with(h, &state, &dirty)
                         .expect("hinted update");
                     assert_eq!(got, want, "[{bname}] round {round}: hinted");
+                    if let Some(r) = resident.as_mut() {
+                        let before = r.resident().expect("still resident").stats();
+                        let got = r.update(h, &state).expect("resident update");
+                        assert_eq!(got, want, "[{bname}] round {round}: resident");
+                        let after = r.resident().expect("no fallback").stats();
+                        let leaves: u64 = (state.validators.len() * 2) as u64;
+                        if matches!(round % 6, 0 | 3) && after.layouts == before.layouts {
+                            let up = after.leaves_uploaded - before.leaves_uploaded;
+                            assert!(
+                                up < leaves / 4,
+                                "round {round}: a block sent {up} leaves up"
+                            );
+                        }
+                    }
                 }
             }
         }
