@@ -127,6 +127,10 @@ pub fn verify_sets_in_table(
     aggregate_and_verify(sets, owners, table, &index_sets, aggregator, check)
 }
 
+/// What a set needs besides its sum: its parsed signature, and for a set given as pubkeys
+/// their aggregate (`None` for an index set).
+type Prepared = (Result<Signature, String>, Option<Result<PublicKey, String>>);
+
 /// Sums the index sets on `aggregator` and verifies every set. The sums are submitted
 /// first, and everything that does not need them — decompressing and subgroup-checking
 /// the signatures, aggregating sets given as pubkeys — runs on the CPU (in parallel)
@@ -144,7 +148,7 @@ fn aggregate_and_verify(
     // Signatures collected compressed are decompressed and subgroup-checked here; a set
     // whose signature does not parse is invalid like one that does not verify (the first
     // bad set, by position, is the one reported).
-    let prepared: Vec<(Result<Signature, String>, Option<Result<PublicKey, String>>)> = sets
+    let prepared: Vec<Prepared> = sets
         .par_iter()
         .map(|s| {
             let signature = s.signature.parse().map_err(|e| e.to_string());

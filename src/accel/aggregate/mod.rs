@@ -203,8 +203,9 @@ pub struct PendingAggregate<'a> {
 enum Work<'a> {
     /// The CPU twin sums in `wait`.
     Cpu,
-    /// A GPU submission in flight.
-    Gpu(gpu::GpuPending<'a>),
+    /// A GPU submission in flight (boxed: its buffers and channel are much larger than
+    /// the CPU variant, and one allocation per segment is nothing).
+    Gpu(Box<gpu::GpuPending<'a>>),
 }
 
 impl std::fmt::Debug for PendingAggregate<'_> {
@@ -230,7 +231,7 @@ impl<'a> PendingAggregate<'a> {
         PendingAggregate {
             table,
             sets,
-            work: Work::Gpu(gpu),
+            work: Work::Gpu(Box::new(gpu)),
         }
     }
 
