@@ -349,8 +349,9 @@ enum Tool {
 enum BenchCmd {
     /// Merkleization throughput: every backend beside sha2 and hashtree, 2^min … 2^max leaves.
     Hash(HashArgs),
-    /// Pubkey pre-aggregation: GPU and CPU against plain blst, set sizes 1 … 65536.
-    Aggregate(BlsArgs),
+    /// Pubkey pre-aggregation: GPU and CPU against plain blst, set sizes 1 … 65536; with
+    /// `--segment`, a whole segment's sets in one call, CPU twin against GPU.
+    Aggregate(AggregateArgs),
     /// Batch verification against per-set verification, batch sizes 1 … 128.
     Verify(BlsArgs),
     /// Blocks/s importing a generated chain with full verification: batched on the CPU
@@ -466,6 +467,30 @@ struct ImportBenchArgs {
     /// Print the report as JSON on stdout instead of the table.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args)]
+struct AggregateArgs {
+    #[command(flatten)]
+    bls: BlsArgs,
+    /// Segment aggregation instead of the set-size sweep: all sets of `--blocks` blocks
+    /// in one call (mainnet at a million validators: `--blocks 64 --attesters 32768
+    /// --committee 512 --sync 512 --table 1048576`, 2.1M additions), the CPU twin against
+    /// the GPU, and the GPU's per-call latency on a tiny batch.
+    #[arg(long)]
+    segment: bool,
+    /// Blocks per segment (--segment).
+    #[arg(long, default_value_t = 64)]
+    blocks: usize,
+    /// Attesters per block, the sum of its attestation sets (--segment).
+    #[arg(long, default_value_t = 1024)]
+    attesters: usize,
+    /// Keys per attestation set (--segment).
+    #[arg(long, default_value_t = 128)]
+    committee: usize,
+    /// Keys of each block's sync aggregate set (--segment; 0: none).
+    #[arg(long, default_value_t = 64)]
+    sync: usize,
 }
 
 #[derive(Args)]
@@ -867,9 +892,53 @@ fn run(cli: Cli, signals: &Signals) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         }
+        Command::Bench(BenchCmd::Aggregate(AggregateArgs {
+            bls: a,
+            segment: true,
+            blocks,
+            attesters,
+            committee,
+            sync,
+        })) => {
+            anyhow::ensure!(a.table >= 1, "--table must be at least 1");
+            let shape = bench::bls::SegmentShape {
+                blocks,
+                attesters,
+                committee,
+                sync,
+            };
+            let json = a.json;
+            let report = bench::bls::run_segment(
+                a.table,
+                shape,
+                std::time::Duration::from_millis(a.millis),
+                a.no_gpu,
+                |line| {
+                    if json {
+                        eprintln!("{line}")
+                    } else {
+                        println!("{line}")
+                    }
+                },
+            )?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "table: {} keys; threads: {}; gpu: {}",
+                    report.table_keys,
+                    report.threads,
+                    report
+                        .gpu
+                        .as_deref()
+                        .or(report.gpu_note.as_deref())
+                        .unwrap_or("none")
+                );
+            }
+        }
         Command::Bench(cmd @ (BenchCmd::Aggregate(_) | BenchCmd::Verify(_))) => {
             let (is_agg, a) = match cmd {
-                BenchCmd::Aggregate(a) => (true, a),
+                BenchCmd::Aggregate(a) => (true, a.bls),
                 BenchCmd::Verify(a) => (false, a),
                 BenchCmd::Hash(_)
                 | BenchCmd::Import(_)

@@ -3,9 +3,10 @@
 //! once: the [`GpuContext`] (device, queue, limits, error scopes, lost-device state,
 //! counters, the pipeline cache), [`Program`] (a WGSL module linked from sources, its
 //! bind-group layout and its pipelines), [`BufferPool`] (buffers reused across calls by
-//! kind and size class), [`read_back`] (wait for a submission, map the results, and
-//! re-map an upload buffer for the next call), [`grid`] and the per-dispatch parameter
-//! block ([`pack_params`]).
+//! kind and size class), [`request_read`] / [`finish_read`] (map a submission's results
+//! as soon as it is done, wait for it without a sleep loop, re-map an upload buffer for
+//! the next call; [`read_back`] is both), [`grid`] and the per-dispatch parameter block
+//! ([`pack_params`]).
 //!
 //! Errors never panic: every step runs inside error scopes (out-of-memory, validation,
 //! internal), map results and poll results are checked, and any failure or a device-lost
@@ -635,20 +636,56 @@ impl BufferPool {
 
 // ---- results back to the host ----
 
-/// Waits for submission `index`, maps `readback[..bytes]` and returns its contents; when
-/// `remap` is given (an upload buffer of that submission) it is mapped again for writing
-/// meanwhile, and the flag says whether it is (then it may go back to its pool).
-/// `what` names the work in errors ("merkle", "aggregation", …). Every failure marks the
-/// context lost.
-pub fn read_back(
-    ctx: &GpuContext,
-    what: &str,
-    index: wgpu::SubmissionIndex,
+/// One map callback's report: whether it was the readback (else the upload buffer being
+/// re-mapped for writing) and how the map went.
+type MapReport = (bool, Result<(), wgpu::BufferAsyncError>);
+
+/// The map requests of one submission's readback (and, optionally, of an upload buffer to
+/// re-map for writing), made right after the submission so that whichever poll finds the
+/// submission finished — this thread's, another user's of the device, a later submission's
+/// wait for a free slot — maps them at once. Finish it with [`finish_read`]; dropped
+/// unfinished, the callbacks report into nothing and the buffers must not be reused.
+pub struct ReadbackRequest {
+    rx: mpsc::Receiver<MapReport>,
+    read: Option<Result<(), wgpu::BufferAsyncError>>,
+    /// `None`: no upload buffer; `Some(None)`: its callback has not come yet.
+    upload: Option<Option<Result<(), wgpu::BufferAsyncError>>>,
+}
+
+impl ReadbackRequest {
+    /// Takes the reports already delivered, without blocking; true once all are in.
+    fn drain(&mut self) -> bool {
+        while let Ok((is_read, r)) = self.rx.try_recv() {
+            self.store(is_read, r);
+        }
+        self.complete()
+    }
+
+    fn store(&mut self, is_read: bool, r: Result<(), wgpu::BufferAsyncError>) {
+        if is_read {
+            self.read = Some(r);
+        } else if self.upload.is_some() {
+            self.upload = Some(Some(r));
+        }
+    }
+
+    fn complete(&self) -> bool {
+        self.read.is_some() && !matches!(self.upload, Some(None))
+    }
+
+    /// Whether the readback's map has completed (the submission is done), without polling.
+    pub fn is_ready(&mut self) -> bool {
+        self.drain()
+    }
+}
+
+/// Requests the map of `readback[..bytes]` (and the re-map for writing of `remap`, an
+/// upload buffer of the same submission); call it right after the submission.
+pub fn request_read(
     readback: &wgpu::Buffer,
     bytes: u64,
     remap: Option<&wgpu::Buffer>,
-) -> Result<(Vec<u8>, bool), GpuError> {
-    let device = ctx.device();
+) -> ReadbackRequest {
     let (tx, rx) = mpsc::channel();
     let read_tx = tx.clone();
     readback.map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
@@ -658,34 +695,58 @@ pub fn read_back(
         upload.map_async(wgpu::MapMode::Write, .., move |r| {
             let _ = tx.send((false, r));
         });
-    } else {
-        drop(tx);
     }
-    let polled = device.poll(wgpu::PollType::Wait {
-        submission_index: Some(index),
-        timeout: Some(POLL_TIMEOUT),
-    });
-    if let Err(e) = polled {
-        let why = format!("waiting for the {what} submission: {e}");
-        ctx.mark_failed(&why);
-        return Err(GpuError::Lost(why));
+    ReadbackRequest {
+        rx,
+        read: None,
+        upload: remap.map(|_| None),
     }
-    // Wait for the map callbacks. When several threads share the device, another
-    // thread's poll can be the one that runs ours, a moment after our own poll returned:
-    // keep polling until they arrive (or the timeout passes).
-    let (mut read_ok, mut upload_ok) = (None, remap.map(|_| None));
-    let started = Instant::now();
-    while read_ok.is_none() || matches!(upload_ok, Some(None)) {
-        match rx.recv_timeout(Duration::from_millis(5)) {
-            Ok((true, r)) => read_ok = Some(r),
-            Ok((false, r)) => upload_ok = Some(Some(r)),
-            Err(mpsc::RecvTimeoutError::Timeout) if started.elapsed() < POLL_TIMEOUT => {
-                let _ = device.poll(wgpu::PollType::Poll);
+}
+
+/// Waits for submission `index` and returns `readback[..bytes]` as mapped by `request`;
+/// the flag says whether the upload buffer given to [`request_read`] is mapped again (then
+/// it may go back to its pool). `what` names the work in errors ("merkle",
+/// "aggregation", …). Every failure marks the context lost.
+///
+/// The common path blocks once and never sleeps: when the map callbacks already came (an
+/// earlier poll ran them), nothing waits; else one `poll(Wait)` for the submission, whose
+/// own maintenance runs the callbacks. When several threads share the device, another
+/// thread's poll can have taken our callbacks a moment before ours and run them a moment
+/// after ours returned: only then does it wait on the channel, polling now and then.
+pub fn finish_read(
+    ctx: &GpuContext,
+    what: &str,
+    index: wgpu::SubmissionIndex,
+    readback: &wgpu::Buffer,
+    bytes: u64,
+    mut request: ReadbackRequest,
+) -> Result<(Vec<u8>, bool), GpuError> {
+    let device = ctx.device();
+    if !request.drain() {
+        let polled = device.poll(wgpu::PollType::Wait {
+            submission_index: Some(index),
+            timeout: Some(POLL_TIMEOUT),
+        });
+        if let Err(e) = polled {
+            let why = format!("waiting for the {what} submission: {e}");
+            ctx.mark_failed(&why);
+            return Err(GpuError::Lost(why));
+        }
+        if !request.drain() {
+            // The rare path: another thread's poll is delivering our callbacks.
+            let started = Instant::now();
+            while !request.complete() {
+                match request.rx.recv_timeout(Duration::from_millis(2)) {
+                    Ok((is_read, r)) => request.store(is_read, r),
+                    Err(mpsc::RecvTimeoutError::Timeout) if started.elapsed() < POLL_TIMEOUT => {
+                        let _ = device.poll(wgpu::PollType::Poll);
+                    }
+                    Err(_) => break,
+                }
             }
-            Err(_) => break,
         }
     }
-    match read_ok {
+    match request.read.take() {
         Some(Ok(())) => {}
         other => {
             let why = match other {
@@ -710,7 +771,23 @@ pub fn read_back(
         view.to_vec()
     };
     readback.unmap();
-    Ok((out, matches!(upload_ok, Some(Some(Ok(()))))))
+    Ok((out, matches!(request.upload, Some(Some(Ok(()))))))
+}
+
+/// Waits for submission `index`, maps `readback[..bytes]` and returns its contents; when
+/// `remap` is given (an upload buffer of that submission) it is mapped again for writing
+/// meanwhile, and the flag says whether it is (then it may go back to its pool).
+/// [`request_read`] then [`finish_read`], for callers with nothing to do in between.
+pub fn read_back(
+    ctx: &GpuContext,
+    what: &str,
+    index: wgpu::SubmissionIndex,
+    readback: &wgpu::Buffer,
+    bytes: u64,
+    remap: Option<&wgpu::Buffer>,
+) -> Result<(Vec<u8>, bool), GpuError> {
+    let request = request_read(readback, bytes, remap);
+    finish_read(ctx, what, index, readback, bytes, request)
 }
 
 #[cfg(test)]

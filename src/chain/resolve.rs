@@ -1,15 +1,17 @@
 //! Resolving a segment's signature sets: each distinct validator key is decompressed and
-//! checked once (in parallel), all index sets are summed in one aggregator call (the GPU
-//! when it is given one), and the resolved sets are verified in one batch; a failing batch
-//! is bisected to name exactly the bad sets.
+//! checked once (in parallel), all index sets are summed in one aggregator submission (the
+//! GPU when it is given one) while the CPU decompresses the signatures, and the resolved
+//! sets are verified in one batch; a failing batch is bisected to name exactly the bad
+//! sets.
 
 use std::collections::HashMap;
 
-use blst::min_pk::AggregatePublicKey;
+use blst::min_pk::{AggregatePublicKey, PublicKey, Signature};
 use rayon::prelude::*;
 
 use super::SegmentError;
-use crate::accel::aggregate::{PubkeyAggregator, PubkeyTable};
+use crate::accel::aggregate::{AggregateError, PubkeyAggregator, PubkeyTable};
+use crate::accel::device::GpuError;
 use crate::bls::sets::ResolvedSet;
 use crate::bls::{parse_pubkey, verify_each, SignatureSet, Signers, DST};
 
@@ -125,6 +127,14 @@ pub fn verify_sets_in_table(
     aggregate_and_verify(sets, owners, table, &index_sets, aggregator, check)
 }
 
+/// What a set needs besides its sum: its parsed signature, and for a set given as pubkeys
+/// their aggregate (`None` for an index set).
+type Prepared = (Result<Signature, String>, Option<Result<PublicKey, String>>);
+
+/// Sums the index sets on `aggregator` and verifies every set. The sums are submitted
+/// first, and everything that does not need them — decompressing and subgroup-checking
+/// the signatures, aggregating sets given as pubkeys — runs on the CPU (in parallel)
+/// while the device sums; then the wait, and the sums become keys (in parallel too).
 fn aggregate_and_verify(
     sets: Vec<SignatureSet>,
     owners: &[SetOwner],
@@ -134,38 +144,60 @@ fn aggregate_and_verify(
     check: SetCheck,
 ) -> Result<(), SegmentError> {
     let refs: Vec<&[u32]> = index_sets.iter().map(|v| v.as_slice()).collect();
-    // Signatures collected compressed are decompressed and subgroup-checked here, in
-    // parallel; a set whose signature does not parse is invalid like one that does not
-    // verify (the first bad set, by position, is the one reported).
-    let signatures: Vec<Result<blst::min_pk::Signature, String>> = sets
+    let pending = aggregator.submit(table, &refs)?;
+    // Signatures collected compressed are decompressed and subgroup-checked here; a set
+    // whose signature does not parse is invalid like one that does not verify (the first
+    // bad set, by position, is the one reported).
+    let prepared: Vec<Prepared> = sets
         .par_iter()
-        .map(|s| s.signature.parse().map_err(|e| e.to_string()))
+        .map(|s| {
+            let signature = s.signature.parse().map_err(|e| e.to_string());
+            let key = match &s.signers {
+                Signers::Indices(_) => None,
+                Signers::Pubkeys(keys) => {
+                    let refs: Vec<&PublicKey> = keys.iter().collect();
+                    Some(
+                        AggregatePublicKey::aggregate(&refs, false)
+                            .map(|a| a.to_public_key())
+                            .map_err(|e| format!("aggregate: {e:?}")),
+                    )
+                }
+            };
+            (signature, key)
+        })
         .collect();
-    let first_unparsed = signatures.iter().position(|s| s.is_err());
-    let mut sums = aggregator.aggregate(table, &refs)?.into_iter();
+    let first_unparsed = prepared.iter().position(|(s, _)| s.is_err());
+    let sums = aggregator.wait(pending)?;
+    if sums.len() != refs.len() {
+        return Err(SegmentError::Aggregate(AggregateError::Gpu(
+            GpuError::Submission(format!(
+                "the aggregator returned {} sums for {} sets",
+                sums.len(),
+                refs.len()
+            )),
+        )));
+    }
+    // None: the aggregate is the point at infinity (which Ethereum rejects).
+    let summed: Vec<Option<PublicKey>> = sums
+        .par_iter()
+        .map(|p| {
+            (!quasar_kernels::bls::p1_is_inf(p))
+                .then(|| AggregatePublicKey::from(*p).to_public_key())
+        })
+        .collect();
+    let mut summed = summed.into_iter();
     let mut resolved = Vec::with_capacity(sets.len());
-    for ((set, owner), signature) in sets.into_iter().zip(owners).zip(signatures) {
+    for ((set, owner), (signature, key)) in sets.into_iter().zip(owners).zip(prepared) {
         if first_unparsed.is_some_and(|u| resolved.len() >= u) {
             break;
         }
         let signature = signature.map_err(|e| bad(owner, e))?;
-        let pubkey = match set.signers {
-            Signers::Indices(_) => {
-                let p = sums.next().expect("one sum per index set");
-                if quasar_kernels::bls::p1_is_inf(&p) {
-                    return Err(bad(
-                        owner,
-                        "aggregate pubkey is the point at infinity".into(),
-                    ));
-                }
-                AggregatePublicKey::from(p).to_public_key()
-            }
-            Signers::Pubkeys(keys) => {
-                let refs: Vec<&blst::min_pk::PublicKey> = keys.iter().collect();
-                AggregatePublicKey::aggregate(&refs, false)
-                    .map_err(|e| bad(owner, format!("aggregate: {e:?}")))?
-                    .to_public_key()
-            }
+        let pubkey = match key {
+            None => summed
+                .next()
+                .flatten()
+                .ok_or_else(|| bad(owner, "aggregate pubkey is the point at infinity".into()))?,
+            Some(key) => key.map_err(|e| bad(owner, e))?,
         };
         resolved.push(ResolvedSet {
             pubkey,

@@ -684,3 +684,281 @@ fn one_backend_choice_shares_one_device_probe_between_the_engines() {
     assert!(gpu.aggregator().expect("gpu").name().starts_with("gpu("));
     assert!(gpu.hasher().expect("gpu").name().starts_with("gpu"));
 }
+
+// ---- one aggregation call per segment: submit, work, wait ----
+
+/// A segment's sets, shaped like `blocks` blocks' worth: each block has its proposal and
+/// RANDAO reveal (one key each), a sync aggregate, and a few attestations of varied sizes;
+/// some blocks repeat a set of the block before (the same aggregate included twice), one
+/// key many times, and two big sets. `seed` varies the draw.
+fn segment(blocks: usize, seed: u64) -> Vec<Vec<u32>> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let n = TABLE_KEYS as u32;
+    let mut sets: Vec<Vec<u32>> = Vec::new();
+    for b in 0..blocks {
+        sets.push(vec![rng.random_range(0..n)]);
+        sets.push(vec![rng.random_range(0..n)]);
+        sets.push((0..16).map(|_| rng.random_range(0..n)).collect());
+        for _ in 0..rng.random_range(1..4) {
+            let size = rng.random_range(1..=96);
+            sets.push((0..size).map(|_| rng.random_range(0..n)).collect());
+        }
+        if b % 9 == 4 {
+            let again = sets[sets.len() - 4].clone();
+            sets.push(again);
+            sets.push(vec![b as u32; 12]);
+        }
+    }
+    sets.push((0..1500).map(|_| rng.random_range(0..n)).collect());
+    sets.push((0..2500).map(|i| i % n).collect());
+    sets
+}
+
+fn refs_of(sets: &[Vec<u32>]) -> Vec<&[u32]> {
+    sets.iter().map(|s| s.as_slice()).collect()
+}
+
+fn compressed(points: &[blst_p1]) -> Vec<[u8; 48]> {
+    points.iter().map(k::p1_compress).collect()
+}
+
+/// The CPU twin's sums of `sets`, checked against blst's own aggregation on every set.
+fn oracle(sets: &[Vec<u32>]) -> Vec<[u8; 48]> {
+    let cpu = compressed(
+        &CpuAggregator
+            .aggregate(table(), &refs_of(sets))
+            .expect("cpu"),
+    );
+    for (i, (set, c)) in sets.iter().zip(&cpu).enumerate() {
+        assert_eq!(*c, blst_aggregate(keys(), set), "cpu vs blst, set {i}");
+    }
+    cpu
+}
+
+#[test]
+fn a_whole_segment_is_one_submission_and_gpu_equals_cpu_equals_blst() {
+    let gpu = GpuAggregator::new(context()).expect("gpu");
+    let sets = segment(64, 1);
+    let refs = refs_of(&sets);
+    assert!(sets.len() > 64 * 4, "{} sets", sets.len());
+    assert!(sets.iter().any(|s| s.len() == 1) && sets.iter().any(|s| s.len() >= 1500));
+    let want = oracle(&sets);
+
+    let mut pending = gpu.submit(table(), &refs).expect("submit");
+    assert!(pending.on_gpu(), "a segment goes to the device");
+    assert_eq!(pending.len(), sets.len());
+    assert_eq!(gpu.in_flight(), 1);
+    // The CPU works meanwhile; the pending aggregate is unaffected.
+    let busy: u64 = (0..200_000u64).map(|i| i.wrapping_mul(i) >> 3).sum();
+    std::hint::black_box(busy);
+    let _ = pending.is_ready();
+    let got = gpu.wait(pending).expect("wait");
+    assert_eq!(compressed(&got), want, "gpu vs cpu/blst on the segment");
+    assert_eq!(gpu.in_flight(), 0);
+    let s = gpu.stats();
+    assert_eq!(
+        (s.submissions, s.sets),
+        (1, sets.len() as u64),
+        "one submission"
+    );
+
+    // The same through `aggregate`, through the CPU twin's submit/wait, and through
+    // `auto` forced onto the device.
+    assert_eq!(
+        compressed(&gpu.aggregate(table(), &refs).expect("aggregate")),
+        want
+    );
+    let cpu_pending = CpuAggregator.submit(table(), &refs).expect("cpu submit");
+    assert!(!cpu_pending.on_gpu());
+    assert_eq!(
+        compressed(&CpuAggregator.wait(cpu_pending).expect("cpu")),
+        want
+    );
+    let auto = AutoAggregator::with_gpu(
+        GpuAggregator::new(context()).expect("gpu"),
+        Calibration::forced(Some(1)),
+    );
+    let p = auto.submit(table(), &refs).expect("auto submit");
+    assert!(p.on_gpu(), "forced from one key");
+    assert_eq!(compressed(&auto.wait(p).expect("auto wait")), want);
+    assert!(!auto.fell_back());
+    // Bad input is refused by submit, before any work.
+    let bad: Vec<&[u32]> = vec![&[1, 2], &[TABLE_KEYS as u32]];
+    let before = gpu.stats().submissions;
+    assert!(matches!(
+        gpu.submit(table(), &bad),
+        Err(AggregateError::IndexOutOfRange { set: 1, .. })
+    ));
+    assert!(matches!(
+        auto.submit(table(), &[&[][..]]),
+        Err(AggregateError::EmptySet { set: 0 })
+    ));
+    assert_eq!(gpu.stats().submissions, before);
+}
+
+#[test]
+fn two_submissions_in_flight_waited_in_either_order() {
+    let gpu = GpuAggregator::new(context()).expect("gpu");
+    let (a, b) = (segment(24, 2), segment(24, 3));
+    let (ra, rb) = (refs_of(&a), refs_of(&b));
+    let (wa, wb) = (oracle(&a), oracle(&b));
+
+    // The later one first.
+    let pa = gpu.submit(table(), &ra).expect("a");
+    let pb = gpu.submit(table(), &rb).expect("b");
+    assert_eq!(gpu.in_flight(), 2);
+    assert_eq!(compressed(&gpu.wait(pb).expect("b")), wb, "b waited first");
+    assert_eq!(compressed(&gpu.wait(pa).expect("a")), wa, "a waited second");
+    // In order.
+    let pa = gpu.submit(table(), &ra).expect("a");
+    let pb = gpu.submit(table(), &rb).expect("b");
+    assert_eq!(compressed(&gpu.wait(pa).expect("a")), wa);
+    assert_eq!(compressed(&gpu.wait(pb).expect("b")), wb);
+    assert_eq!(gpu.in_flight(), 0);
+
+    // A third submission while two are outstanding waits for the device to finish the
+    // oldest (never for its owner), so the oldest is ready before anyone waits for it.
+    let mut p1 = gpu.submit(table(), &ra).expect("1");
+    let p2 = gpu.submit(table(), &rb).expect("2");
+    let p3 = gpu.submit(table(), &ra).expect("3");
+    assert!(
+        p1.is_ready(),
+        "the third submission waited for the first on the device"
+    );
+    assert_eq!(gpu.in_flight(), 3);
+    assert_eq!(compressed(&gpu.wait(p2).expect("2")), wb);
+    assert_eq!(compressed(&gpu.wait(p3).expect("3")), wa);
+    assert_eq!(compressed(&gpu.wait(p1).expect("1")), wa);
+
+    // Double buffering: in the steady state (submit k+1, wait k) the two buffer sets
+    // alternate and nothing new is allocated.
+    let mut pending = Some(gpu.submit(table(), &ra).expect("warm"));
+    for _ in 0..2 {
+        let next = gpu.submit(table(), &ra).expect("warm");
+        assert_eq!(
+            compressed(&gpu.wait(pending.replace(next).unwrap()).unwrap()),
+            wa
+        );
+    }
+    let created = gpu.pool_stats().created;
+    for round in 0..4 {
+        let next = gpu.submit(table(), &ra).expect("steady");
+        let done = gpu.wait(pending.replace(next).unwrap()).expect("steady");
+        assert_eq!(compressed(&done), wa, "round {round}");
+    }
+    assert_eq!(compressed(&gpu.wait(pending.take().unwrap()).unwrap()), wa);
+    assert_eq!(
+        gpu.pool_stats().created,
+        created,
+        "two sets of pooled buffers serve two submissions in flight"
+    );
+}
+
+#[test]
+fn a_later_wait_delivers_an_earlier_submission_without_a_poll_of_its_own() {
+    let gpu = GpuAggregator::new(context()).expect("gpu");
+    let (a, b) = (segment(8, 4), segment(8, 5));
+    let (ra, rb) = (refs_of(&a), refs_of(&b));
+    let mut pa = gpu.submit(table(), &ra).expect("a");
+    // Waiting for b polls the device past a too: a's readback is mapped then.
+    assert_eq!(
+        compressed(&gpu.aggregate(table(), &rb).expect("b")),
+        oracle(&b)
+    );
+    assert!(pa.is_ready(), "a was mapped by b's wait");
+    assert_eq!(compressed(&gpu.wait(pa).expect("a")), oracle(&a));
+}
+
+#[test]
+fn a_dropped_pending_leaves_the_aggregator_correct() {
+    let gpu = GpuAggregator::new(context()).expect("gpu");
+    let (a, b) = (segment(16, 6), segment(16, 7));
+    let (ra, rb) = (refs_of(&a), refs_of(&b));
+    let (wa, wb) = (oracle(&a), oracle(&b));
+    drop(gpu.submit(table(), &ra).expect("a"));
+    assert_eq!(gpu.in_flight(), 0, "a dropped pending frees its slot");
+    assert_eq!(compressed(&gpu.aggregate(table(), &rb).expect("b")), wb);
+    // Dropped while another is in flight, whose buffers and results stay its own.
+    let pa = gpu.submit(table(), &ra).expect("a");
+    let pb = gpu.submit(table(), &rb).expect("b");
+    drop(pa);
+    assert_eq!(gpu.in_flight(), 1);
+    let pa2 = gpu.submit(table(), &ra).expect("a again");
+    assert_eq!(compressed(&gpu.wait(pb).expect("b")), wb);
+    assert_eq!(compressed(&gpu.wait(pa2).expect("a again")), wa);
+    assert_eq!(compressed(&gpu.aggregate(table(), &ra).expect("a")), wa);
+    assert!(!context().is_lost());
+}
+
+#[test]
+fn threads_sharing_one_aggregator_get_their_own_sums() {
+    let gpu = GpuAggregator::new(context()).expect("gpu");
+    let work: Vec<Vec<Vec<u32>>> = (0..3).map(|t| segment(6, 10 + t)).collect();
+    let want: Vec<Vec<[u8; 48]>> = work.iter().map(|s| oracle(s)).collect();
+    std::thread::scope(|scope| {
+        for (sets, want) in work.iter().zip(&want) {
+            let gpu = &gpu;
+            scope.spawn(move || {
+                let refs = refs_of(sets);
+                for round in 0..4 {
+                    // Alternate the split and the one-call forms.
+                    let got = if round % 2 == 0 {
+                        let p = gpu.submit(table(), &refs).expect("submit");
+                        gpu.wait(p).expect("wait")
+                    } else {
+                        gpu.aggregate(table(), &refs).expect("aggregate")
+                    };
+                    assert_eq!(compressed(&got), *want, "round {round}");
+                }
+            });
+        }
+    });
+    assert_eq!(gpu.in_flight(), 0);
+    assert_eq!(gpu.stats().submissions, 12);
+}
+
+#[test]
+fn a_destroyed_device_is_an_error_and_auto_falls_back_to_the_cpu() {
+    // A device of its own, so destroying it leaves the shared one alone.
+    let ctx = GpuContext::new().expect("GPU adapter (install mesa-vulkan-drivers)");
+    let gpu = GpuAggregator::new(ctx.clone()).expect("GPU aggregator");
+    let auto = AutoAggregator::with_gpu(
+        GpuAggregator::new(ctx.clone()).expect("GPU aggregator"),
+        Calibration::forced(Some(1)),
+    );
+    let sets = segment(12, 8);
+    let refs = refs_of(&sets);
+    let want = oracle(&sets);
+    assert_eq!(
+        compressed(&gpu.aggregate(table(), &refs).expect("alive")),
+        want
+    );
+
+    // In flight when the device goes: the raw aggregator gives the sums or a GPU error
+    // (never wrong sums); auto gives the sums, from the CPU if need be.
+    let raw = gpu.submit(table(), &refs).expect("submitted while alive");
+    let via_auto = auto.submit(table(), &refs).expect("submitted while alive");
+    assert!(via_auto.on_gpu());
+    ctx.destroy();
+    match gpu.wait(raw) {
+        Ok(got) => assert_eq!(compressed(&got), want, "finished before the loss"),
+        Err(e) => assert!(!e.is_invalid_input(), "a node fault: {e}"),
+    }
+    assert_eq!(compressed(&auto.wait(via_auto).expect("auto")), want);
+
+    // After the loss: the GPU refuses at submit, typed as ours; auto sums on the CPU.
+    let e = gpu.submit(table(), &refs).expect_err("lost device");
+    assert!(
+        matches!(
+            e,
+            AggregateError::Gpu(quasar::accel::gpu::GpuError::Lost(_))
+        ),
+        "{e}"
+    );
+    assert!(!e.is_invalid_input());
+    let p = auto.submit(table(), &refs).expect("auto after the loss");
+    assert!(!p.on_gpu(), "auto no longer submits to a lost device");
+    assert_eq!(compressed(&auto.wait(p).expect("cpu")), want);
+    assert!(auto.fell_back());
+    assert_eq!(gpu.in_flight(), 0);
+}

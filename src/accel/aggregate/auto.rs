@@ -6,8 +6,10 @@ use std::sync::OnceLock;
 
 use blst::blst_p1;
 
-use super::PubkeyTable;
-use super::{check_sets, AggregateError, CpuAggregator, GpuAggregator, PubkeyAggregator};
+use super::{
+    check_sets, AggregateError, CpuAggregator, GpuAggregator, PendingAggregate, PubkeyAggregator,
+    PubkeyTable,
+};
 use crate::accel::backend::DeviceProbe;
 use crate::accel::calibrate::{self, Calibration};
 
@@ -123,11 +125,13 @@ impl PubkeyAggregator for AutoAggregator {
         }
     }
 
-    fn aggregate(
-        &self,
-        table: &PubkeyTable,
-        sets: &[&[u32]],
-    ) -> Result<Vec<blst_p1>, AggregateError> {
+    /// To the GPU when calibration says so (a submission that fails is summed on the CPU,
+    /// and the GPU is left for good); else the CPU twin, in `wait`.
+    fn submit<'a>(
+        &'a self,
+        table: &'a PubkeyTable,
+        sets: &'a [&'a [u32]],
+    ) -> Result<PendingAggregate<'a>, AggregateError> {
         check_sets(table.len(), sets)?;
         let keys: usize = sets.iter().map(|s| s.len()).sum();
         // Small batches never start the probe; once probed, the calibration decides.
@@ -136,13 +140,19 @@ impl PubkeyAggregator for AutoAggregator {
         if !self.fell_back() && !too_small_to_probe {
             if let Some((gpu, cal)) = self.gpu(table) {
                 if cal.gpu_for(keys) {
-                    match gpu.aggregate(table, sets) {
+                    match gpu.submit_checked(table, sets) {
                         Err(e) if !e.is_invalid_input() => self.fall_back(&e),
                         result => return result,
                     }
                 }
             }
         }
-        CpuAggregator.aggregate(table, sets)
+        Ok(PendingAggregate::on_cpu(table, sets))
+    }
+
+    /// The sums; a GPU submission that failed on the device is summed again on the CPU,
+    /// and later batches stay there.
+    fn wait(&self, pending: PendingAggregate<'_>) -> Result<Vec<blst_p1>, AggregateError> {
+        pending.finish_or_cpu(|e| self.fall_back(e))
     }
 }

@@ -6,7 +6,7 @@ use blst::{blst_p1, blst_p1_affine};
 use quasar_kernels::bls as kbls;
 use rayon::prelude::*;
 
-use super::{check_sets, AggregateError, PubkeyAggregator, PubkeyTable};
+use super::{check_sets, AggregateError, PendingAggregate, PubkeyAggregator, PubkeyTable};
 
 /// Sets larger than this are split across threads.
 const CPU_SPLIT: usize = 2048;
@@ -41,22 +41,35 @@ impl CpuAggregator {
     }
 }
 
-impl PubkeyAggregator for CpuAggregator {
-    fn name(&self) -> String {
-        "cpu(blst)".into()
-    }
-
-    fn aggregate(
-        &self,
+impl CpuAggregator {
+    /// The sums of `sets` (checked already by `submit`; an index outside the table is
+    /// still an error, not a panic).
+    pub(crate) fn sum_sets(
         table: &PubkeyTable,
         sets: &[&[u32]],
     ) -> Result<Vec<blst_p1>, AggregateError> {
-        check_sets(table.len(), sets)?;
         let points = table.points();
         sets.par_iter()
             .enumerate()
             .map(|(s, indices)| Self::sum_set(points, s, indices))
             .collect()
+    }
+}
+
+impl PubkeyAggregator for CpuAggregator {
+    fn name(&self) -> String {
+        "cpu(blst)".into()
+    }
+
+    /// Checks the sets; the sums are computed in `wait` (rayon across sets), where they
+    /// cost the same cores as anything done in between.
+    fn submit<'a>(
+        &'a self,
+        table: &'a PubkeyTable,
+        sets: &'a [&'a [u32]],
+    ) -> Result<PendingAggregate<'a>, AggregateError> {
+        check_sets(table.len(), sets)?;
+        Ok(PendingAggregate::on_cpu(table, sets))
     }
 }
 

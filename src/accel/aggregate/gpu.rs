@@ -3,7 +3,8 @@
 //! `shaders/bls_fp_mul16.wgsl`, `shaders/bls_aggregate.wgsl`) compiled once per device,
 //! and per call ONE submission: level 0 sums chunks of each set into projective partials,
 //! a tree of reduce levels sums each set's partials ([`plan_batch`]), and one Jacobian
-//! point per set comes back.
+//! point per set comes back. `submit` returns once the submission is made
+//! ([`GpuAggregator::launch`]); the pending aggregate owns its buffers until `wait`.
 
 use std::num::NonZeroU64;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -12,10 +13,10 @@ use std::time::Instant;
 use blst::{blst_fp, blst_p1, blst_p1_affine};
 use quasar_kernels::bls as kbls;
 
-use super::{check_sets, AggregateError, PubkeyAggregator, PubkeyTable};
+use super::{check_sets, AggregateError, PendingAggregate, PubkeyAggregator, PubkeyTable};
 use crate::accel::device::{
-    grid, pack_params, params_stride, read_back, storage_entry, uniform_entry, BufferKind,
-    BufferPool, GpuContext, GpuError, PipelineKey, Program, PARAMS_SIZE,
+    finish_read, grid, pack_params, params_stride, request_read, storage_entry, uniform_entry,
+    BufferKind, BufferPool, GpuContext, GpuError, PipelineKey, Program, PARAMS_SIZE, POLL_TIMEOUT,
 };
 
 /// Fp and G1 arithmetic (linked first).
@@ -309,6 +310,8 @@ pub struct GpuAggregator {
     /// Uniform dynamic-offset stride.
     align: u64,
     state: Mutex<GpuState>,
+    /// Submissions not yet waited for (at most [`MAX_IN_FLIGHT`] on the device).
+    in_flight: Mutex<InFlight>,
     pool: BufferPool,
 }
 
@@ -316,7 +319,7 @@ pub struct GpuAggregator {
 /// submissions and bytes too, with those of every other user of the device).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AggregateStats {
-    /// Queue submissions (one per `aggregate` call with at least one set).
+    /// Queue submissions (one per `submit` or `aggregate` call with at least one set).
     pub submissions: u64,
     /// Sets aggregated.
     pub sets: u64,
@@ -411,6 +414,7 @@ impl GpuAggregator {
             pipelines,
             align,
             state: Mutex::new(GpuState::default()),
+            in_flight: Mutex::new(InFlight::default()),
             pool: BufferPool::new(),
         })
     }
@@ -517,7 +521,16 @@ impl GpuAggregator {
         Ok(new.len() as u64 * POINT_BYTES)
     }
 
-    fn run(&self, table: &PubkeyTable, sets: &[&[u32]]) -> Result<Vec<blst_p1>, GpuError> {
+    /// Plans the batch, uploads the index lists and the plan, and makes ONE submission
+    /// whose readback is mapped as soon as it is done; returns without waiting for it.
+    /// With [`MAX_IN_FLIGHT`] of this aggregator's submissions outstanding it first waits
+    /// for the device to finish the oldest of them (on the device, not on its owner, so
+    /// a thread holding several pending aggregates cannot deadlock itself).
+    pub(super) fn launch(
+        &self,
+        table: &PubkeyTable,
+        sets: &[&[u32]],
+    ) -> Result<GpuPending<'_>, GpuError> {
         let ctx = &self.ctx;
         ctx.ensure_alive()?;
         let device = ctx.device();
@@ -559,21 +572,24 @@ impl GpuAggregator {
         }
         let words: Vec<[u32; 8]> = plan.dispatches.iter().map(|d| d.params).collect();
         let params = pack_params(self.align, &words);
-        let mut indices: Vec<u32> = Vec::with_capacity(total as usize);
-        for s in sets {
-            indices.extend_from_slice(s);
-        }
 
+        // This submission's own buffers (the pool keeps two of each size class free, so
+        // two submissions in flight alternate between two sets without allocating).
         let pool = &self.pool;
-        let index_buf = pool.take(ctx, kind::INDICES, index_bytes);
-        let plan_buf = pool.take(ctx, kind::PLAN, plan_bytes);
-        let partial_buf = pool.take(ctx, kind::PARTIALS, partial_bytes);
-        let sums_buf = pool.take(ctx, kind::SUMS, sums_bytes);
-        let params_buf = pool.take(ctx, kind::PARAMS, params_bytes);
-        let readback = pool.take(ctx, kind::READBACK, sums_bytes);
+        let buffers = SubmitBuffers {
+            indices: pool.take(ctx, kind::INDICES, index_bytes),
+            plan: pool.take(ctx, kind::PLAN, plan_bytes),
+            partials: pool.take(ctx, kind::PARTIALS, partial_bytes),
+            sums: pool.take(ctx, kind::SUMS, sums_bytes),
+            params: pool.take(ctx, kind::PARAMS, params_bytes),
+            readback: pool.take(ctx, kind::READBACK, sums_bytes),
+        };
 
-        // The resident table is this aggregator's: one call at a time updates and reads it.
+        // The resident table is this aggregator's: one submission at a time updates it
+        // (a submission in flight keeps the buffer it was bound to alive, and appends
+        // land past the points it reads).
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        self.wait_for_a_slot()?;
         let submitted = ctx.error_scoped("aggregation submission", GpuError::Submission, || {
             let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("quasar bls aggregate"),
@@ -583,9 +599,25 @@ impl GpuAggregator {
                 return Err(GpuError::Submission("internal: no resident table".into()));
             };
             let queue = ctx.queue();
-            queue.write_buffer(&index_buf, 0, bytemuck::cast_slice(&indices));
-            queue.write_buffer(&plan_buf, 0, bytemuck::cast_slice(&plan.plan));
-            queue.write_buffer(&params_buf, 0, &params);
+            // The index lists go straight from the sets into the staging memory.
+            if index_bytes > 0 {
+                let Some(size) = std::num::NonZeroU64::new(index_bytes) else {
+                    return Err(GpuError::Submission("internal: no indices".into()));
+                };
+                let Some(mut view) = queue.write_buffer_with(&buffers.indices, 0, size) else {
+                    return Err(GpuError::Submission(
+                        "no staging memory for the index lists".into(),
+                    ));
+                };
+                let mut at = 0usize;
+                for set in sets {
+                    let bytes: &[u8] = bytemuck::cast_slice(set);
+                    view.slice(at..at + bytes.len()).copy_from_slice(bytes);
+                    at += bytes.len();
+                }
+            }
+            queue.write_buffer(&buffers.plan, 0, bytemuck::cast_slice(&plan.plan));
+            queue.write_buffer(&buffers.params, 0, &params);
             let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("quasar bls aggregate"),
                 layout: &self.pipelines.layout,
@@ -596,23 +628,23 @@ impl GpuAggregator {
                     },
                     wgpu::BindGroupEntry {
                         binding: 1,
-                        resource: binding(&index_buf, index_bytes.max(4)),
+                        resource: binding(&buffers.indices, index_bytes.max(4)),
                     },
                     wgpu::BindGroupEntry {
                         binding: 2,
-                        resource: binding(&plan_buf, plan_bytes),
+                        resource: binding(&buffers.plan, plan_bytes),
                     },
                     wgpu::BindGroupEntry {
                         binding: 3,
-                        resource: binding(&partial_buf, partial_bytes),
+                        resource: binding(&buffers.partials, partial_bytes),
                     },
                     wgpu::BindGroupEntry {
                         binding: 4,
-                        resource: binding(&sums_buf, sums_bytes),
+                        resource: binding(&buffers.sums, sums_bytes),
                     },
                     wgpu::BindGroupEntry {
                         binding: 5,
-                        resource: binding(&params_buf, PARAMS_SIZE),
+                        resource: binding(&buffers.params, PARAMS_SIZE),
                     },
                 ],
             });
@@ -631,11 +663,13 @@ impl GpuAggregator {
                     pass.dispatch_workgroups(x, y, 1);
                 }
             }
-            encoder.copy_buffer_to_buffer(&sums_buf, 0, &readback, 0, sums_bytes);
+            encoder.copy_buffer_to_buffer(&buffers.sums, 0, &buffers.readback, 0, sums_bytes);
             let index = queue.submit([encoder.finish()]);
-            Ok((index, table_bytes))
+            // Mapped by whichever poll first sees the submission done.
+            let request = request_read(&buffers.readback, sums_bytes, None);
+            Ok((index, request, table_bytes))
         });
-        let (index, table_bytes) = match submitted {
+        let (index, request, table_bytes) = match submitted {
             Ok(Ok(v)) => v,
             // A captured device error already marked the context lost; an internal
             // error (checked above, so not expected) does too, to be safe.
@@ -646,7 +680,16 @@ impl GpuAggregator {
             }
         };
         let uploaded = table_bytes + index_bytes + plan_bytes + params_bytes;
-        let (bytes, _) = read_back(ctx, "aggregation", index, &readback, sums_bytes, None)?;
+        let ticket = {
+            let mut in_flight = self
+                .in_flight
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            in_flight.next_ticket += 1;
+            let ticket = in_flight.next_ticket;
+            in_flight.queue.push_back((ticket, index.clone()));
+            ticket
+        };
         let stats = &mut state.stats;
         stats.submissions += 1;
         stats.sets += n;
@@ -656,14 +699,80 @@ impl GpuAggregator {
         stats.bytes_downloaded += sums_bytes;
         drop(state);
         ctx.record_submission(uploaded, sums_bytes);
-        pool.give(kind::INDICES, index_buf);
-        pool.give(kind::PLAN, plan_buf);
-        pool.give(kind::PARTIALS, partial_buf);
-        pool.give(kind::SUMS, sums_buf);
-        pool.give(kind::PARAMS, params_buf);
-        pool.give(kind::READBACK, readback);
-        let words: &[u32] = bytemuck::cast_slice(&bytes);
-        let out: Vec<blst_p1> = words
+        tracing::debug!(
+            target: "quasar::accel::aggregate",
+            sets = n,
+            indices = total,
+            levels = plan.dispatches.len() - 1,
+            uploaded,
+            table_bytes,
+            downloaded = sums_bytes,
+            submit_us = started.elapsed().as_micros() as u64,
+            "gpu pubkey aggregation submitted"
+        );
+        Ok(GpuPending {
+            gpu: self,
+            ticket,
+            index,
+            buffers: Some(buffers),
+            request: Some(request),
+            sums_bytes,
+            started,
+        })
+    }
+
+    /// With [`MAX_IN_FLIGHT`] submissions outstanding, waits until the device has finished
+    /// the one that keeps the count over the limit (their map callbacks run in this poll
+    /// and wait in their channels for their owners).
+    fn wait_for_a_slot(&self) -> Result<(), GpuError> {
+        let oldest = {
+            let in_flight = self
+                .in_flight
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let q = &in_flight.queue;
+            (q.len() >= MAX_IN_FLIGHT).then(|| q[q.len() - MAX_IN_FLIGHT].1.clone())
+        };
+        let Some(index) = oldest else {
+            return Ok(());
+        };
+        if let Err(e) = self.ctx.device().poll(wgpu::PollType::Wait {
+            submission_index: Some(index),
+            timeout: Some(POLL_TIMEOUT),
+        }) {
+            let why = format!("waiting for an earlier aggregation submission: {e}");
+            self.ctx.mark_failed(&why);
+            return Err(GpuError::Lost(why));
+        }
+        Ok(())
+    }
+
+    /// Submissions of this aggregator submitted and not yet waited for or dropped.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .queue
+            .len()
+    }
+
+    /// The pool the submissions' buffers come from (tests: reuse across calls).
+    pub fn pool_stats(&self) -> crate::accel::device::PoolStats {
+        self.pool.stats()
+    }
+
+    fn release(&self, ticket: u64) {
+        let mut in_flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        in_flight.queue.retain(|(t, _)| *t != ticket);
+    }
+
+    /// Jacobian points (X, Y, Z in the shader's form) into blst's.
+    fn points_of(&self, bytes: &[u8]) -> Vec<blst_p1> {
+        let words: &[u32] = bytemuck::cast_slice(bytes);
+        words
             .chunks_exact(36)
             .map(|w| {
                 let fp = |k: usize| {
@@ -677,19 +786,97 @@ impl GpuAggregator {
                     z: fp(2),
                 }
             })
-            .collect();
+            .collect()
+    }
+}
+
+/// Most submissions of one [`GpuAggregator`] on the device queue at once: two, so that
+/// batch N+1's index lists are planned and uploaded while batch N sums, with each
+/// submission in its own pooled buffers (double buffering).
+pub const MAX_IN_FLIGHT: usize = 2;
+
+/// Submissions outstanding, oldest first.
+#[derive(Default)]
+struct InFlight {
+    next_ticket: u64,
+    queue: std::collections::VecDeque<(u64, wgpu::SubmissionIndex)>,
+}
+
+/// The buffers one submission uses, its own until it is waited for.
+struct SubmitBuffers {
+    indices: wgpu::Buffer,
+    plan: wgpu::Buffer,
+    partials: wgpu::Buffer,
+    sums: wgpu::Buffer,
+    params: wgpu::Buffer,
+    readback: wgpu::Buffer,
+}
+
+/// A GPU aggregation in flight (see [`GpuAggregator::launch`]).
+pub(super) struct GpuPending<'a> {
+    gpu: &'a GpuAggregator,
+    ticket: u64,
+    index: wgpu::SubmissionIndex,
+    /// `None` once waited for.
+    buffers: Option<SubmitBuffers>,
+    request: Option<crate::accel::device::ReadbackRequest>,
+    sums_bytes: u64,
+    started: Instant,
+}
+
+impl GpuPending<'_> {
+    /// Whether the device is done and the readback mapped (no poll, no wait).
+    pub(super) fn is_ready(&mut self) -> bool {
+        self.request.as_mut().is_some_and(|r| r.is_ready())
+    }
+
+    /// Waits for the submission (see [`finish_read`]), returns the buffers to the pool
+    /// and the sums.
+    pub(super) fn wait(mut self) -> Result<Vec<blst_p1>, GpuError> {
+        let (Some(buffers), Some(request)) = (self.buffers.take(), self.request.take()) else {
+            return Err(GpuError::Submission("internal: waited twice".into()));
+        };
+        let gpu = self.gpu;
+        let bytes = finish_read(
+            &gpu.ctx,
+            "aggregation",
+            self.index.clone(),
+            &buffers.readback,
+            self.sums_bytes,
+            request,
+        )?;
+        let pool = &gpu.pool;
+        pool.give(kind::INDICES, buffers.indices);
+        pool.give(kind::PLAN, buffers.plan);
+        pool.give(kind::PARTIALS, buffers.partials);
+        pool.give(kind::SUMS, buffers.sums);
+        pool.give(kind::PARAMS, buffers.params);
+        pool.give(kind::READBACK, buffers.readback);
+        let out = gpu.points_of(&bytes.0);
         tracing::debug!(
             target: "quasar::accel::aggregate",
-            sets = n,
-            indices = total,
-            levels = plan.dispatches.len() - 1,
-            uploaded,
-            table_bytes,
-            downloaded = sums_bytes,
-            elapsed_us = started.elapsed().as_micros() as u64,
-            "gpu pubkey aggregation"
+            sets = out.len(),
+            elapsed_us = self.started.elapsed().as_micros() as u64,
+            "gpu pubkey aggregation done"
         );
         Ok(out)
+    }
+}
+
+impl Drop for GpuPending<'_> {
+    /// Frees the slot. Buffers of a submission never waited for go back to the pool but
+    /// the readback (its map is still pending): the queue orders their next use after
+    /// this submission.
+    fn drop(&mut self) {
+        self.gpu.release(self.ticket);
+        if let Some(b) = self.buffers.take() {
+            let pool = &self.gpu.pool;
+            pool.give(kind::INDICES, b.indices);
+            pool.give(kind::PLAN, b.plan);
+            pool.give(kind::PARTIALS, b.partials);
+            pool.give(kind::SUMS, b.sums);
+            pool.give(kind::PARAMS, b.params);
+        }
     }
 }
 
@@ -702,16 +889,30 @@ impl PubkeyAggregator for GpuAggregator {
         )
     }
 
-    fn aggregate(
-        &self,
-        table: &PubkeyTable,
-        sets: &[&[u32]],
-    ) -> Result<Vec<blst_p1>, AggregateError> {
+    /// Checks the sets, uploads their index lists and makes one submission; returns at
+    /// once. No sets: nothing goes to the device.
+    fn submit<'a>(
+        &'a self,
+        table: &'a PubkeyTable,
+        sets: &'a [&'a [u32]],
+    ) -> Result<PendingAggregate<'a>, AggregateError> {
         check_sets(table.len(), sets)?;
+        self.submit_checked(table, sets)
+    }
+}
+
+impl GpuAggregator {
+    /// [`PubkeyAggregator::submit`] for sets already checked.
+    pub(super) fn submit_checked<'a>(
+        &'a self,
+        table: &'a PubkeyTable,
+        sets: &'a [&'a [u32]],
+    ) -> Result<PendingAggregate<'a>, AggregateError> {
         if sets.is_empty() {
-            return Ok(Vec::new());
+            return Ok(PendingAggregate::on_cpu(table, sets));
         }
-        Ok(self.run(table, sets)?)
+        let pending = self.launch(table, sets)?;
+        Ok(PendingAggregate::on_device(table, sets, pending))
     }
 }
 

@@ -19,6 +19,15 @@
 //!   projective partials, a tree of reduce levels sums each set's partials, and one
 //!   Jacobian point per set comes back.
 //!
+//! Every aggregator works in two steps ([`PubkeyAggregator::submit`], then
+//! [`PubkeyAggregator::wait`]; `aggregate` is both), so the importer submits a whole
+//! segment's sets and decompresses the signatures while the device sums. On the GPU,
+//! `submit` plans, uploads and submits and returns at once, with the readback's map
+//! requested; `wait` blocks once (`poll(Wait)` for that submission, or not at all when an
+//! earlier poll already mapped it). At most [`MAX_IN_FLIGHT`] (two) submissions of one
+//! aggregator are on the device, each in its own pooled buffers, so batch N+1's index
+//! lists go up while batch N sums. The CPU twin sums in `wait`.
+//!
 //! Both give the same group elements (as points; Jacobian representatives differ, so
 //! compare with `p1_is_equal` or compressed encodings), including duplicates, P + (−P)
 //! and sums at infinity (callers must reject an aggregate at infinity). Errors never
@@ -50,7 +59,7 @@ mod wgsl;
 
 pub use auto::AutoAggregator;
 pub use cpu::CpuAggregator;
-pub use gpu::{AggregateStats, FpMul, GpuAggregator, GpuAggregatorOptions};
+pub use gpu::{AggregateStats, FpMul, GpuAggregator, GpuAggregatorOptions, MAX_IN_FLIGHT};
 pub use kernels::{BlsTestKernels, FpOp, G1Op, Projective};
 
 static NEXT_TABLE_ID: AtomicU64 = AtomicU64::new(1);
@@ -148,18 +157,130 @@ impl AggregateError {
     }
 }
 
-/// The accelerator contract for pubkey aggregation.
+/// The accelerator contract for pubkey aggregation, in two steps so that a caller can
+/// work while the device sums: [`submit`](Self::submit) checks the sets and starts the
+/// work (on the GPU: uploads the index lists and makes ONE submission, returning at once),
+/// [`wait`](Self::wait) gives the sums. [`aggregate`](Self::aggregate) is both. Every
+/// implementation gives the same group elements; a pending aggregate is waited by the
+/// aggregator that submitted it (another one still finishes it, without its fallback).
 pub trait PubkeyAggregator: Send + Sync {
     /// Short name of the path that runs (e.g. `cpu(blst)`, `gpu(llvmpipe …)`).
     fn name(&self) -> String;
-    /// For each set, the sum of the table's points at its indices (duplicates count
-    /// twice), as a blst_p1 (callers check infinity: Ethereum rejects an aggregate at
-    /// infinity).
+    /// Checks `sets` against `table` (bad input is an error here, before any work) and
+    /// starts summing them; the sums come from [`wait`](Self::wait). The pending
+    /// aggregate borrows its inputs, so a GPU failure can still be summed on the CPU.
+    fn submit<'a>(
+        &'a self,
+        table: &'a PubkeyTable,
+        sets: &'a [&'a [u32]],
+    ) -> Result<PendingAggregate<'a>, AggregateError>;
+    /// For each set of `pending`, the sum of the table's points at its indices
+    /// (duplicates count twice), as a blst_p1 (callers check infinity: Ethereum rejects
+    /// an aggregate at infinity).
+    fn wait(&self, pending: PendingAggregate<'_>) -> Result<Vec<blst_p1>, AggregateError> {
+        pending.finish()
+    }
+    /// [`submit`](Self::submit) then [`wait`](Self::wait).
     fn aggregate(
         &self,
         table: &PubkeyTable,
         sets: &[&[u32]],
-    ) -> Result<Vec<blst_p1>, AggregateError>;
+    ) -> Result<Vec<blst_p1>, AggregateError> {
+        let pending = self.submit(table, sets)?;
+        self.wait(pending)
+    }
+}
+
+/// An aggregation [`PubkeyAggregator::submit`] started: on the GPU a submission in flight
+/// with its own buffers, on the CPU the work to do in `wait`. Dropping it unwaited is
+/// safe: the GPU finishes into buffers nobody reuses, and the aggregator's slot is freed.
+pub struct PendingAggregate<'a> {
+    table: &'a PubkeyTable,
+    sets: &'a [&'a [u32]],
+    work: Work<'a>,
+}
+
+enum Work<'a> {
+    /// The CPU twin sums in `wait`.
+    Cpu,
+    /// A GPU submission in flight (boxed: its buffers and channel are much larger than
+    /// the CPU variant, and one allocation per segment is nothing).
+    Gpu(Box<gpu::GpuPending<'a>>),
+}
+
+impl std::fmt::Debug for PendingAggregate<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingAggregate")
+            .field("sets", &self.sets.len())
+            .field("on_gpu", &self.on_gpu())
+            .finish()
+    }
+}
+
+impl<'a> PendingAggregate<'a> {
+    /// Work the CPU twin does in `wait` (inputs already checked).
+    pub(crate) fn on_cpu(table: &'a PubkeyTable, sets: &'a [&'a [u32]]) -> Self {
+        PendingAggregate {
+            table,
+            sets,
+            work: Work::Cpu,
+        }
+    }
+
+    fn on_device(table: &'a PubkeyTable, sets: &'a [&'a [u32]], gpu: gpu::GpuPending<'a>) -> Self {
+        PendingAggregate {
+            table,
+            sets,
+            work: Work::Gpu(Box::new(gpu)),
+        }
+    }
+
+    /// Whether a GPU submission computes it (else the CPU twin does, in `wait`).
+    pub fn on_gpu(&self) -> bool {
+        matches!(self.work, Work::Gpu(_))
+    }
+
+    /// Sets it sums.
+    pub fn len(&self) -> usize {
+        self.sets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sets.is_empty()
+    }
+
+    /// Whether the sums are ready, so that `wait` will not block on the device (always
+    /// true for CPU work, which `wait` computes).
+    pub fn is_ready(&mut self) -> bool {
+        match &mut self.work {
+            Work::Cpu => true,
+            Work::Gpu(g) => g.is_ready(),
+        }
+    }
+
+    /// The sums, without a fallback: a GPU failure is the error.
+    pub fn finish(self) -> Result<Vec<blst_p1>, AggregateError> {
+        match self.work {
+            Work::Cpu => cpu::CpuAggregator::sum_sets(self.table, self.sets),
+            Work::Gpu(g) => Ok(g.wait()?),
+        }
+    }
+
+    /// The sums, and a GPU failure summed again on the CPU (the error is passed to
+    /// `failed` first, e.g. to log it and stop using the device).
+    pub(crate) fn finish_or_cpu(
+        self,
+        failed: impl FnOnce(&AggregateError),
+    ) -> Result<Vec<blst_p1>, AggregateError> {
+        let (table, sets) = (self.table, self.sets);
+        match self.finish() {
+            Err(e) if !e.is_invalid_input() => {
+                failed(&e);
+                cpu::CpuAggregator::sum_sets(table, sets)
+            }
+            result => result,
+        }
+    }
 }
 
 /// Checks every set (non-empty, indices in the table) in order; the first problem wins.
