@@ -647,9 +647,8 @@ impl ForkChoice {
     ) -> Result<(), ForkChoiceError> {
         self.validate_on_attestation(data, is_from_block)
             .map_err(ForkChoiceError::InvalidAttestation)?;
-        for &v in attesting_indices {
-            self.update_latest_message(v, data.beacon_block_root, data.target.epoch);
-        }
+        let (root, epoch) = (data.beacon_block_root, data.target.epoch);
+        self.update_latest_messages(attesting_indices.iter().map(|&v| (v, root, epoch)));
         Ok(())
     }
 
@@ -664,15 +663,40 @@ impl ForkChoice {
         block_root: Root,
         target_epoch: u64,
     ) {
+        if !self.indices.contains_key(&block_root) {
+            return;
+        }
+        self.set_latest_message(validator_index, block_root, target_epoch);
+    }
+
+    /// [`ForkChoice::update_latest_message`] for each `(validator, block root, target
+    /// epoch)` of a block's attestations: the same outcome, with the block looked up once
+    /// per run of votes for the same root (a block's attesters mostly vote for one).
+    pub fn update_latest_messages(&mut self, votes: impl IntoIterator<Item = (u64, Root, u64)>) {
+        let mut known: Option<(Root, bool)> = None;
+        for (v, root, epoch) in votes {
+            let is_known = match known {
+                Some((r, k)) if r == root => k,
+                _ => {
+                    let k = self.indices.contains_key(&root);
+                    known = Some((root, k));
+                    k
+                }
+            };
+            if is_known {
+                self.set_latest_message(v, root, epoch);
+            }
+        }
+    }
+
+    /// The vote update of [`ForkChoice::update_latest_message`] for a known block.
+    fn set_latest_message(&mut self, validator_index: u64, block_root: Root, target_epoch: u64) {
         let Some(index) = usize::try_from(validator_index)
             .ok()
             .filter(|&i| i < MAX_VALIDATORS)
         else {
             return;
         };
-        if !self.indices.contains_key(&block_root) {
-            return;
-        }
         if self.votes.len() <= index {
             self.votes
                 .resize(index.saturating_add(1), VoteTracker::default());

@@ -382,9 +382,7 @@ impl Chain {
                             .as_bytes(),
                     })?;
                     self.parents.insert(root, (parent, b.message.slot));
-                    for (v, r, e) in votes {
-                        self.fork_choice.update_latest_message(v, r, e);
-                    }
+                    self.fork_choice.update_latest_messages(votes);
                     for (a1, a2) in slashings_of(b) {
                         self.fork_choice.on_attester_slashing(&a1, &a2);
                     }
@@ -513,9 +511,8 @@ impl Chain {
     /// Latest messages from gossip (validator, block root, target epoch): fork choice's
     /// `on_attestation` for each; the weights move at the next head computation.
     pub(crate) fn on_gossip_votes(&mut self, votes: &[(u64, Root, u64)]) {
-        for &(v, root, epoch) in votes {
-            self.fork_choice.update_latest_message(v, root, epoch);
-        }
+        self.fork_choice
+            .update_latest_messages(votes.iter().copied());
     }
 
     /// Fork choice's `on_tick` at a Unix time in milliseconds (an earlier time changes
@@ -1138,9 +1135,8 @@ impl Chain {
                 execution_block_hash: a.execution_block_hash,
             })?;
             self.parents.insert(a.root, (a.parent, a.slot));
-            for &(v, r, e) in &a.votes {
-                self.fork_choice.update_latest_message(v, r, e);
-            }
+            self.fork_choice
+                .update_latest_messages(a.votes.iter().copied());
             for (a1, a2) in &a.slashings {
                 self.fork_choice.on_attester_slashing(a1, a2);
             }

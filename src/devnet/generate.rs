@@ -85,6 +85,21 @@ fn withdrawal_credentials(pubkey: &[u8; 48]) -> Bytes32 {
     Bytes32::from(wc)
 }
 
+/// `hash_tree_root(validators)` through the merkle engine (the SIMD kernels, batched):
+/// the same root as ssz_rs's, which hashes a million validators one by one.
+fn validators_root(validators: &[Validator]) -> Result<[u8; 32]> {
+    let hasher = crate::accel::hash::CpuHasher::simd();
+    let merkle = |e: crate::merkle::MerkleError| DevnetError::Ssz(format!("validators root: {e}"));
+    let roots = crate::merkle::elements::element_roots(&hasher, validators).map_err(merkle)?;
+    let root = crate::merkle::merkleize(
+        &hasher,
+        &roots,
+        Some(crate::types::primitives::VALIDATOR_REGISTRY_LIMIT as u64),
+    )
+    .map_err(merkle)?;
+    Ok(crate::merkle::mix_in_length(&root, validators.len() as u64))
+}
+
 /// A Fulu genesis state for the interop `keys`, built directly: every validator active from
 /// epoch 0 with 32 ETH and execution (0x01) withdrawal credentials, fork versions from
 /// `cfg` (previous Electra, current Fulu, epoch 0), a genesis execution payload header,
@@ -143,7 +158,7 @@ pub fn interop_genesis_state(
     state.previous_epoch_participation = t::to_list(vec![0; n], "participation")?;
     state.current_epoch_participation = t::to_list(vec![0; n], "participation")?;
     state.inactivity_scores = t::to_list(vec![0; n], "inactivity_scores")?;
-    state.genesis_validators_root = Root::from(t::hash_tree_root_mut(&mut state.validators)?);
+    state.genesis_validators_root = Root::from(validators_root(&state.validators)?);
 
     let payload = ExecutionPayload::default();
     state.latest_execution_payload_header = ExecutionPayloadHeader {
@@ -178,6 +193,12 @@ pub struct Generator<'a> {
     /// The post state of the head block.
     state: BeaconState,
     head_root: [u8; 32],
+    /// The root of `state` (the head block's state root): the next slot's
+    /// `process_slot` need not hash it again.
+    state_root: [u8; 32],
+    /// The slot of the head block (the registry memo holds while blocks stay in its
+    /// epoch).
+    head_slot: u64,
     validator_of_pubkey: HashMap<[u8; 48], u64>,
     mode: SigningMode,
     /// Signatures made so far.
@@ -188,10 +209,15 @@ pub struct Generator<'a> {
 impl<'a> Generator<'a> {
     /// A generator whose head is the genesis block of `genesis`.
     pub fn new(keys: &'a InteropKeys, cfg: &'a ChainConfig, genesis: BeaconState) -> Result<Self> {
-        let mut state = genesis;
+        let state = genesis;
+        // The genesis root primes the context's carried root cache: every later root only
+        // rehashes what a block or an epoch changed.
+        let mut ctx = TransitionCtx::new(cfg.clone());
+        let state_root = ctx.state_root(&state)?;
         let mut header = state.latest_block_header.clone();
-        header.state_root = Root::from(t::hash_tree_root_mut(&mut state)?);
+        header.state_root = Root::from(state_root);
         let head_root = t::hash_tree_root(&header)?;
+        let head_slot = state.slot;
         let validator_of_pubkey = keys
             .pubkeys
             .iter()
@@ -201,9 +227,11 @@ impl<'a> Generator<'a> {
         Ok(Self {
             keys,
             cfg,
-            ctx: TransitionCtx::new(cfg.clone()),
+            ctx,
             state,
             head_root,
+            state_root,
+            head_slot,
             validator_of_pubkey,
             mode: SigningMode::Each,
             signatures: 0,
@@ -227,6 +255,11 @@ impl<'a> Generator<'a> {
         self.head_root
     }
 
+    /// The root of the head block's post state.
+    pub fn state_root(&self) -> [u8; 32] {
+        self.state_root
+    }
+
     /// The Electra attestation of every member of every committee of the head's slot,
     /// voting for the head (one attestation spanning all the slot's committees), not yet
     /// signed, with its signers and signing root. `None` when every committee is empty
@@ -238,11 +271,14 @@ impl<'a> Generator<'a> {
         let count = t::get_committee_count_per_slot(state, epoch);
         let mut committee_bits = Bitvector::default();
         let mut signers = Vec::new();
+        // One shuffling for all the slot's committees (each `get_beacon_committee` would
+        // take a registry pass to find it).
+        let shuffling = t::get_shuffling(state, epoch, &self.ctx)?;
         for index in 0..count {
-            let committee = t::get_beacon_committee(state, slot, index, &self.ctx)?;
+            let committee = t::committee_in(&shuffling, slot, index)?;
             if !committee.is_empty() {
                 committee_bits.set(index as usize, true);
-                signers.extend(committee);
+                signers.extend_from_slice(committee);
             }
         }
         if signers.is_empty() {
@@ -310,8 +346,9 @@ impl<'a> Generator<'a> {
         )?;
         let aggregate_domain = t::get_domain(state, DOMAIN_AGGREGATE_AND_PROOF, Some(epoch))?;
         let mut out = Vec::new();
+        let shuffling = t::get_shuffling(state, epoch, &self.ctx)?;
         for index in 0..count {
-            let committee = t::get_beacon_committee(state, slot, index, &self.ctx)?;
+            let committee = t::committee_in(&shuffling, slot, index)?.to_vec();
             if committee.is_empty() {
                 continue;
             }
@@ -400,6 +437,7 @@ impl<'a> Generator<'a> {
         // The head's attestation is signed while the state advances to the next slot.
         let unsigned = self.head_attestation()?;
         let (keys, mode) = (self.keys, self.mode);
+        let known_root = self.state_root;
         let (state, ctx) = (&mut self.state, &mut self.ctx);
         let (signed, advanced) = rayon::join(
             || -> Result<Option<Attestation>> {
@@ -411,7 +449,9 @@ impl<'a> Generator<'a> {
             },
             || {
                 let t1 = Instant::now();
-                t::process_slots(state, slot, ctx).map(|()| t1.elapsed())
+                // The state is the head block's post state, whose root is known.
+                ctx.with_known_root(Some(known_root), |c| t::process_slots(state, slot, c))
+                    .map(|()| t1.elapsed())
             },
         );
         let attestation = signed?;
@@ -474,13 +514,20 @@ impl<'a> Generator<'a> {
         };
         let proposer_domain = t::get_domain(state, t::DOMAIN_BEACON_PROPOSER, None)?;
         let t3 = Instant::now();
-        t::process_block(
-            &mut self.state,
-            &block,
-            &self.ctx,
-            &mut SignatureChecker::skip(),
-        )?;
-        block.state_root = Root::from(t::hash_tree_root_mut(&mut self.state)?);
+        // As the importer runs: the registry memo holds from block to block inside an
+        // epoch, and as the generator's blocks carry no operation that touches a
+        // validator, the registry need not be compared for the root then.
+        let continues = t::compute_epoch_at_slot(slot) == t::compute_epoch_at_slot(self.head_slot);
+        let state = &mut self.state;
+        self.ctx.with_registry_memo(continues, |c| {
+            t::process_block(state, &block, c, &mut SignatureChecker::skip())
+        })?;
+        let root = self
+            .ctx
+            .with_unchanged_validators(continues, |c| c.state_root(&self.state))?;
+        block.state_root = Root::from(root);
+        self.state_root = root;
+        self.head_slot = slot;
         let block_root = t::hash_tree_root(&block)?;
         let t4 = Instant::now();
         let signing_root = t::compute_signing_root_of(block_root, proposer_domain)?;
@@ -605,7 +652,7 @@ pub fn generate_to_dir(
     timings.genesis = genesis_time;
     timings.writing = writing;
     timings.total = start.elapsed();
-    let state_root = t::hash_tree_root(gen.state())?;
+    let state_root = gen.state_root();
     let s = gen.state();
     Ok(DevnetSummary {
         preset: if types::SLOTS_PER_EPOCH == 8 {

@@ -269,13 +269,13 @@ pub fn process_pending_deposits(state: &mut types::BeaconState, ctx: &Transition
         }
         let mut is_validator_exited = false;
         let mut is_validator_withdrawn = false;
-        if let Some(index) = find_validator_by_pubkey(state, &deposit.pubkey) {
+        if let Some(index) = find_validator_by_pubkey_in(state, &deposit.pubkey, ctx) {
             let v = &state.validators[index as usize];
             is_validator_exited = v.exit_epoch < FAR_FUTURE_EPOCH;
             is_validator_withdrawn = v.withdrawable_epoch < next_epoch;
         }
         if is_validator_withdrawn {
-            super::process_epoch::apply_pending_deposit(state, deposit, cfg)?;
+            super::process_epoch::apply_pending_deposit(state, deposit, ctx)?;
         } else if is_validator_exited {
             deposits_to_postpone.push(deposit.clone());
         } else {
@@ -285,7 +285,7 @@ pub fn process_pending_deposits(state: &mut types::BeaconState, ctx: &Transition
                 break;
             }
             processed_amount = processed_amount.safe_add(deposit.amount)?;
-            super::process_epoch::apply_pending_deposit(state, deposit, cfg)?;
+            super::process_epoch::apply_pending_deposit(state, deposit, ctx)?;
         }
         next_deposit_index += 1;
     }
@@ -390,7 +390,6 @@ pub fn process_deposit(
     ctx: &TransitionCtx,
     sigs: &SignatureChecker,
 ) -> Result<()> {
-    let cfg = ctx.cfg();
     let leaf = hash_tree_root(&deposit.data)?;
     ensure!(
         is_valid_merkle_branch(
@@ -410,7 +409,7 @@ pub fn process_deposit(
         &deposit.data.withdrawal_credentials,
         deposit.data.amount,
         &deposit.data.signature,
-        cfg,
+        ctx,
         sigs,
     )
 }
@@ -423,10 +422,11 @@ pub fn apply_deposit(
     withdrawal_credentials: &Bytes32,
     amount: u64,
     signature: &BLSSignature,
-    cfg: &ChainConfig,
+    ctx: &TransitionCtx,
     sigs: &SignatureChecker,
 ) -> Result<()> {
-    if find_validator_by_pubkey(state, pubkey).is_none() {
+    let cfg = ctx.cfg();
+    if find_validator_by_pubkey_in(state, pubkey, ctx).is_none() {
         if is_valid_deposit_signature(pubkey, withdrawal_credentials, amount, signature, cfg, sigs)?
         {
             add_validator_to_registry(state, pubkey, withdrawal_credentials, 0)?;

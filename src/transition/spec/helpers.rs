@@ -738,6 +738,18 @@ pub fn find_validator_by_pubkey(state: &BeaconState, pubkey: &BLSPubkey) -> Opti
         .map(|i| i as u64)
 }
 
+/// [`find_validator_by_pubkey`] through the context's pubkey index: one hash probe for a
+/// known key instead of a registry scan (the same answer, see
+/// [`PubkeyIndex::find_validator_index`](crate::transition::pubkey_index::PubkeyIndex)).
+pub fn find_validator_by_pubkey_in(
+    state: &BeaconState,
+    pubkey: &BLSPubkey,
+    ctx: &TransitionCtx,
+) -> Option<u64> {
+    ctx.pubkeys()
+        .find_validator_index(&state.validators, pubkey.as_bytes())
+}
+
 /// `get_beacon_proposer_indices` (Fulu): the proposers of every slot of `epoch`.
 pub fn get_beacon_proposer_indices(state: &BeaconState, epoch: u64) -> Result<Vec<u64>> {
     let indices = get_active_validator_indices(state, epoch);

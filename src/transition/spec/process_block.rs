@@ -844,7 +844,8 @@ pub fn process_withdrawal_request(
     {
         return Ok(());
     }
-    let Some(index) = find_validator_by_pubkey(state, &withdrawal_request.validator_pubkey) else {
+    let Some(index) = find_validator_by_pubkey_in(state, &withdrawal_request.validator_pubkey, ctx)
+    else {
         return Ok(());
     };
     let v = validator(state, index)?;
@@ -897,11 +898,13 @@ pub fn process_withdrawal_request(
 pub fn is_valid_switch_to_compounding_request(
     state: &BeaconState,
     consolidation_request: &ConsolidationRequest,
+    ctx: &TransitionCtx,
 ) -> bool {
     if consolidation_request.source_pubkey != consolidation_request.target_pubkey {
         return false;
     }
-    let Some(index) = find_validator_by_pubkey(state, &consolidation_request.source_pubkey) else {
+    let Some(index) = find_validator_by_pubkey_in(state, &consolidation_request.source_pubkey, ctx)
+    else {
         return false;
     };
     let v = &state.validators[index as usize];
@@ -923,9 +926,9 @@ pub fn process_consolidation_request(
     ctx: &TransitionCtx,
 ) -> Result<()> {
     let cfg = ctx.cfg();
-    if is_valid_switch_to_compounding_request(state, consolidation_request) {
+    if is_valid_switch_to_compounding_request(state, consolidation_request, ctx) {
         if let Some(source_index) =
-            find_validator_by_pubkey(state, &consolidation_request.source_pubkey)
+            find_validator_by_pubkey_in(state, &consolidation_request.source_pubkey, ctx)
         {
             switch_to_compounding_validator(state, source_index)?;
         }
@@ -940,11 +943,13 @@ pub fn process_consolidation_request(
     if get_consolidation_churn_limit(state, cfg)? <= MIN_ACTIVATION_BALANCE {
         return Ok(());
     }
-    let Some(source_index) = find_validator_by_pubkey(state, &consolidation_request.source_pubkey)
+    let Some(source_index) =
+        find_validator_by_pubkey_in(state, &consolidation_request.source_pubkey, ctx)
     else {
         return Ok(());
     };
-    let Some(target_index) = find_validator_by_pubkey(state, &consolidation_request.target_pubkey)
+    let Some(target_index) =
+        find_validator_by_pubkey_in(state, &consolidation_request.target_pubkey, ctx)
     else {
         return Ok(());
     };

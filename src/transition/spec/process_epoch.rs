@@ -404,9 +404,10 @@ pub fn process_eth1_data_reset(state: &mut BeaconState) -> Result<()> {
 pub fn apply_pending_deposit(
     state: &mut BeaconState,
     deposit: &PendingDeposit,
-    cfg: &ChainConfig,
+    ctx: &TransitionCtx,
 ) -> Result<()> {
-    match find_validator_by_pubkey(state, &deposit.pubkey) {
+    let cfg = ctx.cfg();
+    match find_validator_by_pubkey_in(state, &deposit.pubkey, ctx) {
         None => {
             // Signatures of pending deposits are checked inline (they decide the branch).
             let checker = crate::transition::SignatureChecker::verify_inline();
@@ -453,13 +454,13 @@ pub fn process_pending_deposits(state: &mut BeaconState, ctx: &TransitionCtx) ->
         }
         let mut is_validator_exited = false;
         let mut is_validator_withdrawn = false;
-        if let Some(index) = find_validator_by_pubkey(state, &deposit.pubkey) {
+        if let Some(index) = find_validator_by_pubkey_in(state, &deposit.pubkey, ctx) {
             let v = &state.validators[index as usize];
             is_validator_exited = v.exit_epoch < FAR_FUTURE_EPOCH;
             is_validator_withdrawn = v.withdrawable_epoch < next_epoch;
         }
         if is_validator_withdrawn {
-            apply_pending_deposit(state, deposit, cfg)?;
+            apply_pending_deposit(state, deposit, ctx)?;
         } else if is_validator_exited {
             deposits_to_postpone.push(deposit.clone());
         } else {
@@ -469,7 +470,7 @@ pub fn process_pending_deposits(state: &mut BeaconState, ctx: &TransitionCtx) ->
                 break;
             }
             processed_amount = processed_amount.safe_add(deposit.amount)?;
-            apply_pending_deposit(state, deposit, cfg)?;
+            apply_pending_deposit(state, deposit, ctx)?;
         }
         next_deposit_index += 1;
     }
