@@ -196,9 +196,6 @@ pub struct Generator<'a> {
     /// The root of `state` (the head block's state root): the next slot's
     /// `process_slot` need not hash it again.
     state_root: [u8; 32],
-    /// The slot of the head block (the registry memo holds while blocks stay in its
-    /// epoch).
-    head_slot: u64,
     validator_of_pubkey: HashMap<[u8; 48], u64>,
     mode: SigningMode,
     /// Signatures made so far.
@@ -217,7 +214,6 @@ impl<'a> Generator<'a> {
         let mut header = state.latest_block_header.clone();
         header.state_root = Root::from(state_root);
         let head_root = t::hash_tree_root(&header)?;
-        let head_slot = state.slot;
         let validator_of_pubkey = keys
             .pubkeys
             .iter()
@@ -231,7 +227,6 @@ impl<'a> Generator<'a> {
             state,
             head_root,
             state_root,
-            head_slot,
             validator_of_pubkey,
             mode: SigningMode::Each,
             signatures: 0,
@@ -433,7 +428,9 @@ impl<'a> Generator<'a> {
     /// applying it, and the proposer's signature. The head moves to it.
     pub fn next_block(&mut self) -> Result<SignedBeaconBlock> {
         let t0 = Instant::now();
-        let slot = self.state.slot + 1;
+        // The generator makes a block every slot: the head block's slot is the state's.
+        let head_slot = self.state.slot;
+        let slot = head_slot + 1;
         // The head's attestation is signed while the state advances to the next slot.
         let unsigned = self.head_attestation()?;
         let (keys, mode) = (self.keys, self.mode);
@@ -517,7 +514,7 @@ impl<'a> Generator<'a> {
         // As the importer runs: the registry memo holds from block to block inside an
         // epoch, and as the generator's blocks carry no operation that touches a
         // validator, the registry need not be compared for the root then.
-        let continues = t::compute_epoch_at_slot(slot) == t::compute_epoch_at_slot(self.head_slot);
+        let continues = t::compute_epoch_at_slot(slot) == t::compute_epoch_at_slot(head_slot);
         let state = &mut self.state;
         self.ctx.with_registry_memo(continues, |c| {
             t::process_block(state, &block, c, &mut SignatureChecker::skip())
@@ -527,7 +524,6 @@ impl<'a> Generator<'a> {
             .with_unchanged_validators(continues, |c| c.state_root(&self.state))?;
         block.state_root = Root::from(root);
         self.state_root = root;
-        self.head_slot = slot;
         let block_root = t::hash_tree_root(&block)?;
         let t4 = Instant::now();
         let signing_root = t::compute_signing_root_of(block_root, proposer_domain)?;
