@@ -189,6 +189,97 @@ pub fn p1_generator() -> blst_p1 {
     unsafe { *blst::blst_p1_generator() }
 }
 
+/// The affine forms of many points at once (Montgomery's trick: one inversion per
+/// ~1,500 points, ~6 multiplications each); infinity becomes (0, 0).
+pub fn p1s_to_affine(points: &[blst_p1]) -> Vec<blst_p1_affine> {
+    let mut out = vec![blst_p1_affine::default(); points.len()];
+    if points.is_empty() {
+        return out;
+    }
+    let pointers: Vec<*const blst_p1> = points.iter().map(|p| p as *const blst_p1).collect();
+    // SAFETY: `out` has `points.len()` initialized, exclusively borrowed entries, the
+    // `npoints` blst writes; `pointers` holds `points.len()` non-null pointers, each from
+    // a reference into `points` (which outlives the call), so blst never falls back to
+    // "the point after the previous one"; it keeps none of them.
+    unsafe { blst::blst_p1s_to_affine(out.as_mut_ptr(), pointers.as_ptr(), points.len()) };
+    out
+}
+
+/// Multiplication of the G1 generator by 256-bit scalars through a comb of precomputed
+/// multiples: the scalar is cut into `bits`-bit digits, and digit `j` selects
+/// `d·2^(bits·j)·G` from window `j`'s table, so a product is one mixed addition per
+/// nonzero digit (22 at 12 bits) and no doubling — against blst's `sk_to_pk`, ~255
+/// doublings and ~50 additions. Tables: `⌈256/bits⌉ · (2^bits − 1)` affine points
+/// (8 bits: 784 KiB, built in ~8k additions; 12 bits: 8.6 MiB, ~90k).
+///
+/// **Variable time** in the scalar (a table entry is chosen by each digit): for public
+/// test keys (the interop keys of a devnet), never for secrets.
+pub struct GeneratorComb {
+    bits: u32,
+    windows: usize,
+    /// `table[j · (2^bits − 1) + d − 1] = d · 2^(bits·j) · G`.
+    table: Vec<blst_p1_affine>,
+}
+
+impl GeneratorComb {
+    /// The tables for `bits`-bit digits (1 ..= 16).
+    pub fn new(bits: u32) -> Self {
+        assert!((1..=16).contains(&bits), "comb digits of {bits} bits");
+        let windows = 256usize.div_ceil(bits as usize);
+        let per = (1usize << bits) - 1;
+        let mut jacobian = Vec::with_capacity(windows * per);
+        let mut base = p1_generator();
+        for _ in 0..windows {
+            let base_affine = p1_to_affine(&base);
+            let mut acc = base;
+            jacobian.push(acc);
+            for _ in 1..per {
+                acc = p1_add_affine(&acc, &base_affine);
+                jacobian.push(acc);
+            }
+            for _ in 0..bits {
+                base = p1_double(&base);
+            }
+        }
+        Self {
+            bits,
+            windows,
+            table: p1s_to_affine(&jacobian),
+        }
+    }
+
+    /// Digit `j` of the little-endian scalar: bits `bits·j ..` (zero past bit 255).
+    fn digit(&self, scalar_le: &[u8; 32], j: usize) -> usize {
+        let offset = self.bits as usize * j;
+        let mut word = 0u32;
+        for k in 0..3 {
+            if let Some(&b) = scalar_le.get(offset / 8 + k) {
+                word |= (b as u32) << (8 * k);
+            }
+        }
+        ((word >> (offset % 8)) & ((1u32 << self.bits) - 1)) as usize
+    }
+
+    /// k·G for the 256-bit little-endian scalar k (Jacobian; infinity for k = 0).
+    pub fn mul(&self, scalar_le: &[u8; 32]) -> blst_p1 {
+        let per = (1usize << self.bits) - 1;
+        let mut acc = p1_infinity();
+        for j in 0..self.windows {
+            let d = self.digit(scalar_le, j);
+            if d != 0 {
+                acc = p1_add_affine(&acc, &self.table[j * per + d - 1]);
+            }
+        }
+        acc
+    }
+
+    /// k·G for each scalar, in affine form (one batched inversion).
+    pub fn mul_many_affine(&self, scalars_le: &[[u8; 32]]) -> Vec<blst_p1_affine> {
+        let points: Vec<blst_p1> = scalars_le.iter().map(|k| self.mul(k)).collect();
+        p1s_to_affine(&points)
+    }
+}
+
 // ---- field elements and the GPU's words ----
 
 /// The 12 little-endian u32 words of a field element's Montgomery form.

@@ -8,6 +8,7 @@
 //! only fit test networks.
 
 use blst::min_pk::{PublicKey, SecretKey};
+use quasar_kernels::bls::GeneratorComb;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
@@ -75,17 +76,43 @@ pub struct InteropKeys {
 }
 
 impl InteropKeys {
+    /// The pubkeys come from a [`GeneratorComb`] (one mixed addition per 8- or 12-bit
+    /// digit of the secret, affine forms batched per chunk) — the same points as
+    /// `sk_to_pk`, ~6× faster; at a million validators this was most of a devnet's
+    /// generation. The comb is variable-time, which only public interop keys allow.
     pub fn generate(n: usize) -> Result<Self, DevnetError> {
-        let pairs: Vec<(SecretKey, PublicKey)> = (0..n as u64)
+        let secret_be: Vec<[u8; 32]> = (0..n as u64)
             .into_par_iter()
-            .map(|i| {
-                let sk = interop_secret_key(i)?;
-                let pk = sk.sk_to_pk();
-                Ok((sk, pk))
+            .map(interop_secret_bytes)
+            .collect();
+        let secret: Vec<SecretKey> = secret_be
+            .par_iter()
+            .enumerate()
+            .map(|(i, be)| {
+                SecretKey::from_bytes(be)
+                    .map_err(|e| DevnetError::Bls(format!("interop key {i}: {e:?}")))
             })
             .collect::<Result<_, DevnetError>>()?;
-        let pubkeys = pairs.par_iter().map(|(_, pk)| pk.compress()).collect();
-        let (secret, public) = pairs.into_iter().unzip();
+        // Tables: 784 KiB at 8 bits (built in ~10 ms), 8.6 MiB at 12 (~0.1 s).
+        let comb = GeneratorComb::new(if n >= 1 << 15 { 12 } else { 8 });
+        let mut public = vec![PublicKey::default(); n];
+        public
+            .par_chunks_mut(1024)
+            .zip(secret_be.par_chunks(1024))
+            .for_each(|(out, chunk)| {
+                let le: Vec<[u8; 32]> = chunk
+                    .iter()
+                    .map(|be| {
+                        let mut k = *be;
+                        k.reverse();
+                        k
+                    })
+                    .collect();
+                for (o, p) in out.iter_mut().zip(comb.mul_many_affine(&le)) {
+                    *o = PublicKey::from(p);
+                }
+            });
+        let pubkeys = public.par_iter().map(|pk| pk.compress()).collect();
         Ok(Self {
             secret,
             public,

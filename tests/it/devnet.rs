@@ -71,6 +71,23 @@ fn interop_keys_match_the_reference() {
     }
 }
 
+/// From 2^15 keys on the generator uses its 12-bit comb: every pubkey of a sample
+/// across the range is blst's own `sk_to_pk` of the interop secret.
+#[test]
+fn interop_pubkeys_at_scale_are_sk_to_pk() {
+    let n = 1usize << 15;
+    let keys = devnet::InteropKeys::generate(n).unwrap();
+    assert_eq!(keys.len(), n);
+    let sample = (0..n).step_by(509).chain([1, n - 2, n - 1]);
+    for i in sample {
+        let sk = devnet::interop_secret_key(i as u64).unwrap();
+        let want = sk.sk_to_pk().compress();
+        assert_eq!(keys.pubkeys[i], want, "pubkey {i}");
+        assert_eq!(keys.public[i].compress(), want, "public {i}");
+        assert_eq!(keys.secret[i].to_bytes(), sk.to_bytes(), "secret {i}");
+    }
+}
+
 #[test]
 fn devnet_chain_verifies_justifies_and_finalizes() {
     let dir = tempfile::tempdir().unwrap();
