@@ -40,7 +40,7 @@ use crate::transition::{
 };
 use crate::types::ssz::{ssz_encode, SszDecode};
 use crate::types::Preset;
-use types::{BeaconState, SignedBeaconBlock};
+use types::{BeaconBlockBody, BeaconState, SignedBeaconBlock};
 
 type Root = [u8; 32];
 
@@ -359,10 +359,13 @@ impl Chain {
             .on_tick_ms(time.max(config.slot_start_ms(head.slot)));
         let mut state = base;
         let mut tctx = self.ctx.take();
+        // The root of `state` once a block is replayed (the snapshot's is not kept).
+        let mut state_root: Option<[u8; 32]> = None;
         let result = (|| -> Result<(), ImportError> {
-            for (i, b) in chain.iter().enumerate() {
+            for b in chain.iter() {
                 let root = t::hash_tree_root(&b.message).map_err(internal)?;
-                let votes = replay_block(&mut state, b, &mut tctx, i > 0).map_err(internal)?;
+                let votes =
+                    replay_block(&mut state, b, &mut tctx, &mut state_root).map_err(internal)?;
                 if b.message.slot > finalized_slot {
                     let parent = *b.message.parent_root.as_bytes();
                     let (uj, uf) = t::compute_unrealized_checkpoints(&state).map_err(internal)?;
@@ -393,9 +396,11 @@ impl Chain {
         self.ctx = tctx;
         result?;
         self.fork_choice.update_checkpoints(justified, finalized);
-        let want = self
-            .store
-            .get_state_summary(&t::state_root_of(&state).map_err(internal)?)?;
+        let state_root = match state_root {
+            Some(r) => r,
+            None => t::state_root_of(&state).map_err(internal)?,
+        };
+        let want = self.store.get_state_summary(&state_root)?;
         if want.map(|s| s.latest_block_root) != Some(head.root) {
             return Err(internal(format!(
                 "replaying the stored blocks to the head 0x{} gives a state the store does not know",
@@ -1308,8 +1313,9 @@ pub(crate) fn rebuild_state_of_block(
     let mut state = base;
     // A sibling context: the chain's caches, its own root carry (from block to block).
     let mut ctx = ctx.sibling();
-    for (i, b) in chain.iter().rev().enumerate() {
-        replay_block(&mut state, b, &mut ctx, i > 0).map_err(internal)?;
+    let mut known_root = None;
+    for b in chain.iter().rev() {
+        replay_block(&mut state, b, &mut ctx, &mut known_root).map_err(internal)?;
     }
     Ok(state)
 }
@@ -1459,15 +1465,7 @@ fn apply_run_with(
             // was checked), in the same epoch: the registry memo holds.
             let continues = known_root.is_some()
                 && t::compute_epoch_at_slot(slot) == t::compute_epoch_at_slot(parent_slot);
-            let unchanged = continues
-                && body.proposer_slashings.is_empty()
-                && body.attester_slashings.is_empty()
-                && body.voluntary_exits.is_empty()
-                && body.deposits.is_empty()
-                && body.bls_to_execution_changes.is_empty()
-                && body.execution_requests.deposits.is_empty()
-                && body.execution_requests.withdrawals.is_empty()
-                && body.execution_requests.consolidations.is_empty();
+            let unchanged = continues && touches_no_validator(body);
             let step = (|| -> Result<bool, TransitionError> {
                 // The state's root is known while it is the previous block's post state
                 // (checked against that block): process_slot need not hash it again.
@@ -1718,26 +1716,58 @@ fn unix_now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Apply a stored (already verified) block: no signature or state-root checks. Returns
-/// the block's votes.
-/// `continues`: the state is the previous replayed block's post state (the registry memo
-/// holds within its epoch).
+/// Whether a block body carries no operation that changes an existing validator (its
+/// attestations and sync aggregate touch balances and participation, never the registry).
+fn touches_no_validator(body: &BeaconBlockBody) -> bool {
+    body.proposer_slashings.is_empty()
+        && body.attester_slashings.is_empty()
+        && body.voluntary_exits.is_empty()
+        && body.deposits.is_empty()
+        && body.bls_to_execution_changes.is_empty()
+        && body.execution_requests.deposits.is_empty()
+        && body.execution_requests.withdrawals.is_empty()
+        && body.execution_requests.consolidations.is_empty()
+}
+
+/// Apply a stored (already verified) block: no signature check. Returns the block's votes.
+/// `known_root`: the root of `state` as it stands, when it is the previous replayed
+/// block's post state (set to this block's post-state root on return).
+///
+/// The post state's root is taken as the importer takes it, through the carried cache
+/// with the same declarations (the state before it known, the registry not compared when
+/// the block stays in its epoch and touches no validator), and it must be the block's
+/// own: a stored block that does not reproduce its root is a corrupt store, not a fork.
 fn replay_block(
     state: &mut BeaconState,
     block: &SignedBeaconBlock,
     ctx: &mut TransitionCtx,
-    continues: bool,
+    known_root: &mut Option<[u8; 32]>,
 ) -> Result<Vec<Vote>, TransitionError> {
-    let continues = continues
+    let continues = known_root.is_some()
         && t::compute_epoch_at_slot(state.slot) == t::compute_epoch_at_slot(block.message.slot);
     if state.slot < block.message.slot {
-        t::process_slots(state, block.message.slot, ctx)?;
+        ctx.with_known_root(known_root.take(), |c| {
+            t::process_slots(state, block.message.slot, c)
+        })?;
     }
+    *known_root = None;
     let mut skip = SignatureChecker::skip();
-    ctx.with_registry_memo(continues, |c| {
+    let votes = ctx.with_registry_memo(continues, |c| {
         t::process_block(state, &block.message, c, &mut skip)?;
         votes_of(state, block, c)
-    })
+    })?;
+    let unchanged = continues && touches_no_validator(&block.message.body);
+    let root = ctx.with_unchanged_validators(unchanged, |c| c.state_root(state))?;
+    if &root != block.message.state_root.as_bytes() {
+        return Err(TransitionError::Internal(format!(
+            "stored block at slot {} does not reproduce its state root (0x{} != 0x{}): the store is corrupt",
+            block.message.slot,
+            hex(&root),
+            hex(block.message.state_root.as_bytes()),
+        )));
+    }
+    *known_root = Some(root);
+    Ok(votes)
 }
 
 /// Record the anchor (genesis) state in a new store: its snapshot and summary, the
