@@ -1743,14 +1743,12 @@ fn replay_block(
     ctx: &mut TransitionCtx,
     known_root: &mut Option<[u8; 32]>,
 ) -> Result<Vec<Vote>, TransitionError> {
-    let continues = known_root.is_some()
+    let known = known_root.take();
+    let continues = known.is_some()
         && t::compute_epoch_at_slot(state.slot) == t::compute_epoch_at_slot(block.message.slot);
     if state.slot < block.message.slot {
-        ctx.with_known_root(known_root.take(), |c| {
-            t::process_slots(state, block.message.slot, c)
-        })?;
+        ctx.with_known_root(known, |c| t::process_slots(state, block.message.slot, c))?;
     }
-    *known_root = None;
     let mut skip = SignatureChecker::skip();
     let votes = ctx.with_registry_memo(continues, |c| {
         t::process_block(state, &block.message, c, &mut skip)?;
